@@ -1,0 +1,987 @@
+//! The client session state machine, shared by the native and the wasm client.
+//!
+//! It does no I/O and reads no clock. A driver (tokio + quinn, or web-sys) moves bytes:
+//! - in: [`ClientSession::on_stream_data`] for the control stream ([`CONTROL`]) and each
+//!   server-opened uni stream (any other id the driver picks), [`ClientSession::on_datagram`];
+//! - out: [`ClientSession::poll_transmit`] says which lane (control, commands, acks,
+//!   datagram) each encoded frame goes to;
+//! - time: [`ClientSession::poll_timeout`] / [`ClientSession::handle_timeout`] with
+//!   milliseconds from any monotonic clock.
+//!
+//! It owns the handshake (Hello -> HelloAck -> Auth -> AuthOk -> ShardAssignment), request
+//! ids and their replies (with timeouts), room -> shard routing, hot-room bookkeeping and
+//! per-room ordering: room events are delivered strictly by offset, whichever stream they
+//! came on, so a room's promotion to its own stream (or demotion back) never reorders it.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::codec::{DecodeError, Decoder};
+use crate::message::*;
+use crate::shard::shard_of;
+use crate::types::*;
+
+/// Driver-chosen id of an inbound stream. The control stream is always [`CONTROL`].
+pub type StreamId = u64;
+/// The id of the control stream.
+pub const CONTROL: StreamId = 0;
+
+/// Settings of one session.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub credentials: Credentials,
+    /// Free-form client name sent in Hello (for logs).
+    pub client_name: String,
+    /// A request without a reply after this long fails with [`ErrorCode::Timeout`].
+    pub request_timeout_ms: u64,
+    /// Largest frame accepted from the server.
+    pub max_frame: usize,
+    /// Out-of-order room events buffered per room before the session gives up.
+    pub reorder_limit: usize,
+    /// Rooms to join as soon as the session is ready (used on reconnect).
+    pub rejoin: Vec<String>,
+}
+
+impl ClientConfig {
+    /// Defaults for a nick-only (open dev mode) session.
+    pub fn with_nick(nick: impl Into<String>) -> Self {
+        ClientConfig {
+            credentials: Credentials::Nick(nick.into()),
+            client_name: concat!("garou-protocol/", env!("CARGO_PKG_VERSION")).into(),
+            request_timeout_ms: 10_000,
+            max_frame: crate::DEFAULT_MAX_FRAME,
+            reorder_limit: 4096,
+            rejoin: Vec::new(),
+        }
+    }
+}
+
+/// Where an outgoing frame must be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// The control stream (client's first bidi stream).
+    Control,
+    /// The client->server commands uni stream.
+    Commands,
+    /// The client->server acks uni stream.
+    Acks,
+    /// A datagram (unreliable).
+    Datagram,
+}
+
+/// One encoded frame to write on `lane`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub lane: Lane,
+    pub data: Bytes,
+}
+
+/// An error the server returned, or one raised locally (timeout, disconnect).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What a successful request returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Nick(String),
+    Joined(JoinInfo),
+    Left(String),
+    Rooms(Vec<RoomInfo>),
+    Users {
+        room: String,
+        users: Vec<MemberInfo>,
+    },
+    /// A Send or DirectMessage was accepted.
+    Sent {
+        room: String,
+        id: MsgId,
+        offset: Offset,
+    },
+    Done,
+}
+
+/// The answer to a join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinInfo {
+    pub room: RoomInfo,
+    pub role: Role,
+    pub offset: Offset,
+    pub members: Vec<MemberInfo>,
+}
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed; commands flow from now on.
+    Ready {
+        session: u64,
+        user: UserId,
+        nick: String,
+        num_shards: u16,
+    },
+    Welcome(String),
+    /// The answer to request `req`.
+    Reply {
+        req: ReqId,
+        result: Result<Reply, Failure>,
+    },
+    /// A room from [`ClientConfig::rejoin`] was joined again (or could not be).
+    Rejoined {
+        room: String,
+        result: Result<JoinInfo, Failure>,
+    },
+    /// A room event, in offset order. `via` is the stream it arrived on.
+    Room {
+        event: Message,
+        via: StreamKind,
+    },
+    Typing {
+        room: String,
+        user: UserId,
+        nick: String,
+    },
+    Presence {
+        user: UserId,
+        nick: String,
+        online: bool,
+    },
+    Receipt(Receipt),
+    Promoted {
+        room: String,
+    },
+    Demoted {
+        room: String,
+    },
+    Throttled {
+        retry_after_ms: u32,
+    },
+    /// The server is shutting down; the connection will close.
+    Shutdown {
+        reason: String,
+    },
+    /// An error not tied to a request.
+    Error(Failure),
+}
+
+/// Why the session cannot go on; the driver should close the connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("undecodable input: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("refused by server: {0}")]
+    Refused(Failure),
+    #[error("no traffic from the server for {0} ms")]
+    Timeout(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    AwaitHelloAck,
+    AwaitAuthOk,
+    AwaitShards,
+    Ready,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    Plain,
+    Join(String),
+    Rejoin(String),
+    Leave(String),
+}
+
+#[derive(Debug)]
+struct Pending {
+    deadline: u64,
+    kind: PendingKind,
+}
+
+/// Ordering state of one room.
+#[derive(Debug, Default)]
+struct RoomTrack {
+    /// Next offset to deliver; `None` while a join is in flight.
+    next: Option<Offset>,
+    /// Events that arrived ahead of `next`.
+    ahead: BTreeMap<Offset, (Message, StreamKind)>,
+}
+
+#[derive(Debug)]
+struct Inbound {
+    decoder: Decoder,
+    kind: Option<StreamKind>,
+}
+
+/// The client side of one connection. See the module docs.
+#[derive(Debug)]
+pub struct ClientSession {
+    config: ClientConfig,
+    state: State,
+    session: u64,
+    user: UserId,
+    nick: String,
+    num_shards: u16,
+    heartbeat_ms: u64,
+    max_frame: usize,
+    next_req: ReqId,
+    next_client_id: u64,
+    pending: HashMap<ReqId, Pending>,
+    /// Commands issued before the handshake finished, sent on Ready.
+    held: Vec<Message>,
+    rooms: HashMap<String, RoomTrack>,
+    hot: HashSet<String>,
+    streams: HashMap<StreamId, Inbound>,
+    opened: HashSet<Lane>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    last_rx: u64,
+    next_ping: u64,
+    ping_nonce: u64,
+}
+
+impl ClientSession {
+    /// A new session; the Hello frame is queued at once.
+    pub fn new(config: ClientConfig, now_ms: u64) -> Self {
+        let mut s = ClientSession {
+            max_frame: config.max_frame,
+            config,
+            state: State::AwaitHelloAck,
+            session: 0,
+            user: 0,
+            nick: String::new(),
+            num_shards: 0,
+            heartbeat_ms: 15_000,
+            next_req: 1,
+            next_client_id: 1,
+            pending: HashMap::new(),
+            held: Vec::new(),
+            rooms: HashMap::new(),
+            hot: HashSet::new(),
+            streams: HashMap::new(),
+            opened: HashSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            last_rx: now_ms,
+            next_ping: u64::MAX,
+            ping_nonce: 0,
+        };
+        s.streams.insert(
+            CONTROL,
+            Inbound {
+                decoder: Decoder::new(s.max_frame),
+                kind: None,
+            },
+        );
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            client: s.config.client_name.clone(),
+        };
+        s.queue(Lane::Control, hello.into());
+        s
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    /// True once the handshake has completed.
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+    /// Our user id (0 before AuthOk).
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+    /// Our current nick.
+    pub fn nick(&self) -> &str {
+        &self.nick
+    }
+    /// Session id given by the server.
+    pub fn session_id(&self) -> u64 {
+        self.session
+    }
+    /// Shard count from the ShardAssignment (0 before it).
+    pub fn num_shards(&self) -> u16 {
+        self.num_shards
+    }
+    /// The shard stream this room's events use while it is not hot.
+    pub fn shard_of(&self, room: &str) -> u16 {
+        shard_of(room, self.num_shards)
+    }
+    /// Whether the room currently has its own hot-room stream.
+    pub fn is_hot(&self, room: &str) -> bool {
+        self.hot.contains(room)
+    }
+    /// Rooms joined (or being joined), for rejoining after a reconnect.
+    pub fn rooms(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.rooms.keys().cloned().collect();
+        v.sort();
+        v
+    }
+    /// Number of requests still waiting for a reply.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len() + self.held.iter().filter(|m| m.request_id().is_some()).count()
+    }
+
+    // ------------------------------------------------------------------ output
+
+    /// The next frame to write, and where.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`ClientSession::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let req = self.pending.values().map(|p| p.deadline).min();
+        let ping = (self.state == State::Ready).then_some(self.next_ping);
+        match (req, ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Expire requests, send keepalives, detect a silent server.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Result<(), SessionError> {
+        let expired: Vec<ReqId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now_ms)
+            .map(|(r, _)| *r)
+            .collect();
+        for req in expired {
+            self.fail_request(
+                req,
+                Failure {
+                    code: ErrorCode::Timeout,
+                    message: "no reply from the server in time".into(),
+                },
+            );
+        }
+        if self.state == State::Ready && now_ms >= self.next_ping {
+            let silent = now_ms.saturating_sub(self.last_rx);
+            if silent > 3 * self.heartbeat_ms {
+                return Err(SessionError::Timeout(silent));
+            }
+            self.ping_nonce += 1;
+            self.queue(
+                Lane::Control,
+                Ping {
+                    nonce: self.ping_nonce,
+                }
+                .into(),
+            );
+            self.next_ping = now_ms + self.heartbeat_ms;
+        }
+        Ok(())
+    }
+
+    /// Fail every outstanding request with `Disconnected` (the connection is gone).
+    pub fn abort(&mut self, reason: &str) {
+        let reqs: Vec<ReqId> = self.pending.keys().copied().collect();
+        for req in reqs {
+            self.fail_request(
+                req,
+                Failure {
+                    code: ErrorCode::Disconnected,
+                    message: reason.into(),
+                },
+            );
+        }
+        for m in std::mem::take(&mut self.held) {
+            if let Some(req) = m.request_id() {
+                self.events.push_back(Event::Reply {
+                    req,
+                    result: Err(Failure {
+                        code: ErrorCode::Disconnected,
+                        message: reason.into(),
+                    }),
+                });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ input
+
+    /// Bytes received on stream `id` ([`CONTROL`] or a server-opened uni stream).
+    pub fn on_stream_data(&mut self, id: StreamId, data: &[u8], now_ms: u64) -> Result<(), SessionError> {
+        self.last_rx = now_ms;
+        let max = self.max_frame;
+        let inbound = self.streams.entry(id).or_insert_with(|| Inbound {
+            decoder: Decoder::new(max),
+            kind: None,
+        });
+        inbound.decoder.push(data);
+        loop {
+            let inbound = self.streams.get_mut(&id).expect("stream present");
+            let Some(frame) = inbound.decoder.next_frame()? else {
+                return Ok(());
+            };
+            let msg = Message::decode(&frame)?;
+            if id == CONTROL {
+                self.on_control(msg, now_ms)?;
+            } else {
+                match (&inbound.kind, msg) {
+                    (None, Message::StreamHeader(h)) => match h.kind {
+                        StreamKind::Shard(i) if i < self.num_shards.max(1) => inbound.kind = Some(h.kind),
+                        StreamKind::Hot(_) => inbound.kind = Some(h.kind),
+                        other => {
+                            return Err(SessionError::Protocol(format!(
+                                "unexpected server stream {other:?}"
+                            )))
+                        }
+                    },
+                    (None, m) => {
+                        return Err(SessionError::Protocol(format!(
+                            "server stream began with {:?}, not StreamHeader",
+                            m.frame_type()
+                        )))
+                    }
+                    (Some(kind), m) => {
+                        let kind = kind.clone();
+                        self.on_room_stream(kind, m)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stream `id` ended cleanly.
+    pub fn on_stream_end(&mut self, id: StreamId) -> Result<(), SessionError> {
+        match self.streams.remove(&id) {
+            Some(inbound) => inbound.decoder.finish().map_err(Into::into),
+            None => Ok(()),
+        }
+    }
+
+    /// A datagram arrived.
+    pub fn on_datagram(&mut self, data: &[u8], now_ms: u64) -> Result<(), SessionError> {
+        self.last_rx = now_ms;
+        // A bad datagram is dropped, not fatal: they are unreliable anyway.
+        match Message::decode_datagram(data, self.max_frame) {
+            Ok(Message::Typing(t)) if self.rooms.contains_key(&t.room) => {
+                self.events.push_back(Event::Typing {
+                    room: t.room,
+                    user: t.user,
+                    nick: t.nick,
+                })
+            }
+            Ok(Message::Presence(p)) => self.events.push_back(Event::Presence {
+                user: p.user,
+                nick: p.nick,
+                online: p.online,
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_control(&mut self, msg: Message, now_ms: u64) -> Result<(), SessionError> {
+        match (self.state, msg) {
+            (_, Message::Error(e)) if e.req.is_none() => {
+                let f = Failure {
+                    code: e.code,
+                    message: e.message,
+                };
+                if self.state != State::Ready {
+                    return Err(SessionError::Refused(f));
+                }
+                self.events.push_back(Event::Error(f));
+            }
+            (State::AwaitHelloAck, Message::HelloAck(a)) => {
+                if a.version != PROTOCOL_VERSION {
+                    return Err(SessionError::Protocol(format!(
+                        "server speaks version {}",
+                        a.version
+                    )));
+                }
+                self.session = a.session;
+                self.max_frame = self.max_frame.min(a.max_frame as usize).max(1024);
+                self.heartbeat_ms = u64::from(a.heartbeat_ms.max(100));
+                self.state = State::AwaitAuthOk;
+                let credentials = self.config.credentials.clone();
+                self.queue(Lane::Control, Auth { credentials }.into());
+            }
+            (State::AwaitAuthOk, Message::AuthOk(ok)) => {
+                self.user = ok.user;
+                self.nick = ok.nick;
+                self.state = State::AwaitShards;
+            }
+            (State::AwaitAuthOk, Message::AuthError(e)) => {
+                return Err(SessionError::Refused(Failure {
+                    code: ErrorCode::AuthFailed,
+                    message: e.reason,
+                }))
+            }
+            (State::AwaitShards, Message::ShardAssignment(s)) => {
+                if s.num_shards == 0 {
+                    return Err(SessionError::Protocol("zero shards assigned".into()));
+                }
+                self.num_shards = s.num_shards;
+                self.state = State::Ready;
+                self.next_ping = now_ms + self.heartbeat_ms;
+                self.events.push_back(Event::Ready {
+                    session: self.session,
+                    user: self.user,
+                    nick: self.nick.clone(),
+                    num_shards: self.num_shards,
+                });
+                for room in std::mem::take(&mut self.config.rejoin) {
+                    let req = self.alloc_req();
+                    self.rooms.entry(room.clone()).or_default();
+                    self.pending.insert(
+                        req,
+                        Pending {
+                            deadline: now_ms + self.config.request_timeout_ms,
+                            kind: PendingKind::Rejoin(room.clone()),
+                        },
+                    );
+                    self.queue(Lane::Commands, Join { req, room }.into());
+                }
+                for m in std::mem::take(&mut self.held) {
+                    self.dispatch(m, now_ms);
+                }
+            }
+            (State::Ready, Message::Ping(p)) => self.queue(Lane::Control, Pong { nonce: p.nonce }.into()),
+            (State::Ready, Message::Pong(_)) => {}
+            (State::Ready, Message::Welcome(w)) => self.events.push_back(Event::Welcome(w.message)),
+            (_, Message::Shutdown(s)) => self.events.push_back(Event::Shutdown { reason: s.reason }),
+            (State::Ready, Message::Throttle(t)) => self.events.push_back(Event::Throttled {
+                retry_after_ms: t.retry_after_ms,
+            }),
+            (State::Ready, Message::RoomPromoted(p)) => {
+                self.hot.insert(p.room.clone());
+                self.events.push_back(Event::Promoted { room: p.room });
+            }
+            (State::Ready, Message::RoomDemoted(d)) => {
+                self.hot.remove(&d.room);
+                self.events.push_back(Event::Demoted { room: d.room });
+            }
+            (State::Ready, Message::Receipt(r)) => self.events.push_back(Event::Receipt(r)),
+            (State::Ready, m) if m.reply_to().is_some() => self.on_reply(m),
+            (state, m) => {
+                return Err(SessionError::Protocol(format!(
+                    "{:?} on the control stream in state {state:?}",
+                    m.frame_type()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn on_reply(&mut self, msg: Message) {
+        let req = msg.reply_to().expect("checked by caller");
+        let Some(p) = self.pending.remove(&req) else {
+            return; // late reply to a request that timed out
+        };
+        let result = match msg {
+            Message::NickOk(m) => {
+                self.nick = m.nick.clone();
+                Ok(Reply::Nick(m.nick))
+            }
+            Message::Joined(m) => Ok(Reply::Joined(JoinInfo {
+                room: m.room,
+                role: m.role,
+                offset: m.offset,
+                members: m.members,
+            })),
+            Message::Left(m) => Ok(Reply::Left(m.room)),
+            Message::RoomList(m) => Ok(Reply::Rooms(m.rooms)),
+            Message::UserList(m) => Ok(Reply::Users {
+                room: m.room,
+                users: m.users,
+            }),
+            Message::Done(_) => Ok(Reply::Done),
+            Message::MessageAck(m) => Ok(Reply::Sent {
+                room: m.room,
+                id: m.id,
+                offset: m.offset,
+            }),
+            Message::Error(e) => Err(Failure {
+                code: e.code,
+                message: e.message,
+            }),
+            _ => unreachable!("reply_to() is Some only for replies"),
+        };
+        self.finish_request(req, p.kind, result);
+    }
+
+    fn fail_request(&mut self, req: ReqId, f: Failure) {
+        if let Some(p) = self.pending.remove(&req) {
+            self.finish_request(req, p.kind, Err(f));
+        }
+    }
+
+    fn finish_request(&mut self, req: ReqId, kind: PendingKind, result: Result<Reply, Failure>) {
+        match (kind, result) {
+            (PendingKind::Join(room), Ok(Reply::Joined(info))) => {
+                self.start_room(&room, info.offset);
+                self.events.push_back(Event::Reply {
+                    req,
+                    result: Ok(Reply::Joined(info)),
+                });
+            }
+            (PendingKind::Rejoin(room), Ok(Reply::Joined(info))) => {
+                self.start_room(&room, info.offset);
+                self.events.push_back(Event::Rejoined {
+                    room,
+                    result: Ok(info),
+                });
+            }
+            (PendingKind::Join(room), result) => {
+                if result.is_err() && self.rooms.get(&room).is_some_and(|t| t.next.is_none()) {
+                    self.rooms.remove(&room);
+                }
+                self.events.push_back(Event::Reply { req, result });
+            }
+            (PendingKind::Rejoin(room), result) => {
+                if self.rooms.get(&room).is_some_and(|t| t.next.is_none()) {
+                    self.rooms.remove(&room);
+                }
+                let result = match result {
+                    Err(f) => Err(f),
+                    Ok(other) => Err(Failure {
+                        code: ErrorCode::Internal,
+                        message: format!("unexpected reply to join: {other:?}"),
+                    }),
+                };
+                self.events.push_back(Event::Rejoined { room, result });
+            }
+            (PendingKind::Leave(room), result) => {
+                if result.is_ok() {
+                    self.rooms.remove(&room);
+                    self.hot.remove(&room);
+                }
+                self.events.push_back(Event::Reply { req, result });
+            }
+            (PendingKind::Plain, result) => self.events.push_back(Event::Reply { req, result }),
+        }
+    }
+
+    fn on_room_stream(&mut self, via: StreamKind, msg: Message) -> Result<(), SessionError> {
+        let Some((room, offset)) = msg.room_offset() else {
+            return Err(SessionError::Protocol(format!(
+                "{:?} on a room stream",
+                msg.frame_type()
+            )));
+        };
+        match &via {
+            StreamKind::Shard(i) if *i != shard_of(room, self.num_shards) => {
+                return Err(SessionError::Protocol(format!(
+                    "room {room} arrived on shard {i}"
+                )))
+            }
+            StreamKind::Hot(r) if r != room => {
+                return Err(SessionError::Protocol(format!(
+                    "room {room} arrived on hot stream of {r}"
+                )))
+            }
+            _ => {}
+        }
+        let room = room.to_owned();
+        let self_join = matches!(&msg, Message::MemberJoined(j) if j.user == self.user);
+        let track = match self.rooms.get_mut(&room) {
+            Some(t) => t,
+            // A room we were added to without asking (a direct message): start at our own join.
+            None if self_join => {
+                self.rooms.insert(room.clone(), RoomTrack::default());
+                self.rooms.get_mut(&room).expect("just inserted")
+            }
+            None => return Ok(()), // a room we left; late events are dropped
+        };
+        if track.next.is_none() && self_join {
+            track.next = Some(offset);
+        }
+        match track.next {
+            Some(next) if offset < next => return Ok(()), // duplicate
+            _ => {}
+        }
+        if track.ahead.len() >= self.config.reorder_limit {
+            return Err(SessionError::Protocol(format!(
+                "room {room}: more than {} events out of order",
+                self.config.reorder_limit
+            )));
+        }
+        track.ahead.insert(offset, (msg, via));
+        self.drain_room(&room);
+        Ok(())
+    }
+
+    fn start_room(&mut self, room: &str, offset: Offset) {
+        let track = self.rooms.entry(room.to_owned()).or_default();
+        if track.next.is_none() {
+            track.next = Some(offset);
+            track.ahead = track.ahead.split_off(&offset);
+        }
+        self.drain_room(room);
+    }
+
+    /// Deliver every event that is next in line.
+    fn drain_room(&mut self, room: &str) {
+        let Some(track) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(mut next) = track.next else { return };
+        let mut left = false;
+        while let Some(entry) = track.ahead.first_entry() {
+            if *entry.key() != next {
+                break;
+            }
+            let (event, via) = entry.remove();
+            next += 1;
+            left |= matches!(&event, Message::MemberLeft(l) if l.user == self.user);
+            self.events.push_back(Event::Room { event, via });
+        }
+        track.next = Some(next);
+        if left {
+            // Removed from the room by someone else (or our own leave): stop tracking.
+            self.rooms.remove(room);
+            self.hot.remove(room);
+        }
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    fn alloc_req(&mut self) -> ReqId {
+        let r = self.next_req;
+        self.next_req = self.next_req.wrapping_add(1).max(1);
+        r
+    }
+
+    fn queue(&mut self, lane: Lane, msg: Message) {
+        if matches!(lane, Lane::Commands | Lane::Acks) && self.opened.insert(lane) {
+            let kind = if lane == Lane::Commands {
+                StreamKind::Commands
+            } else {
+                StreamKind::Acks
+            };
+            self.transmits.push_back(Transmit {
+                lane,
+                data: Message::StreamHeader(StreamHeader { kind }).encode(),
+            });
+        }
+        self.transmits.push_back(Transmit {
+            lane,
+            data: msg.encode(),
+        });
+    }
+
+    fn dispatch(&mut self, msg: Message, now_ms: u64) {
+        if let Some(req) = msg.request_id() {
+            let kind = match &msg {
+                Message::Join(j) => {
+                    self.rooms.entry(j.room.clone()).or_default();
+                    PendingKind::Join(j.room.clone())
+                }
+                Message::CreateRoom(c) => {
+                    self.rooms.entry(c.room.clone()).or_default();
+                    PendingKind::Join(c.room.clone())
+                }
+                Message::Leave(l) => PendingKind::Leave(l.room.clone()),
+                _ => PendingKind::Plain,
+            };
+            self.pending.insert(
+                req,
+                Pending {
+                    deadline: now_ms + self.config.request_timeout_ms,
+                    kind,
+                },
+            );
+        }
+        self.queue(Lane::Commands, msg);
+    }
+
+    fn command(&mut self, now_ms: u64, make: impl FnOnce(ReqId) -> Message) -> ReqId {
+        let req = self.alloc_req();
+        let msg = make(req);
+        if self.state == State::Ready {
+            self.dispatch(msg, now_ms);
+        } else {
+            self.held.push(msg);
+        }
+        req
+    }
+
+    /// Change nick.
+    pub fn set_nick(&mut self, nick: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            SetNick {
+                req,
+                nick: nick.into(),
+            }
+            .into()
+        })
+    }
+    /// Create a room (and join it as owner).
+    pub fn create_room(&mut self, room: &str, kind: RoomKind, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            CreateRoom {
+                req,
+                room: room.into(),
+                kind,
+            }
+            .into()
+        })
+    }
+    /// Join a room (a missing group room is created).
+    pub fn join(&mut self, room: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            Join {
+                req,
+                room: room.into(),
+            }
+            .into()
+        })
+    }
+    /// Leave a room.
+    pub fn leave(&mut self, room: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            Leave {
+                req,
+                room: room.into(),
+            }
+            .into()
+        })
+    }
+    /// Post a message; the reply is [`Reply::Sent`] once the server accepted it.
+    pub fn send(&mut self, room: &str, text: &str, now_ms: u64) -> ReqId {
+        let client_id = self.next_client_id;
+        self.next_client_id += 1;
+        self.command(now_ms, |req| {
+            Send {
+                req,
+                room: room.into(),
+                client_id,
+                text: text.into(),
+            }
+            .into()
+        })
+    }
+    /// Direct message to a user by nick.
+    pub fn direct(&mut self, to: &str, text: &str, now_ms: u64) -> ReqId {
+        let client_id = self.next_client_id;
+        self.next_client_id += 1;
+        self.command(now_ms, |req| {
+            DirectMessage {
+                req,
+                to: to.into(),
+                client_id,
+                text: text.into(),
+            }
+            .into()
+        })
+    }
+    /// Replace a message's text.
+    pub fn edit(&mut self, room: &str, id: MsgId, text: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            Edit {
+                req,
+                room: room.into(),
+                id,
+                text: text.into(),
+            }
+            .into()
+        })
+    }
+    /// Delete a message.
+    pub fn delete(&mut self, room: &str, id: MsgId, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            Delete {
+                req,
+                room: room.into(),
+                id,
+            }
+            .into()
+        })
+    }
+    /// Add (or remove) a reaction.
+    pub fn react(&mut self, room: &str, id: MsgId, emoji: &str, add: bool, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            React {
+                req,
+                room: room.into(),
+                id,
+                emoji: emoji.into(),
+                add,
+            }
+            .into()
+        })
+    }
+    /// List rooms.
+    pub fn list_rooms(&mut self, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| ListRooms { req }.into())
+    }
+    /// List a room's members.
+    pub fn list_users(&mut self, room: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            ListUsers {
+                req,
+                room: room.into(),
+            }
+            .into()
+        })
+    }
+    /// Change a member's role.
+    pub fn set_role(&mut self, room: &str, nick: &str, role: Role, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            SetRole {
+                req,
+                room: room.into(),
+                nick: nick.into(),
+                role,
+            }
+            .into()
+        })
+    }
+
+    /// Tell the room we are typing (a datagram; dropped before the handshake).
+    pub fn typing(&mut self, room: &str) {
+        if self.state == State::Ready {
+            let t = Typing {
+                room: room.into(),
+                user: 0,
+                nick: String::new(),
+            };
+            self.transmits.push_back(Transmit {
+                lane: Lane::Datagram,
+                data: Message::Typing(t).encode(),
+            });
+        }
+    }
+
+    /// Acknowledge receipt of a message to its author.
+    pub fn delivered(&mut self, room: &str, id: MsgId) {
+        if self.state == State::Ready {
+            self.queue(
+                Lane::Acks,
+                Delivered {
+                    room: room.into(),
+                    id,
+                }
+                .into(),
+            );
+        }
+    }
+
+    /// Tell a message's author it was read.
+    pub fn read(&mut self, room: &str, id: MsgId) {
+        if self.state == State::Ready {
+            self.queue(
+                Lane::Acks,
+                Read {
+                    room: room.into(),
+                    id,
+                }
+                .into(),
+            );
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Typed messages, one per frame type, and their payload encoding.
+//!
+//! Payloads are [postcard](https://docs.rs/postcard): serde-driven, varint-compact, no
+//! schema compiler, `no_std`-friendly (so the same code runs in wasm32), and among the
+//! fastest serde formats. Versioning: the Hello frame carries [`PROTOCOL_VERSION`]; within
+//! a version, fields are only ever appended and decoders ignore trailing bytes, so an
+//! older peer can still read a newer payload's prefix.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::DecodeError;
+use crate::frame::{Frame, HEADER_LEN};
+use crate::types::*;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+macro_rules! messages {
+    ($( $(#[$doc:meta])* $code:literal => $name:ident { $($(#[$fdoc:meta])* $field:ident : $fty:ty),* $(,)? } )*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+            pub struct $name { $( $(#[$fdoc])* pub $field: $fty ),* }
+
+            impl From<$name> for Message {
+                fn from(m: $name) -> Message { Message::$name(m) }
+            }
+        )*
+
+        /// Every frame type of the protocol.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum FrameType { $( $name = $code ),* }
+
+        impl FrameType {
+            /// The frame type for a raw type byte, `None` if unknown.
+            pub fn from_u8(b: u8) -> Option<FrameType> {
+                match b { $( $code => Some(FrameType::$name), )* _ => None }
+            }
+        }
+
+        /// A decoded frame.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum Message { $( $name($name) ),* }
+
+        impl Message {
+            /// This message's frame type.
+            pub fn frame_type(&self) -> FrameType {
+                match self { $( Message::$name(_) => FrameType::$name ),* }
+            }
+
+            /// Decode a frame's payload according to its type.
+            pub fn decode(frame: &Frame) -> Result<Message, DecodeError> {
+                let ty = FrameType::from_u8(frame.ty).ok_or(DecodeError::UnknownType(frame.ty))?;
+                let bad = |e: postcard::Error| DecodeError::Payload { ty: frame.ty, reason: e.to_string() };
+                Ok(match ty {
+                    $( FrameType::$name => Message::$name(postcard::from_bytes(&frame.payload).map_err(bad)?), )*
+                })
+            }
+
+            fn write_payload(&self, out: Vec<u8>) -> Vec<u8> {
+                // Serializing into a Vec cannot fail for these plain types.
+                match self {
+                    $( Message::$name(m) => postcard::to_extend(m, out).expect("postcard into Vec"), )*
+                }
+            }
+        }
+    };
+}
+
+messages! {
+    // ---- control 0x00-0x0F (control stream, except StreamHeader) ----
+    /// First frame from the client on the control stream.
+    0x01 => Hello { version: u16, client: String }
+    /// Server's answer to Hello: the session id and the limits the client must respect.
+    0x02 => HelloAck { session: u64, version: u16, server: String, max_frame: u32, heartbeat_ms: u32 }
+    /// Client credentials.
+    0x03 => Auth { credentials: Credentials }
+    /// Authentication accepted.
+    0x04 => AuthOk { user: UserId, nick: String }
+    /// Authentication refused; the server closes after it.
+    0x05 => AuthError { reason: String }
+    /// Keepalive probe (either side).
+    0x06 => Ping { nonce: u64 }
+    /// Keepalive answer.
+    0x07 => Pong { nonce: u64 }
+    /// The client exceeds its command rate: pause for `retry_after_ms`.
+    0x08 => Throttle { retry_after_ms: u32 }
+    /// The server is going away; reconnect later (or elsewhere).
+    0x09 => Shutdown { reason: String }
+    /// First frame on every uni stream: what the stream carries.
+    0x0A => StreamHeader { kind: StreamKind }
+    /// Greeting after the handshake.
+    0x0B => Welcome { message: String }
+
+    // ---- commands 0x10-0x1F (client->server, commands stream) ----
+    /// Change nick.
+    0x10 => SetNick { req: ReqId, nick: String }
+    /// Create a room and join it as owner.
+    0x11 => CreateRoom { req: ReqId, room: String, kind: RoomKind }
+    /// Join a room (a group room that does not exist yet is created).
+    0x12 => Join { req: ReqId, room: String }
+    /// Leave a room.
+    0x13 => Leave { req: ReqId, room: String }
+    /// Post a message. `client_id` is the sender's own id for the message (idempotency).
+    0x14 => Send { req: ReqId, room: String, client_id: u64, text: String }
+    /// Replace the text of a message.
+    0x15 => Edit { req: ReqId, room: String, id: MsgId, text: String }
+    /// Delete a message.
+    0x16 => Delete { req: ReqId, room: String, id: MsgId }
+    /// Add or remove a reaction.
+    0x17 => React { req: ReqId, room: String, id: MsgId, emoji: String, add: bool }
+    /// Direct message to a user by nick (opens the direct room on first use).
+    0x18 => DirectMessage { req: ReqId, to: String, client_id: u64, text: String }
+    /// List rooms visible to the caller.
+    0x19 => ListRooms { req: ReqId }
+    /// List the members of a room.
+    0x1A => ListUsers { req: ReqId, room: String }
+    /// Change a member's role.
+    0x1B => SetRole { req: ReqId, room: String, nick: String, role: Role }
+
+    // ---- replies 0x20-0x2F (server->client, control stream) ----
+    /// Nick accepted.
+    0x20 => NickOk { req: ReqId, nick: String }
+    /// Joined a room. `offset` is the offset of the caller's own MemberJoined event:
+    /// the first event of this room the client delivers.
+    0x21 => Joined { req: ReqId, room: RoomInfo, role: Role, offset: Offset, members: Vec<MemberInfo> }
+    /// Left a room.
+    0x22 => Left { req: ReqId, room: String }
+    /// Rooms visible to the caller.
+    0x23 => RoomList { req: ReqId, rooms: Vec<RoomInfo> }
+    /// Members of a room.
+    0x24 => UserList { req: ReqId, room: String, users: Vec<MemberInfo> }
+    /// A command without a specific answer (edit, delete, react, set role) succeeded.
+    0x25 => Done { req: ReqId }
+
+    // ---- room events 0x30-0x4F (server->client, shard or hot-room stream) ----
+    /// A chat message.
+    0x30 => RoomMessage { room: String, offset: Offset, id: MsgId, author: UserId, nick: String, ts_ms: u64, text: String }
+    /// A message's text was replaced.
+    0x31 => MessageEdited { room: String, offset: Offset, id: MsgId, by: UserId, ts_ms: u64, text: String }
+    /// A message was deleted.
+    0x32 => MessageDeleted { room: String, offset: Offset, id: MsgId, by: UserId }
+    /// A reaction was added or removed.
+    0x33 => ReactionChanged { room: String, offset: Offset, id: MsgId, user: UserId, nick: String, emoji: String, added: bool }
+    /// Someone joined the room.
+    0x34 => MemberJoined { room: String, offset: Offset, user: UserId, nick: String, role: Role }
+    /// Someone left the room.
+    0x35 => MemberLeft { room: String, offset: Offset, user: UserId, nick: String }
+    /// A member's role or nick changed.
+    0x36 => MemberUpdated { room: String, offset: Offset, user: UserId, nick: String, role: Role }
+
+    // ---- shard management 0x50-0x5F (server->client, control stream) ----
+    /// How rooms map onto shard streams for this session.
+    0x50 => ShardAssignment { num_shards: u16 }
+    /// The room now has its own stream; its events arrive there.
+    0x51 => RoomPromoted { room: String }
+    /// The room is back on its shard stream.
+    0x52 => RoomDemoted { room: String, shard: u16 }
+
+    // ---- acks 0x60-0x6F ----
+    /// The server accepted a Send / DirectMessage (control stream).
+    0x60 => MessageAck { req: ReqId, room: String, id: MsgId, offset: Offset }
+    /// The client has received a message (acks stream).
+    0x61 => Delivered { room: String, id: MsgId }
+    /// The client's user has read a message (acks stream).
+    0x62 => Read { room: String, id: MsgId }
+    /// To a message's author: `user` received or read it (control stream).
+    0x63 => Receipt { room: String, id: MsgId, user: UserId, nick: String, read: bool }
+
+    // ---- datagrams 0x80-0x8F (unreliable; payloads stay under 1,200 bytes) ----
+    /// Someone is typing in a room (the client sends user 0 and an empty nick; the server fills them in).
+    0x80 => Typing { room: String, user: UserId, nick: String }
+    /// A user came online or went offline.
+    0x81 => Presence { user: UserId, nick: String, online: bool }
+
+    // ---- error 0xFF ----
+    /// An error, in reply to request `req` if it has one.
+    0xFF => Error { req: Option<ReqId>, code: ErrorCode, message: String }
+}
+
+impl Message {
+    /// Encode into one contiguous frame (header + payload), ready to write.
+    pub fn encode(&self) -> Bytes {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&[self.frame_type() as u8, 0, 0, 0, 0]);
+        let mut out = self.write_payload(out);
+        let len = (out.len() - HEADER_LEN) as u32;
+        out[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+        out.into()
+    }
+
+    /// Decode one whole frame from contiguous bytes (a datagram): header, payload, nothing after.
+    pub fn decode_datagram(data: &[u8], max_frame: usize) -> Result<Message, DecodeError> {
+        let mut dec = crate::Decoder::new(max_frame);
+        dec.push(data);
+        let frame = dec.next_frame()?.ok_or(DecodeError::Truncated(data.len()))?;
+        dec.finish()?;
+        Message::decode(&frame)
+    }
+
+    /// The (room, offset) of a sequenced room event, `None` for other messages.
+    pub fn room_offset(&self) -> Option<(&str, Offset)> {
+        Some(match self {
+            Message::RoomMessage(m) => (&m.room, m.offset),
+            Message::MessageEdited(m) => (&m.room, m.offset),
+            Message::MessageDeleted(m) => (&m.room, m.offset),
+            Message::ReactionChanged(m) => (&m.room, m.offset),
+            Message::MemberJoined(m) => (&m.room, m.offset),
+            Message::MemberLeft(m) => (&m.room, m.offset),
+            Message::MemberUpdated(m) => (&m.room, m.offset),
+            _ => return None,
+        })
+    }
+
+    /// The request id this message answers, if it is a reply.
+    pub fn reply_to(&self) -> Option<ReqId> {
+        Some(match self {
+            Message::NickOk(m) => m.req,
+            Message::Joined(m) => m.req,
+            Message::Left(m) => m.req,
+            Message::RoomList(m) => m.req,
+            Message::UserList(m) => m.req,
+            Message::Done(m) => m.req,
+            Message::MessageAck(m) => m.req,
+            Message::Error(m) => return m.req,
+            _ => return None,
+        })
+    }
+
+    /// The request id a client command carries.
+    pub fn request_id(&self) -> Option<ReqId> {
+        Some(match self {
+            Message::SetNick(m) => m.req,
+            Message::CreateRoom(m) => m.req,
+            Message::Join(m) => m.req,
+            Message::Leave(m) => m.req,
+            Message::Send(m) => m.req,
+            Message::Edit(m) => m.req,
+            Message::Delete(m) => m.req,
+            Message::React(m) => m.req,
+            Message::DirectMessage(m) => m.req,
+            Message::ListRooms(m) => m.req,
+            Message::ListUsers(m) => m.req,
+            Message::SetRole(m) => m.req,
+            _ => return None,
+        })
+    }
+}
+
+impl Error {
+    /// An error reply to request `req`.
+    pub fn reply(req: ReqId, code: ErrorCode, message: impl Into<String>) -> Message {
+        Message::Error(Error {
+            req: Some(req),
+            code,
+            message: message.into(),
+        })
+    }
+
+    /// An error not tied to a request.
+    pub fn fatal(code: ErrorCode, message: impl Into<String>) -> Message {
+        Message::Error(Error {
+            req: None,
+            code,
+            message: message.into(),
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! Small domain types shared by messages, the hub and the clients.
+
+use serde::{Deserialize, Serialize};
+
+/// Client-chosen id of a request; the reply (or Error frame) carries it back.
+pub type ReqId = u32;
+/// Server-assigned user id, stable for the life of the user record.
+pub type UserId = u64;
+/// Server-assigned message id, unique per gateway.
+pub type MsgId = u64;
+/// Per-room sequence number. Every room event gets the next one; clients deliver a
+/// room's events strictly in offset order, whatever stream they arrived on.
+pub type Offset = u64;
+
+/// Kinds of room (seed 000).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RoomKind {
+    /// Private 1:1 conversation: exactly two members, not listed, not joinable.
+    Direct,
+    /// Multi-user chat: joiners become members and may post.
+    Group,
+    /// Public broadcast channel: joiners become guests (read-only) until promoted.
+    Channel,
+}
+
+/// Member roles, weakest first, so `role >= Role::Moderator` reads naturally.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Read-only.
+    Guest,
+    /// Posts, edits and deletes own messages, reacts.
+    Member,
+    /// Also deletes others' messages; mutes and kicks.
+    Moderator,
+    /// Also manages members and roles below admin.
+    Admin,
+    /// Full control, can delete the room.
+    Owner,
+}
+
+impl Role {
+    /// Lower-case name, as shown in member lists and accepted by `/role`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Guest => "guest",
+            Role::Member => "member",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Parse a lower-case role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "guest" => Role::Guest,
+            "member" => Role::Member,
+            "moderator" | "mod" => Role::Moderator,
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// How a client proves who it is in the Auth frame.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// Open dev mode: a nick alone.
+    Nick(String),
+    /// A signed token (JWT), once auth is configured.
+    Token(String),
+}
+
+/// A room as listed to clients.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub name: String,
+    pub kind: RoomKind,
+    pub members: u32,
+}
+
+/// A member of a room as listed to clients.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub user: UserId,
+    pub nick: String,
+    pub role: Role,
+    pub online: bool,
+}
+
+/// What a server->client uni stream (or client->server uni stream) carries; sent as the
+/// first frame on every uni stream so the receiver can route it without guessing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// client->server: chat commands.
+    Commands,
+    /// client->server: delivered/read acks.
+    Acks,
+    /// client->server: bulk upload.
+    Upload,
+    /// server->client: events of every non-hot room hashed onto this shard.
+    Shard(u16),
+    /// server->client: events of one hot room.
+    Hot(String),
+}
+
+/// Machine-readable error codes carried by Error frames and close reasons.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// Bytes that are not a valid frame (unknown type, bad length).
+    BadFrame = 1,
+    /// Frame larger than the negotiated maximum.
+    FrameTooLarge = 2,
+    /// A payload that does not decode as its frame type says.
+    BadPayload = 3,
+    /// Hello with a protocol version this server does not speak.
+    UnsupportedVersion = 4,
+    /// A valid frame sent at the wrong time or on the wrong stream.
+    OutOfState = 5,
+    /// Credentials refused.
+    AuthFailed = 6,
+    /// The nick is in use or invalid.
+    NickUnavailable = 7,
+    /// No such room.
+    NoSuchRoom = 8,
+    /// A room with that name exists already.
+    RoomExists = 9,
+    /// The command needs membership of the room.
+    NotMember = 10,
+    /// The sender's role does not allow this action.
+    Forbidden = 11,
+    /// No such message (or it is too old to edit).
+    NoSuchMessage = 12,
+    /// No such user.
+    NoSuchUser = 13,
+    /// Sending too fast.
+    RateLimited = 14,
+    /// The client did not read fast enough and was dropped.
+    SlowConsumer = 15,
+    /// A limit was reached (rooms, members, streams, connections).
+    LimitReached = 16,
+    /// Invalid argument (empty text, bad room name, ...).
+    InvalidArgument = 17,
+    /// The server does not support this yet.
+    Unsupported = 18,
+    /// The request was not answered in time (client-side only).
+    Timeout = 19,
+    /// The connection went away before the reply (client-side only).
+    Disconnected = 20,
+    /// The server is shutting down.
+    ShuttingDown = 21,
+    /// A bug on the server side.
+    Internal = 22,
+}
+
+impl ErrorCode {
+    /// Numeric value, also used as the QUIC application close code.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
