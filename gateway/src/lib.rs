@@ -1,2 +1,16 @@
+//! The Garou gateway: a realtime chat hub behind thin transport adapters.
+//!
+//! - [`transport`]: one trait for a client connection, and one adapter per transport;
+//! - [`session`]: drives any connection through the handshake and the stream model;
+//! - [`hub`]: users, rooms, roles, ordering, hot rooms and fan-out;
+//! - [`server`]: binding, accepting, graceful shutdown; [`config`] and [`tls`] feed it;
+//! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
 #![forbid(unsafe_code)]
+
 pub mod chat;
+pub mod config;
+pub mod hub;
+pub mod server;
+pub mod session;
+pub mod tls;
+pub mod transport;

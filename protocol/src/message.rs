@@ -16,6 +16,9 @@ use crate::types::*;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// ALPN of the native QUIC transport (WebTransport uses `h3`).
+pub const ALPN: &[u8] = b"garou/1";
+
 macro_rules! messages {
     ($( $(#[$doc:meta])* $code:literal => $name:ident { $($(#[$fdoc:meta])* $field:ident : $fty:ty),* $(,)? } )*) => {
         $(

@@ -1,0 +1,197 @@
+//! Server settings (seed 000's ServerConfig / StreamConfig / ShardConfig).
+//!
+//! Sources, weakest first: built-in defaults, the TOML file given by `--config`,
+//! `GAROU_*` environment variables (nested keys joined by `__`, e.g.
+//! `GAROU_SHARD__HOT_ROOM_THRESHOLD=50`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything the gateway can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// UDP address for QUIC (dual-stack `[::]` by default).
+    pub quic: SocketAddr,
+    /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+    /// Connections beyond this are refused.
+    pub max_connections: usize,
+    /// A session that sends nothing for this long is closed (clients ping every `heartbeat_secs`).
+    pub idle_timeout_secs: u64,
+    /// Interval at which clients are asked to ping.
+    pub heartbeat_secs: u64,
+    /// Hello..ShardAssignment must complete within this.
+    pub handshake_timeout_secs: u64,
+    /// Typing and presence datagrams on or off.
+    pub enable_datagrams: bool,
+    /// Largest frame accepted, in bytes (checked before allocation).
+    pub max_frame: usize,
+    /// Longest message text, in bytes.
+    pub max_message_len: usize,
+    /// On SIGINT/SIGTERM: how long clients get to receive Shutdown and leave.
+    pub shutdown_grace_secs: u64,
+    pub stream: StreamConfig,
+    pub shard: ShardConfig,
+}
+
+/// Per-connection stream settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Uni streams a client may have open towards the server.
+    pub max_concurrent_streams: u32,
+    /// QUIC send window per connection, bytes.
+    pub send_buffer_size: u64,
+    /// QUIC receive window per stream, bytes.
+    pub recv_buffer_size: u64,
+    /// Frames queued per server->client stream before the client counts as a slow consumer.
+    pub lane_queue: usize,
+}
+
+/// Room sharding and hot-room promotion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShardConfig {
+    /// Shard streams per connection; rooms hash onto them.
+    pub num_shards: u16,
+    /// A room above this many messages/s (averaged over `rate_window_secs`) is promoted.
+    pub hot_room_threshold: f64,
+    /// A hot room below this rate for `cool_down_period_secs` is demoted.
+    pub cool_down_threshold: f64,
+    pub cool_down_period_secs: u64,
+    /// Hot rooms at once (so also per connection).
+    pub max_hot_rooms: usize,
+    pub rate_window_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            quic: "[::]:4433".parse().expect("valid default address"),
+            cert: None,
+            key: None,
+            max_connections: 10_000,
+            idle_timeout_secs: 45,
+            heartbeat_secs: 15,
+            handshake_timeout_secs: 10,
+            enable_datagrams: true,
+            max_frame: garou_protocol::DEFAULT_MAX_FRAME,
+            max_message_len: 16 * 1024,
+            shutdown_grace_secs: 5,
+            stream: StreamConfig::default(),
+            shard: ShardConfig::default(),
+        }
+    }
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            max_concurrent_streams: 100,
+            send_buffer_size: 65536 * 16,
+            recv_buffer_size: 65536,
+            lane_queue: 1024,
+        }
+    }
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig {
+            num_shards: 8,
+            hot_room_threshold: 100.0,
+            cool_down_threshold: 20.0,
+            cool_down_period_secs: 60,
+            max_hot_rooms: 10,
+            rate_window_secs: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Merge defaults, `file`, `GAROU_*` env vars and `overrides` (CLI flags, already
+    /// shaped like this struct with only the given keys present).
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<ServerConfig, Box<figment::Error>> {
+        let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("GAROU_").split("__"))
+            .merge(Serialized::defaults(overrides));
+        let cfg: ServerConfig = fig.extract().map_err(Box::new)?;
+        cfg.validate().map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(cfg)
+    }
+
+    /// Reject settings that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.shard.num_shards == 0 {
+            return Err("shard.num_shards must be at least 1".into());
+        }
+        if self.shard.rate_window_secs == 0 {
+            return Err("shard.rate_window_secs must be at least 1".into());
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err("cert and key must be given together".into());
+        }
+        if self.max_frame < 1024 {
+            return Err("max_frame must be at least 1024".into());
+        }
+        if self.stream.lane_queue == 0 {
+            return Err("stream.lane_queue must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_file_env_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garou.toml");
+        std::fs::write(
+            &path,
+            "max_connections = 7\nheartbeat_secs = 3\n[shard]\nnum_shards = 4\nhot_room_threshold = 5.0\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GAROU_HEARTBEAT_SECS", "9");
+            jail.set_env("GAROU_SHARD__NUM_SHARDS", "16");
+            let cli = serde_json::json!({ "shard": { "num_shards": 2 } });
+            let cfg = ServerConfig::load(Some(&path), cli).unwrap();
+            assert_eq!(cfg.max_connections, 7, "file beats default");
+            assert_eq!(cfg.heartbeat_secs, 9, "env beats file");
+            assert_eq!(cfg.shard.num_shards, 2, "cli beats env");
+            assert_eq!(cfg.shard.hot_room_threshold, 5.0, "nested file key kept");
+            assert_eq!(cfg.shard.max_hot_rooms, 10, "nested default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let err = ServerConfig::load(None, serde_json::json!({ "shard": { "num_shards": 0 } })).unwrap_err();
+        assert!(err.to_string().contains("num_shards"), "{err}");
+        let err = ServerConfig::load(None, serde_json::json!({ "nope": 1 })).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

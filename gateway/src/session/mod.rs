@@ -1,0 +1,449 @@
+//! Drives one client session over any [`Connection`]: written once for every transport.
+//!
+//! Handshake on the control stream (Hello -> HelloAck -> Auth -> AuthOk -> ShardAssignment),
+//! then concurrently: the control stream (ping/pong, idle timeout), every client uni stream
+//! (commands, acks) in its own task, datagrams (typing), and the shutdown signal. The
+//! server->client side is [`outbound::Conn`]: a bounded queue and writer task per lane.
+
+pub mod outbound;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use garou_protocol::*;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::ServerConfig;
+use crate::hub::Hub;
+use crate::transport::{Connection, RecvStream, SendStream};
+use outbound::{Conn, Ctl, Wire};
+
+/// Frames queued on a control stream before the client counts as a slow consumer.
+const CONTROL_QUEUE: usize = 256;
+/// How long a closing connection waits for its last frame to reach the client.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// Frames a writer takes from its queue per write.
+const WRITE_BATCH: usize = 64;
+
+/// Why a session ended; turned into an Error frame and a close code.
+#[derive(Debug, thiserror::Error)]
+enum Fault {
+    #[error("{1}")]
+    Protocol(ErrorCode, String),
+    #[error("transport: {0}")]
+    Transport(#[from] crate::transport::TransportError),
+    #[error("connection closed")]
+    Closed,
+}
+
+impl From<DecodeError> for Fault {
+    fn from(e: DecodeError) -> Self {
+        let code = match e {
+            DecodeError::TooLarge { .. } => ErrorCode::FrameTooLarge,
+            DecodeError::Payload { .. } => ErrorCode::BadPayload,
+            DecodeError::UnknownType(_) | DecodeError::Truncated(_) => ErrorCode::BadFrame,
+        };
+        Fault::Protocol(code, e.to_string())
+    }
+}
+
+/// Reads whole messages from one stream.
+struct FrameReader<R> {
+    recv: R,
+    decoder: Decoder,
+}
+
+impl<R: RecvStream> FrameReader<R> {
+    fn new(recv: R, max_frame: usize) -> Self {
+        FrameReader {
+            recv,
+            decoder: Decoder::new(max_frame),
+        }
+    }
+
+    /// The next message, `None` at a clean end of stream.
+    async fn next(&mut self) -> Result<Option<Message>, Fault> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Ok(Some(Message::decode(&frame)?));
+            }
+            match self.recv.read_chunk().await? {
+                Some(chunk) => self.decoder.push(&chunk),
+                None => {
+                    self.decoder.finish()?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Lane opener and datagram sender over a concrete transport.
+struct WireImpl<C: Connection> {
+    conn: Arc<C>,
+}
+
+impl<C: Connection> Wire for WireImpl<C> {
+    fn open_lane(&self, kind: StreamKind, rx: mpsc::Receiver<Bytes>) {
+        let conn = self.conn.clone();
+        tokio::spawn(
+            async move {
+                let stream = match conn.open_uni().await {
+                    Ok(s) => s,
+                    Err(e) => return debug!(error = %e, "could not open lane"),
+                };
+                let header = Message::from(StreamHeader { kind }).encode();
+                if let Err(e) = write_lane(stream, header, rx).await {
+                    debug!(error = %e, "lane writer ended");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+    fn send_datagram(&self, data: Bytes) {
+        self.conn.send_datagram(data);
+    }
+    fn close(&self, code: ErrorCode, reason: &str) {
+        self.conn.close(code.as_u16(), reason);
+    }
+}
+
+/// Drain a lane queue onto its stream in batches; finish the stream when the queue closes.
+async fn write_lane<S: SendStream>(
+    mut stream: S,
+    header: Bytes,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> Result<(), crate::transport::TransportError> {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    batch.push(header);
+    loop {
+        rx.recv_many(&mut batch, WRITE_BATCH).await;
+        if batch.is_empty() {
+            stream.finish_and_wait().await;
+            return Ok(());
+        }
+        stream.write_chunks(&mut batch).await?;
+        batch.clear();
+    }
+}
+
+/// Drain the control queue onto the control stream; close the connection when told.
+async fn write_control<C: Connection>(conn: Arc<C>, mut send: C::Send, mut rx: mpsc::Receiver<Ctl>) {
+    let mut batch: Vec<Ctl> = Vec::with_capacity(WRITE_BATCH);
+    let mut chunks: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        if rx.recv_many(&mut batch, WRITE_BATCH).await == 0 {
+            return;
+        }
+        let mut close = None;
+        for ctl in batch.drain(..) {
+            match ctl {
+                Ctl::Frame(b) if close.is_none() => chunks.push(b),
+                Ctl::Frame(_) => {}
+                Ctl::Close { last, code, reason } => {
+                    chunks.extend(last);
+                    close.get_or_insert((code, reason));
+                }
+            }
+        }
+        if let Some((code, reason)) = close {
+            // Let the client read why, but never wait on it for long.
+            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+                if send.write_chunks(&mut chunks).await.is_ok() {
+                    send.finish_and_wait().await;
+                }
+            })
+            .await;
+            conn.close(code.as_u16(), &reason);
+            return;
+        }
+        if send.write_chunks(&mut chunks).await.is_err() {
+            return;
+        }
+        chunks.clear();
+    }
+}
+
+/// Run one session to its end. Never panics on client input; every failure closes only
+/// this connection.
+pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, shutdown: CancellationToken) {
+    let conn = Arc::new(conn);
+    let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("session", id = session, transport = conn.kind(), remote = %conn.remote(), user = tracing::field::Empty);
+    async move {
+        let handshake = tokio::time::timeout(cfg.handshake_timeout(), handshake(&conn, &hub, &cfg, session));
+        let (handle, control_rx) = match handshake.await {
+            Ok(Ok(v)) => v,
+            Ok(Err(Fault::Protocol(code, reason))) => {
+                info!(?code, %reason, "handshake refused");
+                return conn.close(code.as_u16(), &reason);
+            }
+            Ok(Err(e)) => return debug!(error = %e, "handshake failed"),
+            Err(_) => {
+                info!("handshake timed out");
+                return conn.close(ErrorCode::OutOfState.as_u16(), "handshake timed out");
+            }
+        };
+        tracing::Span::current().record("user", handle.user);
+        let result = serve(&conn, &hub, &cfg, &handle, control_rx, &shutdown).await;
+        match result {
+            Err(Fault::Protocol(code, reason)) => {
+                warn!(?code, %reason, "closing misbehaving session");
+                handle.kill(code, &reason);
+                // Wait (bounded) for the writer to deliver the Error frame and close.
+                let _ = tokio::time::timeout(CLOSE_FLUSH * 2, conn.closed()).await;
+            }
+            Err(e) => debug!(error = %e, "session ended"),
+            Ok(()) => debug!("session ended"),
+        }
+        hub.disconnect(&handle);
+        conn.close(0, "bye");
+    }
+    .instrument(span)
+    .await
+}
+
+type Handshaken<C> = (Arc<Conn>, FrameReader<<C as Connection>::Recv>);
+
+async fn handshake<C: Connection>(
+    conn: &Arc<C>,
+    hub: &Arc<Hub>,
+    cfg: &ServerConfig,
+    session: u64,
+) -> Result<Handshaken<C>, Fault> {
+    let (mut send, recv) = conn.accept_bi().await?;
+    let mut reader = FrameReader::new(recv, cfg.max_frame);
+    let hello = match reader.next().await? {
+        Some(Message::Hello(h)) => h,
+        Some(m) => {
+            return Err(Fault::Protocol(
+                ErrorCode::OutOfState,
+                format!("expected Hello, got {:?}", m.frame_type()),
+            ))
+        }
+        None => return Err(Fault::Closed),
+    };
+    if hello.version != PROTOCOL_VERSION {
+        let reason = format!(
+            "protocol version {} is not supported (this server speaks {PROTOCOL_VERSION})",
+            hello.version
+        );
+        let mut frames = [Error::fatal(ErrorCode::UnsupportedVersion, &reason).encode()];
+        send.write_chunks(&mut frames).await?;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, send.finish_and_wait()).await;
+        return Err(Fault::Protocol(ErrorCode::UnsupportedVersion, reason));
+    }
+    debug!(client = %hello.client, "hello");
+    let ack = HelloAck {
+        session,
+        version: PROTOCOL_VERSION,
+        server: concat!("garou/", env!("CARGO_PKG_VERSION")).into(),
+        max_frame: cfg.max_frame as u32,
+        heartbeat_ms: (cfg.heartbeat_secs * 1000) as u32,
+    };
+    send.write_chunks(&mut [Message::from(ack).encode()]).await?;
+    let auth = match reader.next().await? {
+        Some(Message::Auth(a)) => a,
+        Some(m) => {
+            return Err(Fault::Protocol(
+                ErrorCode::OutOfState,
+                format!("expected Auth, got {:?}", m.frame_type()),
+            ))
+        }
+        None => return Err(Fault::Closed),
+    };
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let wire: Arc<dyn Wire> = Arc::new(WireImpl { conn: conn.clone() });
+    let login = hub.login(&auth.credentials, |user| {
+        Arc::new(Conn::new(
+            hub.next_id(),
+            user,
+            conn.kind(),
+            control_tx,
+            wire,
+            cfg.stream.lane_queue,
+            cfg.enable_datagrams,
+        ))
+    });
+    let (handle, nick) = match login {
+        Ok(v) => v,
+        Err((code, reason)) => {
+            let mut frames = [Message::from(AuthError {
+                reason: reason.clone(),
+            })
+            .encode()];
+            send.write_chunks(&mut frames).await?;
+            let _ = tokio::time::timeout(CLOSE_FLUSH, send.finish_and_wait()).await;
+            return Err(Fault::Protocol(code, reason));
+        }
+    };
+    info!(user = handle.user, %nick, "authenticated");
+    tokio::spawn(write_control(conn.clone(), send, control_rx).in_current_span());
+    handle.control(
+        &AuthOk {
+            user: handle.user,
+            nick: nick.clone(),
+        }
+        .into(),
+    );
+    handle.control(
+        &ShardAssignment {
+            num_shards: cfg.shard.num_shards,
+        }
+        .into(),
+    );
+    handle.control(
+        &Welcome {
+            message: format!("Welcome to garou, {nick}!"),
+        }
+        .into(),
+    );
+    hub.announce_online(&handle);
+    Ok((handle, reader))
+}
+
+async fn serve<C: Connection>(
+    conn: &Arc<C>,
+    hub: &Arc<Hub>,
+    cfg: &ServerConfig,
+    handle: &Arc<Conn>,
+    mut control: FrameReader<C::Recv>,
+    shutdown: &CancellationToken,
+) -> Result<(), Fault> {
+    // Stream readers report a protocol fault here; the first one ends the session.
+    let (fault_tx, mut fault_rx) = mpsc::channel::<Fault>(1);
+    let mut tasks = JoinSet::new();
+    {
+        let (conn, hub, handle, fault_tx) = (conn.clone(), hub.clone(), handle.clone(), fault_tx.clone());
+        let max_frame = cfg.max_frame;
+        tasks.spawn(
+            async move {
+                while let Ok(recv) = conn.accept_uni().await {
+                    let (hub, handle, fault_tx) = (hub.clone(), handle.clone(), fault_tx.clone());
+                    tokio::spawn(
+                        async move {
+                            if let Err(f) =
+                                read_client_stream(FrameReader::new(recv, max_frame), &hub, &handle).await
+                            {
+                                let _ = fault_tx.try_send(f);
+                            }
+                        }
+                        .in_current_span(),
+                    );
+                }
+            }
+            .in_current_span(),
+        );
+    }
+    if cfg.enable_datagrams {
+        let (conn, hub, handle) = (conn.clone(), hub.clone(), handle.clone());
+        let max = cfg.max_frame;
+        tasks.spawn(
+            async move {
+                while let Ok(d) = conn.read_datagram().await {
+                    // Datagrams are best effort: a bad one is dropped, not fatal.
+                    if let Ok(Message::Typing(t)) = Message::decode_datagram(&d, max) {
+                        hub.typing(&handle, &t.room);
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+    let idle = cfg.idle_timeout();
+    let result = loop {
+        tokio::select! {
+            msg = tokio::time::timeout(idle, control.next()) => match msg {
+                Err(_) => break Err(Fault::Protocol(ErrorCode::OutOfState, "idle timeout: no ping".into())),
+                Ok(Err(f)) => break Err(f),
+                Ok(Ok(None)) => break Ok(()),
+                Ok(Ok(Some(Message::Ping(p)))) => handle.control(&Pong { nonce: p.nonce }.into()),
+                Ok(Ok(Some(Message::Pong(_)))) => {}
+                Ok(Ok(Some(m))) => break Err(Fault::Protocol(
+                    ErrorCode::OutOfState,
+                    format!("{:?} is not allowed on the control stream", m.frame_type()),
+                )),
+            },
+            Some(f) = fault_rx.recv() => break Err(f),
+            _ = conn.closed() => break Ok(()),
+            _ = shutdown.cancelled() => {
+                handle.close_with(
+                    Shutdown { reason: "server shutting down".into() }.into(),
+                    ErrorCode::ShuttingDown,
+                    "server shutting down",
+                );
+                // The client closes when it has read Shutdown; the writer closes after a bound.
+                let _ = tokio::time::timeout(CLOSE_FLUSH * 2, conn.closed()).await;
+                break Ok(());
+            }
+        }
+    };
+    tasks.abort_all();
+    result
+}
+
+/// One client->client uni stream: a StreamHeader, then commands or acks.
+async fn read_client_stream<R: RecvStream>(
+    mut reader: FrameReader<R>,
+    hub: &Hub,
+    handle: &Arc<Conn>,
+) -> Result<(), Fault> {
+    let kind = match reader.next().await? {
+        Some(Message::StreamHeader(h)) => h.kind,
+        Some(m) => {
+            return Err(Fault::Protocol(
+                ErrorCode::OutOfState,
+                format!("client stream began with {:?}, not StreamHeader", m.frame_type()),
+            ))
+        }
+        None => return Ok(()),
+    };
+    match kind {
+        StreamKind::Commands => {
+            while let Some(msg) = reader.next().await? {
+                if msg.request_id().is_none() {
+                    return Err(Fault::Protocol(
+                        ErrorCode::OutOfState,
+                        format!("{:?} is not a command", msg.frame_type()),
+                    ));
+                }
+                let reply = hub.command(handle, msg);
+                handle.control(&reply);
+            }
+        }
+        StreamKind::Acks => {
+            while let Some(msg) = reader.next().await? {
+                match msg {
+                    Message::Delivered(d) => hub.receipt(handle, &d.room, d.id, false),
+                    Message::Read(r) => hub.receipt(handle, &r.room, r.id, true),
+                    m => {
+                        return Err(Fault::Protocol(
+                            ErrorCode::OutOfState,
+                            format!("{:?} on the acks stream", m.frame_type()),
+                        ))
+                    }
+                }
+            }
+        }
+        StreamKind::Upload => {
+            return Err(Fault::Protocol(
+                ErrorCode::Unsupported,
+                "uploads are not supported yet".into(),
+            ))
+        }
+        other => {
+            return Err(Fault::Protocol(
+                ErrorCode::OutOfState,
+                format!("clients may not open {other:?} streams"),
+            ))
+        }
+    }
+    Ok(())
+}

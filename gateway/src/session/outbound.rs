@@ -1,0 +1,174 @@
+//! The hub's handle on one connection: bounded queues, one per server->client lane.
+//!
+//! The hub never touches a transport. It pushes already-encoded frames ([`Bytes`], shared
+//! by every recipient) into this connection's bounded queues with `try_send`; a writer task
+//! per lane drains its queue in batches onto its stream. A full queue means the client does
+//! not read: it is closed as a slow consumer, so one stalled client never grows server
+//! memory or delays anyone else. Lanes (shard streams, hot-room streams) are opened on
+//! first use, so an idle session costs no streams and no writer tasks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use garou_protocol::{ErrorCode, Message, StreamKind, UserId};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+/// Gateway-wide connection id.
+pub type ConnId = u64;
+
+/// What the control writer is told to do.
+#[derive(Debug)]
+pub enum Ctl {
+    /// Write a frame.
+    Frame(Bytes),
+    /// Write `last` (if any), let the peer receive it (bounded wait), then close.
+    Close {
+        last: Option<Bytes>,
+        code: ErrorCode,
+        reason: String,
+    },
+}
+
+/// The transport-facing side the session provides: opening lanes and datagrams.
+pub trait Wire: Send + Sync {
+    /// Open a server->client uni stream of `kind` and spawn its writer draining `rx`.
+    fn open_lane(&self, kind: StreamKind, rx: mpsc::Receiver<Bytes>);
+    /// Send one datagram (dropped when the transport is busy).
+    fn send_datagram(&self, data: Bytes);
+    /// Close at once.
+    fn close(&self, code: ErrorCode, reason: &str);
+}
+
+/// One connected session as the hub sees it.
+pub struct Conn {
+    pub id: ConnId,
+    pub user: UserId,
+    pub transport: &'static str,
+    control: mpsc::Sender<Ctl>,
+    lanes: Mutex<HashMap<StreamKind, mpsc::Sender<Bytes>>>,
+    wire: Arc<dyn Wire>,
+    lane_queue: usize,
+    datagrams: bool,
+    dead: AtomicBool,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl Conn {
+    pub fn new(
+        id: ConnId,
+        user: UserId,
+        transport: &'static str,
+        control: mpsc::Sender<Ctl>,
+        wire: Arc<dyn Wire>,
+        lane_queue: usize,
+        datagrams: bool,
+    ) -> Conn {
+        Conn {
+            id,
+            user,
+            transport,
+            control,
+            lanes: Mutex::new(HashMap::new()),
+            wire,
+            lane_queue,
+            datagrams,
+            dead: AtomicBool::new(false),
+        }
+    }
+
+    /// Queue a frame on the control stream.
+    pub fn control(&self, msg: &Message) {
+        self.control_bytes(msg.encode());
+    }
+
+    /// Queue encoded bytes on the control stream; a full queue closes the connection.
+    pub fn control_bytes(&self, frame: Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.control.try_send(Ctl::Frame(frame)) {
+            self.kill(
+                ErrorCode::SlowConsumer,
+                "control queue full: client is not reading",
+            );
+        }
+    }
+
+    /// The queue feeding lane `kind`, opening the stream on first use.
+    pub fn lane(&self, kind: &StreamKind) -> mpsc::Sender<Bytes> {
+        let mut lanes = self.lanes.lock();
+        if let Some(tx) = lanes.get(kind) {
+            if !tx.is_closed() {
+                return tx.clone();
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.lane_queue);
+        self.wire.open_lane(kind.clone(), rx);
+        lanes.insert(kind.clone(), tx.clone());
+        tx
+    }
+
+    /// Forget lane `kind`; its stream finishes once every holder dropped its sender.
+    pub fn drop_lane(&self, kind: &StreamKind) {
+        self.lanes.lock().remove(kind);
+    }
+
+    /// Push a shared frame into one of this connection's lanes.
+    pub fn deliver(&self, tx: &mpsc::Sender<Bytes>, frame: &Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame.clone()) {
+            self.kill(ErrorCode::SlowConsumer, "send queue full: client is not reading");
+        }
+    }
+
+    /// Send a datagram if datagrams are on.
+    pub fn datagram(&self, frame: Bytes) {
+        if self.datagrams && !self.is_dead() {
+            self.wire.send_datagram(frame);
+        }
+    }
+
+    /// True once the connection was told to close.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    /// Close with an Error frame if the control stream can still take it (at most once).
+    pub fn kill(&self, code: ErrorCode, reason: &str) {
+        if self.dead.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(conn = self.id, ?code, reason, "closing connection");
+        let last = garou_protocol::Error::fatal(code, reason).encode();
+        let ctl = Ctl::Close {
+            last: Some(last),
+            code,
+            reason: reason.to_owned(),
+        };
+        if self.control.try_send(ctl).is_err() {
+            self.wire.close(code, reason);
+        }
+    }
+
+    /// Send `last` and close gracefully (shutdown), at most once.
+    pub fn close_with(&self, last: Message, code: ErrorCode, reason: &str) {
+        if self.dead.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ctl = Ctl::Close {
+            last: Some(last.encode()),
+            code,
+            reason: reason.to_owned(),
+        };
+        if self.control.try_send(ctl).is_err() {
+            self.wire.close(code, reason);
+        }
+    }
+}
