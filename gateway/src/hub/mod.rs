@@ -8,6 +8,8 @@
 pub mod permissions;
 pub mod rate;
 pub mod room;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,6 +87,8 @@ pub struct Hub {
     next_id: AtomicU64,
     hot_count: AtomicUsize,
     started: Instant,
+    /// Seconds added to the clock (tests move time instead of sleeping).
+    skew: AtomicU64,
 }
 
 /// Valid nicks: 1-32 chars of letters, digits, `_`, `-`, `.`.
@@ -122,6 +126,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             hot_count: AtomicUsize::new(0),
             started: Instant::now(),
+            skew: AtomicU64::new(0),
         }
     }
 
@@ -135,7 +140,12 @@ impl Hub {
     }
 
     fn now_sec(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        self.started.elapsed().as_secs() + self.skew.load(Ordering::Relaxed)
+    }
+
+    /// Move the hub's clock forward (for tests of rate windows and cool-down).
+    pub fn advance_clock(&self, secs: u64) {
+        self.skew.fetch_add(secs, Ordering::Relaxed);
     }
 
     /// Connected sessions.

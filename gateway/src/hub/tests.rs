@@ -1,0 +1,420 @@
+//! Hub unit tests: real hub, real queues; the transport side is an in-memory [`Wire`] that
+//! hands each opened lane's queue to the test.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use garou_protocol::*;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::{Hub, HubConfig};
+use crate::session::outbound::{Conn, Ctl, Wire};
+
+#[derive(Default)]
+struct TestWire {
+    lanes: Mutex<Vec<(StreamKind, mpsc::Receiver<Bytes>)>>,
+    datagrams: Mutex<Vec<Bytes>>,
+    closed: Mutex<Option<ErrorCode>>,
+}
+
+impl Wire for TestWire {
+    fn open_lane(&self, kind: StreamKind, rx: mpsc::Receiver<Bytes>) {
+        self.lanes.lock().push((kind, rx));
+    }
+    fn send_datagram(&self, data: Bytes) {
+        self.datagrams.lock().push(data);
+    }
+    fn close(&self, code: ErrorCode, _reason: &str) {
+        *self.closed.lock() = Some(code);
+    }
+}
+
+struct Probe {
+    conn: Arc<Conn>,
+    wire: Arc<TestWire>,
+    control: mpsc::Receiver<Ctl>,
+}
+
+impl Probe {
+    fn cmd(&self, hub: &Hub, msg: impl Into<Message>) -> Message {
+        hub.command(&self.conn, msg.into())
+    }
+
+    /// Every frame queued so far on lanes of `kind`, decoded.
+    fn lane(&self, kind: &StreamKind) -> Vec<Message> {
+        let mut out = Vec::new();
+        for (k, rx) in self.wire.lanes.lock().iter_mut().filter(|(k, _)| k == kind) {
+            let _ = k;
+            while let Ok(b) = rx.try_recv() {
+                out.push(Message::decode_datagram(&b, DEFAULT_MAX_FRAME).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Every room event queued on any lane, with the lane it used.
+    fn room_events(&self) -> Vec<(StreamKind, Message)> {
+        let mut out = Vec::new();
+        for (k, rx) in self.wire.lanes.lock().iter_mut() {
+            while let Ok(b) = rx.try_recv() {
+                out.push((
+                    k.clone(),
+                    Message::decode_datagram(&b, DEFAULT_MAX_FRAME).unwrap(),
+                ));
+            }
+        }
+        out.sort_by_key(|(_, m)| m.room_offset().map(|(_, o)| o));
+        out
+    }
+
+    fn control(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Ok(c) = self.control.try_recv() {
+            match c {
+                Ctl::Frame(b) => out.push(Message::decode_datagram(&b, DEFAULT_MAX_FRAME).unwrap()),
+                Ctl::Close { code, .. } => out.push(Error::fatal(code, "closed")),
+            }
+        }
+        out
+    }
+}
+
+fn cfg() -> HubConfig {
+    HubConfig {
+        num_shards: 8,
+        max_message_len: 1000,
+        hot_room_threshold: 1_000_000.0,
+        cool_down_threshold: 1.0,
+        cool_down_period_secs: 0,
+        max_hot_rooms: 2,
+        rate_window_secs: 1,
+    }
+}
+
+fn login(hub: &Hub, nick: &str, lane_queue: usize) -> Result<Probe, ErrorCode> {
+    let wire = Arc::new(TestWire::default());
+    let (tx, control) = mpsc::channel(64);
+    let w: Arc<dyn Wire> = wire.clone();
+    let (conn, _) = hub
+        .login(&Credentials::Nick(nick.into()), |user| {
+            Arc::new(Conn::new(hub.next_id(), user, "test", tx, w, lane_queue, true))
+        })
+        .map_err(|(c, _)| c)?;
+    Ok(Probe { conn, wire, control })
+}
+
+fn join(req: ReqId, room: &str) -> Join {
+    Join {
+        req,
+        room: room.into(),
+    }
+}
+
+fn send(req: ReqId, room: &str, text: &str) -> Send {
+    Send {
+        req,
+        room: room.into(),
+        client_id: req.into(),
+        text: text.into(),
+    }
+}
+
+fn error_code(m: &Message) -> Option<ErrorCode> {
+    match m {
+        Message::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn join_send_fan_out_in_order_on_the_rooms_shard() {
+    let hub = Hub::new(cfg());
+    let a = login(&hub, "alice", 64).unwrap();
+    let b = login(&hub, "bob", 64).unwrap();
+    let Message::Joined(j) = a.cmd(&hub, join(1, "general")) else {
+        panic!()
+    };
+    assert_eq!((j.role, j.offset), (Role::Owner, 1));
+    let Message::Joined(j) = b.cmd(&hub, join(1, "general")) else {
+        panic!()
+    };
+    assert_eq!((j.role, j.offset, j.members.len()), (Role::Member, 2, 2));
+    let Message::MessageAck(ack) = a.cmd(&hub, send(2, "general", "hi")) else {
+        panic!()
+    };
+    assert_eq!(ack.offset, 3);
+
+    let lane = StreamKind::Shard(shard_of("general", 8));
+    let seen_by_a: Vec<Offset> = a.lane(&lane).iter().map(|m| m.room_offset().unwrap().1).collect();
+    let seen_by_b = b.lane(&lane);
+    assert_eq!(seen_by_a, vec![1, 2, 3]);
+    assert_eq!(seen_by_b.len(), 2, "bob sees his own join and the message");
+    assert!(matches!(&seen_by_b[1], Message::RoomMessage(m) if m.text == "hi" && m.nick == "alice"));
+}
+
+#[test]
+fn a_message_is_encoded_once_for_all_recipients() {
+    let hub = Hub::new(cfg());
+    let probes: Vec<Probe> = (0..3)
+        .map(|i| login(&hub, &format!("u{i}"), 64).unwrap())
+        .collect();
+    for p in &probes {
+        p.cmd(&hub, join(1, "r"));
+    }
+    let lane = StreamKind::Shard(shard_of("r", 8));
+    for p in &probes {
+        p.lane(&lane);
+    }
+    probes[0].cmd(&hub, send(2, "r", "shared"));
+    let ptrs: Vec<*const u8> = probes
+        .iter()
+        .map(|p| {
+            let mut lanes = p.wire.lanes.lock();
+            lanes[0].1.try_recv().unwrap().as_ptr()
+        })
+        .collect();
+    assert!(
+        ptrs.windows(2).all(|w| w[0] == w[1]),
+        "every recipient got the same buffer"
+    );
+}
+
+#[test]
+fn guests_cannot_post_until_promoted() {
+    let hub = Hub::new(cfg());
+    let owner = login(&hub, "owner", 64).unwrap();
+    let guest = login(&hub, "guest", 64).unwrap();
+    owner.cmd(
+        &hub,
+        CreateRoom {
+            req: 1,
+            room: "news".into(),
+            kind: RoomKind::Channel,
+        },
+    );
+    let Message::Joined(j) = guest.cmd(&hub, join(1, "news")) else {
+        panic!()
+    };
+    assert_eq!(j.role, Role::Guest);
+    assert_eq!(
+        error_code(&guest.cmd(&hub, send(2, "news", "hello"))),
+        Some(ErrorCode::Forbidden)
+    );
+    let set = SetRole {
+        req: 2,
+        room: "news".into(),
+        nick: "guest".into(),
+        role: Role::Member,
+    };
+    assert_eq!(
+        error_code(&guest.cmd(&hub, set.clone())),
+        Some(ErrorCode::Forbidden),
+        "no self-promotion"
+    );
+    assert!(matches!(owner.cmd(&hub, set), Message::Done(_)));
+    assert!(matches!(
+        guest.cmd(&hub, send(3, "news", "hello")),
+        Message::MessageAck(_)
+    ));
+}
+
+#[test]
+fn nicks_are_unique_while_online_and_memberships_survive_reconnect() {
+    let hub = Hub::new(cfg());
+    let a = login(&hub, "alice", 64).unwrap();
+    assert_eq!(login(&hub, "alice", 64).err(), Some(ErrorCode::NickUnavailable));
+    assert_eq!(
+        login(&hub, "bad nick!", 64).err(),
+        Some(ErrorCode::NickUnavailable)
+    );
+    a.cmd(&hub, join(1, "general"));
+    let user = a.conn.user;
+    hub.disconnect(&a.conn);
+    let a2 = login(&hub, "alice", 64).unwrap();
+    assert_eq!(a2.conn.user, user, "same user again");
+    let Message::Joined(j) = a2.cmd(&hub, join(1, "general")) else {
+        panic!()
+    };
+    assert_eq!(
+        (j.role, j.offset),
+        (Role::Owner, 2),
+        "still owner; no new join event"
+    );
+    let b = login(&hub, "bob", 64).unwrap();
+    assert_eq!(
+        error_code(&b.cmd(
+            &hub,
+            SetNick {
+                req: 1,
+                nick: "alice".into()
+            }
+        )),
+        Some(ErrorCode::NickUnavailable)
+    );
+}
+
+#[test]
+fn edit_and_delete_follow_the_matrix() {
+    let hub = Hub::new(cfg());
+    let owner = login(&hub, "owner", 64).unwrap();
+    let bob = login(&hub, "bob", 64).unwrap();
+    owner.cmd(&hub, join(1, "g"));
+    bob.cmd(&hub, join(1, "g"));
+    let Message::MessageAck(ack) = bob.cmd(&hub, send(2, "g", "typo")) else {
+        panic!()
+    };
+    let edit = |req, text: &str| Edit {
+        req,
+        room: "g".into(),
+        id: ack.id,
+        text: text.into(),
+    };
+    assert_eq!(
+        error_code(&owner.cmd(&hub, edit(3, "mine now"))),
+        Some(ErrorCode::Forbidden)
+    );
+    assert!(matches!(bob.cmd(&hub, edit(3, "fixed")), Message::Done(_)));
+    let react = React {
+        req: 4,
+        room: "g".into(),
+        id: ack.id,
+        emoji: "👍".into(),
+        add: true,
+    };
+    assert!(matches!(owner.cmd(&hub, react), Message::Done(_)));
+    let delete = Delete {
+        req: 5,
+        room: "g".into(),
+        id: ack.id,
+    };
+    assert!(
+        matches!(owner.cmd(&hub, delete.clone()), Message::Done(_)),
+        "owners delete any"
+    );
+    assert_eq!(error_code(&bob.cmd(&hub, delete)), Some(ErrorCode::NoSuchMessage));
+    let kinds: Vec<FrameType> = bob.room_events().iter().map(|(_, m)| m.frame_type()).collect();
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        [
+            FrameType::MessageEdited,
+            FrameType::ReactionChanged,
+            FrameType::MessageDeleted
+        ]
+    );
+}
+
+#[test]
+fn direct_messages_open_a_private_room_for_two() {
+    let hub = Hub::new(cfg());
+    let a = login(&hub, "alice", 64).unwrap();
+    let b = login(&hub, "bob", 64).unwrap();
+    let c = login(&hub, "carol", 64).unwrap();
+    let dm = DirectMessage {
+        req: 1,
+        to: "bob".into(),
+        client_id: 1,
+        text: "psst".into(),
+    };
+    let Message::MessageAck(ack) = a.cmd(&hub, dm) else {
+        panic!()
+    };
+    assert!(ack.room.starts_with("dm:"));
+    let got = b.room_events();
+    assert!(
+        matches!(&got.last().unwrap().1, Message::RoomMessage(m) if m.text == "psst"),
+        "{got:?}"
+    );
+    assert_eq!(
+        error_code(&c.cmd(&hub, join(1, &ack.room))),
+        Some(ErrorCode::Forbidden)
+    );
+    let Message::RoomList(l) = c.cmd(&hub, ListRooms { req: 2 }) else {
+        panic!()
+    };
+    assert!(l.rooms.is_empty(), "direct rooms are not listed to others");
+    let Message::RoomList(l) = b.cmd(&hub, ListRooms { req: 2 }) else {
+        panic!()
+    };
+    assert_eq!(l.rooms.len(), 1);
+}
+
+#[test]
+fn hot_rooms_move_to_their_own_stream_and_back_without_reordering() {
+    let hub = Hub::new(HubConfig {
+        hot_room_threshold: 5.0,
+        ..cfg()
+    });
+    let mut a = login(&hub, "alice", 1024).unwrap();
+    let mut b = login(&hub, "bob", 1024).unwrap();
+    a.cmd(&hub, join(1, "busy"));
+    b.cmd(&hub, join(1, "busy"));
+    for i in 0..20 {
+        a.cmd(&hub, send(10 + i, "busy", &format!("m{i}")));
+    }
+    assert_eq!(hub.hot_rooms(), 1);
+    for p in [&mut a, &mut b] {
+        assert!(p
+            .control()
+            .iter()
+            .any(|m| matches!(m, Message::RoomPromoted(r) if r.room == "busy")));
+    }
+    let events = b.room_events();
+    let offsets: Vec<Offset> = events.iter().map(|(_, m)| m.room_offset().unwrap().1).collect();
+    assert_eq!(offsets, (2..=22).collect::<Vec<_>>(), "every event exactly once");
+    assert!(events.iter().any(|(k, _)| *k == StreamKind::Hot("busy".into())));
+    assert!(events.iter().any(|(k, _)| matches!(k, StreamKind::Shard(_))));
+    // Cooled down (rate window 1 s, period 0 s): the next tick demotes it.
+    hub.advance_clock(2);
+    hub.tick();
+    assert_eq!(hub.hot_rooms(), 0);
+    assert!(b.control().iter().any(|m| matches!(m, Message::RoomDemoted(_))));
+    b.cmd(&hub, send(99, "busy", "calm"));
+    let after = b.room_events();
+    assert!(matches!(&after[..], [(StreamKind::Shard(_), Message::RoomMessage(m))] if m.text == "calm"));
+}
+
+#[test]
+fn a_slow_consumer_is_dropped_and_the_others_keep_everything() {
+    let hub = Hub::new(cfg());
+    let a = login(&hub, "alice", 1024).unwrap();
+    let mut slow = login(&hub, "slow", 4).unwrap();
+    a.cmd(&hub, join(1, "r"));
+    slow.cmd(&hub, join(1, "r"));
+    for i in 0..50 {
+        assert!(matches!(
+            a.cmd(&hub, send(10 + i, "r", "x")),
+            Message::MessageAck(_)
+        ));
+    }
+    assert!(slow.conn.is_dead());
+    assert!(slow
+        .control()
+        .iter()
+        .any(|m| error_code(m) == Some(ErrorCode::SlowConsumer)));
+    assert_eq!(a.room_events().len(), 52, "2 joins + 50 messages");
+}
+
+#[test]
+fn typing_reaches_others_and_receipts_reach_the_author() {
+    let hub = Hub::new(cfg());
+    let mut a = login(&hub, "alice", 64).unwrap();
+    let b = login(&hub, "bob", 64).unwrap();
+    a.cmd(&hub, join(1, "r"));
+    b.cmd(&hub, join(1, "r"));
+    a.wire.datagrams.lock().clear();
+    hub.typing(&b.conn, "r");
+    let d = a.wire.datagrams.lock().clone();
+    assert_eq!(d.len(), 1);
+    assert!(matches!(Message::decode_datagram(&d[0], 2048).unwrap(), Message::Typing(t) if t.nick == "bob"));
+    assert!(b.wire.datagrams.lock().is_empty(), "not echoed to the typist");
+    let Message::MessageAck(ack) = a.cmd(&hub, send(2, "r", "read me")) else {
+        panic!()
+    };
+    a.control();
+    hub.receipt(&b.conn, "r", ack.id, true);
+    assert!(a
+        .control()
+        .iter()
+        .any(|m| matches!(m, Message::Receipt(r) if r.read && r.nick == "bob" && r.id == ack.id)));
+}
