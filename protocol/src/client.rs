@@ -622,19 +622,22 @@ impl ClientSession {
 
     fn finish_request(&mut self, req: ReqId, kind: PendingKind, result: Result<Reply, Failure>) {
         match (kind, result) {
+            // The reply first, then the room's events buffered while the join was in flight.
             (PendingKind::Join(room), Ok(Reply::Joined(info))) => {
-                self.start_room(&room, info.offset);
+                let offset = info.offset;
                 self.events.push_back(Event::Reply {
                     req,
                     result: Ok(Reply::Joined(info)),
                 });
+                self.start_room(&room, offset);
             }
             (PendingKind::Rejoin(room), Ok(Reply::Joined(info))) => {
-                self.start_room(&room, info.offset);
+                let offset = info.offset;
                 self.events.push_back(Event::Rejoined {
-                    room,
+                    room: room.clone(),
                     result: Ok(info),
                 });
+                self.start_room(&room, offset);
             }
             (PendingKind::Join(room), result) => {
                 if result.is_err() && self.rooms.get(&room).is_some_and(|t| t.next.is_none()) {
@@ -691,20 +694,21 @@ impl ClientSession {
         let track = match self.rooms.get_mut(&room) {
             Some(t) => t,
             // A room we were added to without asking (a direct message): start at our own join.
-            None if self_join => {
-                self.rooms.insert(room.clone(), RoomTrack::default());
-                self.rooms.get_mut(&room).expect("just inserted")
-            }
+            None if self_join => self.rooms.entry(room.clone()).or_insert(RoomTrack {
+                next: Some(offset),
+                ahead: BTreeMap::new(),
+            }),
             None => return Ok(()), // a room we left; late events are dropped
         };
-        if track.next.is_none() && self_join {
-            track.next = Some(offset);
-        }
+        // While our join is in flight (`next` is None) everything waits for the Joined
+        // reply, which says where the room starts; `start_room` drops what came before.
         match track.next {
             Some(next) if offset < next => return Ok(()), // duplicate
             _ => {}
         }
-        if track.ahead.len() >= self.config.reorder_limit {
+        // The next event in line, or a duplicate of a buffered one, does not grow the buffer.
+        let grows = track.next != Some(offset) && !track.ahead.contains_key(&offset);
+        if grows && track.ahead.len() >= self.config.reorder_limit {
             return Err(SessionError::Protocol(format!(
                 "room {room}: more than {} events out of order",
                 self.config.reorder_limit

@@ -1,0 +1,1370 @@
+//! The client session state machine, driven by hand: the test plays the server by feeding
+//! encoded frames in and decoding what the session transmits.
+
+use garou_protocol::client::{StreamId, CONTROL};
+use garou_protocol::*;
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+const T0: u64 = 10_000;
+const ME: UserId = 42;
+const NICK: &str = "alice";
+const SESSION: u64 = 7;
+const HB: u64 = 1_000;
+const TIMEOUT: u64 = 500;
+const SHARDS: u16 = 4;
+const SHARD_ID: StreamId = 1;
+const HOT_ID: StreamId = 2;
+
+fn cfg() -> ClientConfig {
+    let mut c = ClientConfig::with_nick(NICK);
+    c.request_timeout_ms = TIMEOUT;
+    c
+}
+
+fn feed_at(s: &mut ClientSession, id: StreamId, m: impl Into<Message>, now: u64) -> Result<(), SessionError> {
+    s.on_stream_data(id, &m.into().encode(), now)
+}
+
+fn feed(s: &mut ClientSession, id: StreamId, m: impl Into<Message>) -> Result<(), SessionError> {
+    feed_at(s, id, m, T0)
+}
+
+fn ctl(s: &mut ClientSession, m: impl Into<Message>) -> Result<(), SessionError> {
+    feed(s, CONTROL, m)
+}
+
+/// Everything queued for sending, each transmit decoded as exactly one frame.
+fn transmits(s: &mut ClientSession) -> Vec<(Lane, Message)> {
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|t| {
+            let m = Message::decode_datagram(&t.data, DEFAULT_MAX_FRAME).expect("one whole frame");
+            (t.lane, m)
+        })
+        .collect()
+}
+
+fn events(s: &mut ClientSession) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn hello_ack(version: u16, heartbeat_ms: u32) -> HelloAck {
+    HelloAck {
+        session: SESSION,
+        version,
+        server: "garou-test".into(),
+        max_frame: 1 << 20,
+        heartbeat_ms,
+    }
+}
+
+fn auth_ok() -> AuthOk {
+    AuthOk {
+        user: ME,
+        nick: NICK.into(),
+    }
+}
+
+fn handshake(s: &mut ClientSession, num_shards: u16) {
+    ctl(s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    ctl(s, auth_ok()).unwrap();
+    ctl(s, ShardAssignment { num_shards }).unwrap();
+}
+
+fn ready_with(config: ClientConfig) -> ClientSession {
+    let mut s = ClientSession::new(config, T0);
+    handshake(&mut s, SHARDS);
+    assert!(s.is_ready());
+    assert!(matches!(events(&mut s)[..], [Event::Ready { .. }]));
+    transmits(&mut s);
+    s
+}
+
+fn ready() -> ClientSession {
+    ready_with(cfg())
+}
+
+fn text(room: &str, offset: Offset) -> Message {
+    RoomMessage {
+        room: room.into(),
+        offset,
+        id: 1_000 + offset,
+        author: 7,
+        nick: "bob".into(),
+        ts_ms: offset,
+        text: format!("m{offset}"),
+    }
+    .into()
+}
+
+fn self_join(room: &str, offset: Offset) -> Message {
+    MemberJoined {
+        room: room.into(),
+        offset,
+        user: ME,
+        nick: NICK.into(),
+        role: Role::Member,
+    }
+    .into()
+}
+
+fn info(room: &str, offset: Offset) -> JoinInfo {
+    JoinInfo {
+        room: RoomInfo {
+            name: room.into(),
+            kind: RoomKind::Group,
+            members: 2,
+        },
+        role: Role::Member,
+        offset,
+        members: vec![MemberInfo {
+            user: ME,
+            nick: NICK.into(),
+            role: Role::Member,
+            online: true,
+        }],
+    }
+}
+
+fn joined(req: ReqId, room: &str, offset: Offset) -> Message {
+    let i = info(room, offset);
+    Joined {
+        req,
+        room: i.room,
+        role: i.role,
+        offset: i.offset,
+        members: i.members,
+    }
+    .into()
+}
+
+/// Join `room` with the reply saying our own MemberJoined is at `offset`.
+fn join_room(s: &mut ClientSession, room: &str, offset: Offset) -> ReqId {
+    let req = s.join(room, T0);
+    transmits(s);
+    ctl(s, joined(req, room, offset)).unwrap();
+    assert_eq!(
+        events(s),
+        vec![Event::Reply {
+            req,
+            result: Ok(Reply::Joined(info(room, offset)))
+        }]
+    );
+    req
+}
+
+fn open(s: &mut ClientSession, id: StreamId, kind: StreamKind) {
+    feed(s, id, StreamHeader { kind }).unwrap();
+    assert_eq!(events(s), vec![]);
+}
+
+fn open_shard_of(s: &mut ClientSession, room: &str) {
+    let shard = s.shard_of(room);
+    open(s, SHARD_ID, StreamKind::Shard(shard));
+}
+
+/// The (offset, stream) of every room event; panics on any other event.
+fn delivered(evs: &[Event]) -> Vec<(Offset, StreamKind)> {
+    evs.iter()
+        .map(|e| match e {
+            Event::Room { event, via } => (event.room_offset().expect("room event").1, via.clone()),
+            other => panic!("expected a room event, got {other:?}"),
+        })
+        .collect()
+}
+
+fn is_protocol(r: Result<(), SessionError>) -> bool {
+    matches!(r, Err(SessionError::Protocol(_)))
+}
+
+fn failure_code(e: &Event) -> Option<ErrorCode> {
+    match e {
+        Event::Reply { result: Err(f), .. } | Event::Rejoined { result: Err(f), .. } => Some(f.code),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- handshake
+
+#[test]
+fn handshake_yields_ready_and_transmits_on_the_right_lanes() {
+    let mut s = ClientSession::new(cfg(), T0);
+    assert!(!s.is_ready());
+    assert_eq!(
+        transmits(&mut s),
+        vec![(
+            Lane::Control,
+            Hello {
+                version: PROTOCOL_VERSION,
+                client: cfg().client_name,
+            }
+            .into()
+        )]
+    );
+    assert_eq!(s.poll_timeout(), None);
+
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    assert_eq!(
+        transmits(&mut s),
+        vec![(
+            Lane::Control,
+            Auth {
+                credentials: Credentials::Nick(NICK.into())
+            }
+            .into()
+        )]
+    );
+    assert_eq!(s.session_id(), SESSION);
+    assert!(!s.is_ready());
+
+    ctl(&mut s, auth_ok()).unwrap();
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!((s.user(), s.nick()), (ME, NICK));
+    assert!(!s.is_ready());
+
+    ctl(&mut s, ShardAssignment { num_shards: SHARDS }).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Ready {
+            session: SESSION,
+            user: ME,
+            nick: NICK.into(),
+            num_shards: SHARDS,
+        }]
+    );
+    assert!(s.is_ready());
+    assert_eq!(s.num_shards(), SHARDS);
+    assert_eq!(s.shard_of("lobby"), shard_of("lobby", SHARDS));
+    assert_eq!(s.poll_timeout(), Some(T0 + HB));
+    assert_eq!(transmits(&mut s), vec![]);
+
+    // First frame on the Commands and Acks lanes is their StreamHeader, sent once.
+    let j = s.join("lobby", T0);
+    let m = s.send("lobby", "hi", T0);
+    s.delivered("lobby", 5);
+    s.read("lobby", 5);
+    s.delivered("lobby", 6);
+    s.typing("lobby");
+    assert_ne!(j, 0);
+    assert_ne!(j, m);
+    assert_eq!(
+        transmits(&mut s),
+        vec![
+            (
+                Lane::Commands,
+                StreamHeader {
+                    kind: StreamKind::Commands
+                }
+                .into()
+            ),
+            (
+                Lane::Commands,
+                Join {
+                    req: j,
+                    room: "lobby".into()
+                }
+                .into()
+            ),
+            (
+                Lane::Commands,
+                Send {
+                    req: m,
+                    room: "lobby".into(),
+                    client_id: 1,
+                    text: "hi".into()
+                }
+                .into()
+            ),
+            (
+                Lane::Acks,
+                StreamHeader {
+                    kind: StreamKind::Acks
+                }
+                .into()
+            ),
+            (
+                Lane::Acks,
+                Delivered {
+                    room: "lobby".into(),
+                    id: 5
+                }
+                .into()
+            ),
+            (
+                Lane::Acks,
+                Read {
+                    room: "lobby".into(),
+                    id: 5
+                }
+                .into()
+            ),
+            (
+                Lane::Acks,
+                Delivered {
+                    room: "lobby".into(),
+                    id: 6
+                }
+                .into()
+            ),
+            (
+                Lane::Datagram,
+                Typing {
+                    room: "lobby".into(),
+                    user: 0,
+                    nick: String::new()
+                }
+                .into()
+            ),
+        ]
+    );
+    let l = s.list_rooms(T0);
+    assert_eq!(
+        transmits(&mut s),
+        vec![(Lane::Commands, ListRooms { req: l }.into())]
+    );
+}
+
+#[test]
+fn handshake_from_bytes_split_one_by_one() {
+    let mut s = ClientSession::new(cfg(), T0);
+    transmits(&mut s);
+    let frames: Vec<Message> = vec![
+        hello_ack(PROTOCOL_VERSION, HB as u32).into(),
+        auth_ok().into(),
+        ShardAssignment { num_shards: 2 }.into(),
+        Welcome {
+            message: "welcome to garou".into(),
+        }
+        .into(),
+    ];
+    let wire: Vec<u8> = frames.iter().flat_map(|m| m.encode().to_vec()).collect();
+    for b in &wire {
+        s.on_stream_data(CONTROL, std::slice::from_ref(b), T0).unwrap();
+    }
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Ready {
+                session: SESSION,
+                user: ME,
+                nick: NICK.into(),
+                num_shards: 2
+            },
+            Event::Welcome("welcome to garou".into()),
+        ]
+    );
+    assert_eq!(s.on_stream_end(CONTROL), Ok(()));
+}
+
+#[test]
+fn commands_before_ready_are_held_then_sent_in_order() {
+    let mut s = ClientSession::new(cfg(), T0);
+    transmits(&mut s);
+    let j = s.join("lobby", T0);
+    let m = s.send("lobby", "early", T0);
+    let n = s.set_nick("bob", T0);
+    // Acks and datagrams before the handshake are dropped, not held.
+    s.typing("lobby");
+    s.delivered("lobby", 1);
+    s.read("lobby", 1);
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(s.pending_requests(), 3);
+    assert_eq!(s.poll_timeout(), None);
+
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    let tx = transmits(&mut s);
+    assert_eq!(tx.len(), 1);
+    assert!(matches!(tx[0], (Lane::Control, Message::Auth(_))));
+    ctl(&mut s, auth_ok()).unwrap();
+    assert_eq!(transmits(&mut s), vec![]);
+
+    feed_at(&mut s, CONTROL, ShardAssignment { num_shards: SHARDS }, T0 + 50).unwrap();
+    assert!(matches!(events(&mut s)[..], [Event::Ready { .. }]));
+    assert_eq!(
+        transmits(&mut s),
+        vec![
+            (
+                Lane::Commands,
+                StreamHeader {
+                    kind: StreamKind::Commands
+                }
+                .into()
+            ),
+            (
+                Lane::Commands,
+                Join {
+                    req: j,
+                    room: "lobby".into()
+                }
+                .into()
+            ),
+            (
+                Lane::Commands,
+                Send {
+                    req: m,
+                    room: "lobby".into(),
+                    client_id: 1,
+                    text: "early".into()
+                }
+                .into()
+            ),
+            (
+                Lane::Commands,
+                SetNick {
+                    req: n,
+                    nick: "bob".into()
+                }
+                .into()
+            ),
+        ]
+    );
+    assert_eq!(s.pending_requests(), 3);
+    // Their deadlines run from the moment they were actually sent.
+    assert_eq!(s.poll_timeout(), Some(T0 + 50 + TIMEOUT));
+    ctl(&mut s, joined(j, "lobby", 1)).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: j,
+            result: Ok(Reply::Joined(info("lobby", 1)))
+        }]
+    );
+    assert_eq!(s.pending_requests(), 2);
+}
+
+#[test]
+fn auth_error_is_refused() {
+    let mut s = ClientSession::new(cfg(), T0);
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    let r = ctl(
+        &mut s,
+        AuthError {
+            reason: "bad token".into(),
+        },
+    );
+    assert_eq!(
+        r,
+        Err(SessionError::Refused(Failure {
+            code: ErrorCode::AuthFailed,
+            message: "bad token".into()
+        }))
+    );
+    assert!(!s.is_ready());
+}
+
+#[test]
+fn fatal_error_during_handshake_is_refused() {
+    let mut s = ClientSession::new(cfg(), T0);
+    let r = ctl(&mut s, Error::fatal(ErrorCode::UnsupportedVersion, "speak v2"));
+    assert_eq!(
+        r,
+        Err(SessionError::Refused(Failure {
+            code: ErrorCode::UnsupportedVersion,
+            message: "speak v2".into()
+        }))
+    );
+}
+
+#[test]
+fn server_version_mismatch_is_an_error() {
+    let mut s = ClientSession::new(cfg(), T0);
+    transmits(&mut s);
+    let r = ctl(&mut s, hello_ack(PROTOCOL_VERSION + 1, HB as u32));
+    assert!(is_protocol(r.clone()), "{r:?}");
+    assert_eq!(transmits(&mut s), vec![], "no Auth after a version mismatch");
+    assert!(!s.is_ready());
+}
+
+#[test]
+fn zero_shards_is_an_error() {
+    let mut s = ClientSession::new(cfg(), T0);
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    ctl(&mut s, auth_ok()).unwrap();
+    assert!(is_protocol(ctl(&mut s, ShardAssignment { num_shards: 0 })));
+    assert!(!s.is_ready());
+}
+
+#[test]
+fn frames_out_of_state_are_protocol_errors() {
+    let mut s = ClientSession::new(cfg(), T0);
+    assert!(is_protocol(ctl(&mut s, auth_ok())));
+
+    let mut s = ClientSession::new(cfg(), T0);
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    assert!(is_protocol(ctl(&mut s, ShardAssignment { num_shards: 1 })));
+
+    let mut s = ClientSession::new(cfg(), T0);
+    let _ = s.list_rooms(T0);
+    assert!(is_protocol(ctl(&mut s, Done { req: 1 })));
+
+    let mut s = ready();
+    assert!(is_protocol(ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32))));
+    let mut s = ready();
+    assert!(is_protocol(ctl(&mut s, text("lobby", 1))));
+    let mut s = ready();
+    let header = StreamHeader {
+        kind: StreamKind::Shard(0),
+    };
+    assert!(is_protocol(ctl(&mut s, header)));
+}
+
+// ---------------------------------------------------------------- requests
+
+#[test]
+fn replies_resolve_the_right_request_ids() {
+    let mut s = ready();
+    let j = s.join("lobby", T0);
+    let snd = s.send("lobby", "hi", T0);
+    let e = s.edit("lobby", 5, "fixed", T0);
+    let nick = s.set_nick("bob", T0);
+    let lr = s.list_rooms(T0);
+    let lu = s.list_users("lobby", T0);
+    let dm = s.direct("carol", "yo", T0);
+    let del = s.delete("lobby", 6, T0);
+    let rc = s.react("lobby", 6, "+1", true, T0);
+    let sr = s.set_role("lobby", "carol", Role::Moderator, T0);
+    let cr = s.create_room("den", RoomKind::Channel, T0);
+    let ids = [j, snd, e, nick, lr, lu, dm, del, rc, sr, cr];
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len());
+    assert!(!ids.contains(&0));
+    assert_eq!(s.pending_requests(), ids.len());
+
+    let tx = transmits(&mut s);
+    let client_ids: Vec<(ReqId, u64)> = tx
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::Send(x) => Some((x.req, x.client_id)),
+            Message::DirectMessage(x) => Some((x.req, x.client_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(client_ids, vec![(snd, 1), (dm, 2)]);
+    assert!(tx.iter().all(|(lane, _)| *lane == Lane::Commands));
+
+    let users = vec![MemberInfo {
+        user: 9,
+        nick: "carol".into(),
+        role: Role::Admin,
+        online: false,
+    }];
+    let rooms = vec![RoomInfo {
+        name: "lobby".into(),
+        kind: RoomKind::Group,
+        members: 3,
+    }];
+    // Answered in an order unrelated to the order of the requests.
+    let cases: Vec<(Message, ReqId, Result<Reply, Failure>)> = vec![
+        (
+            MessageAck {
+                req: dm,
+                room: "dm-carol".into(),
+                id: 77,
+                offset: 3,
+            }
+            .into(),
+            dm,
+            Ok(Reply::Sent {
+                room: "dm-carol".into(),
+                id: 77,
+                offset: 3,
+            }),
+        ),
+        (
+            Error::reply(e, ErrorCode::NoSuchMessage, "gone"),
+            e,
+            Err(Failure {
+                code: ErrorCode::NoSuchMessage,
+                message: "gone".into(),
+            }),
+        ),
+        (
+            MessageAck {
+                req: snd,
+                room: "lobby".into(),
+                id: 78,
+                offset: 12,
+            }
+            .into(),
+            snd,
+            Ok(Reply::Sent {
+                room: "lobby".into(),
+                id: 78,
+                offset: 12,
+            }),
+        ),
+        (joined(j, "lobby", 11), j, Ok(Reply::Joined(info("lobby", 11)))),
+        (
+            NickOk {
+                req: nick,
+                nick: "bob".into(),
+            }
+            .into(),
+            nick,
+            Ok(Reply::Nick("bob".into())),
+        ),
+        (
+            UserList {
+                req: lu,
+                room: "lobby".into(),
+                users: users.clone(),
+            }
+            .into(),
+            lu,
+            Ok(Reply::Users {
+                room: "lobby".into(),
+                users,
+            }),
+        ),
+        (
+            RoomList {
+                req: lr,
+                rooms: rooms.clone(),
+            }
+            .into(),
+            lr,
+            Ok(Reply::Rooms(rooms)),
+        ),
+        (Done { req: sr }.into(), sr, Ok(Reply::Done)),
+        (Done { req: del }.into(), del, Ok(Reply::Done)),
+        (
+            Error::reply(rc, ErrorCode::Forbidden, "muted"),
+            rc,
+            Err(Failure {
+                code: ErrorCode::Forbidden,
+                message: "muted".into(),
+            }),
+        ),
+        (joined(cr, "den", 1), cr, Ok(Reply::Joined(info("den", 1)))),
+    ];
+    for (msg, req, result) in cases {
+        ctl(&mut s, msg).unwrap();
+        assert_eq!(events(&mut s), vec![Event::Reply { req, result }]);
+    }
+    assert_eq!(s.nick(), "bob");
+    assert_eq!(s.pending_requests(), 0);
+    assert_eq!(s.rooms(), vec!["den".to_string(), "lobby".to_string()]);
+
+    // Replies nobody waits for (unknown id, or answered already) are ignored.
+    ctl(&mut s, Done { req: 9_999 }).unwrap();
+    ctl(&mut s, Done { req: del }).unwrap();
+    ctl(&mut s, Error::reply(e, ErrorCode::Internal, "again")).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn failed_join_stops_tracking_the_room() {
+    let mut s = ready();
+    let j = s.join("nope", T0);
+    assert_eq!(s.rooms(), vec!["nope".to_string()]);
+    ctl(&mut s, Error::reply(j, ErrorCode::NoSuchRoom, "no")).unwrap();
+    assert_eq!(failure_code(&events(&mut s)[0]), Some(ErrorCode::NoSuchRoom));
+    assert_eq!(s.rooms(), Vec::<String>::new());
+}
+
+#[test]
+fn leave_stops_tracking_the_room() {
+    let mut s = ready();
+    join_room(&mut s, "lobby", 1);
+    open_shard_of(&mut s, "lobby");
+    feed(&mut s, SHARD_ID, self_join("lobby", 1)).unwrap();
+    assert_eq!(delivered(&events(&mut s)).len(), 1);
+    ctl(&mut s, RoomPromoted { room: "lobby".into() }).unwrap();
+    assert!(s.is_hot("lobby"));
+    events(&mut s);
+
+    let l = s.leave("lobby", T0);
+    ctl(
+        &mut s,
+        Left {
+            req: l,
+            room: "lobby".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: l,
+            result: Ok(Reply::Left("lobby".into()))
+        }]
+    );
+    assert_eq!(s.rooms(), Vec::<String>::new());
+    assert!(!s.is_hot("lobby"));
+    // Late events of the room are dropped quietly.
+    feed(&mut s, SHARD_ID, text("lobby", 2)).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn request_timeout() {
+    let mut s = ready(); // next ping at T0 + HB
+    let j = s.join("slow", T0 + 100);
+    let k = s.list_rooms(T0 + 200);
+    transmits(&mut s);
+    assert_eq!(s.poll_timeout(), Some(T0 + 100 + TIMEOUT));
+    s.handle_timeout(T0 + 99 + TIMEOUT).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+
+    s.handle_timeout(T0 + 100 + TIMEOUT).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 1);
+    assert!(matches!(ev[0], Event::Reply { req, .. } if req == j));
+    assert_eq!(failure_code(&ev[0]), Some(ErrorCode::Timeout));
+    assert_eq!(s.rooms(), Vec::<String>::new(), "a timed-out join is not tracked");
+    assert_eq!(s.poll_timeout(), Some(T0 + 200 + TIMEOUT));
+
+    s.handle_timeout(T0 + 200 + TIMEOUT).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 1);
+    assert!(matches!(ev[0], Event::Reply { req, .. } if req == k));
+    assert_eq!(failure_code(&ev[0]), Some(ErrorCode::Timeout));
+    assert_eq!(s.pending_requests(), 0);
+    assert_eq!(s.poll_timeout(), Some(T0 + HB));
+    assert_eq!(transmits(&mut s), vec![], "no ping before the heartbeat");
+
+    // The late reply is ignored.
+    ctl(&mut s, joined(j, "slow", 1)).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn abort_fails_pending_requests_with_disconnected() {
+    let mut s = ready();
+    let j = s.join("lobby", T0);
+    let k = s.send("lobby", "hi", T0);
+    s.abort("connection lost");
+    let mut ev = events(&mut s);
+    ev.sort_by_key(|e| match e {
+        Event::Reply { req, .. } => *req,
+        _ => 0,
+    });
+    let fail = Err(Failure {
+        code: ErrorCode::Disconnected,
+        message: "connection lost".into(),
+    });
+    assert_eq!(
+        ev,
+        vec![
+            Event::Reply {
+                req: j.min(k),
+                result: fail.clone()
+            },
+            Event::Reply {
+                req: j.max(k),
+                result: fail.clone()
+            },
+        ]
+    );
+    assert_eq!(s.pending_requests(), 0);
+    assert_eq!(s.rooms(), Vec::<String>::new());
+    assert_eq!(s.poll_timeout(), Some(T0 + HB));
+
+    // Held (not yet sent) commands fail too, and are not sent later.
+    let mut s = ClientSession::new(cfg(), T0);
+    let h = s.list_rooms(T0);
+    s.abort("gone");
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: h,
+            result: Err(Failure {
+                code: ErrorCode::Disconnected,
+                message: "gone".into()
+            })
+        }]
+    );
+    assert_eq!(s.pending_requests(), 0);
+    handshake(&mut s, SHARDS);
+    assert!(transmits(&mut s).iter().all(|(lane, _)| *lane == Lane::Control));
+}
+
+// ---------------------------------------------------------------- keepalive
+
+#[test]
+fn ping_after_heartbeat_and_pong_to_server_ping() {
+    let mut s = ready();
+    assert_eq!(s.poll_timeout(), Some(T0 + HB));
+    s.handle_timeout(T0 + HB - 1).unwrap();
+    assert_eq!(transmits(&mut s), vec![]);
+    s.handle_timeout(T0 + HB).unwrap();
+    assert_eq!(transmits(&mut s), vec![(Lane::Control, Ping { nonce: 1 }.into())]);
+    assert_eq!(s.poll_timeout(), Some(T0 + 2 * HB));
+
+    // The server answering keeps the session alive well past 3 heartbeats.
+    for i in 2..10 {
+        feed_at(&mut s, CONTROL, Pong { nonce: i - 1 }, T0 + i * HB - 1).unwrap();
+        s.handle_timeout(T0 + i * HB).unwrap();
+        assert_eq!(transmits(&mut s), vec![(Lane::Control, Ping { nonce: i }.into())]);
+    }
+    assert_eq!(events(&mut s), vec![]);
+
+    feed(&mut s, CONTROL, Ping { nonce: 0xABCD }).unwrap();
+    assert_eq!(
+        transmits(&mut s),
+        vec![(Lane::Control, Pong { nonce: 0xABCD }.into())]
+    );
+}
+
+#[test]
+fn silent_server_times_out() {
+    let mut s = ready(); // last traffic at T0
+    for i in 1..=3 {
+        s.handle_timeout(T0 + i * HB).unwrap();
+        assert_eq!(transmits(&mut s), vec![(Lane::Control, Ping { nonce: i }.into())]);
+    }
+    assert_eq!(s.handle_timeout(T0 + 4 * HB), Err(SessionError::Timeout(4 * HB)));
+}
+
+#[test]
+fn tiny_heartbeat_is_clamped() {
+    let mut s = ClientSession::new(cfg(), T0);
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, 0)).unwrap();
+    ctl(&mut s, auth_ok()).unwrap();
+    ctl(&mut s, ShardAssignment { num_shards: 1 }).unwrap();
+    assert_eq!(s.poll_timeout(), Some(T0 + 100));
+}
+
+// ---------------------------------------------------------------- room events
+
+#[test]
+fn room_events_across_shard_and_hot_streams_are_delivered_in_offset_order() {
+    let mut s = ready();
+    let room = "lobby";
+    let shard = StreamKind::Shard(s.shard_of(room));
+    let hot = StreamKind::Hot(room.into());
+    join_room(&mut s, room, 10);
+    open(&mut s, SHARD_ID, shard.clone());
+    ctl(&mut s, RoomPromoted { room: room.into() }).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Promoted { room: room.into() }]);
+    assert!(s.is_hot(room));
+    open(&mut s, HOT_ID, hot.clone());
+
+    feed(&mut s, HOT_ID, text(room, 12)).unwrap();
+    feed(&mut s, HOT_ID, text(room, 14)).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+    feed(&mut s, SHARD_ID, self_join(room, 10)).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Room {
+            event: self_join(room, 10),
+            via: shard.clone()
+        }]
+    );
+    feed(&mut s, SHARD_ID, text(room, 11)).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Room {
+                event: text(room, 11),
+                via: shard.clone()
+            },
+            Event::Room {
+                event: text(room, 12),
+                via: hot.clone()
+            },
+        ]
+    );
+    feed(&mut s, HOT_ID, text(room, 13)).unwrap();
+    assert_eq!(
+        delivered(&events(&mut s)),
+        vec![(13, hot.clone()), (14, hot.clone())]
+    );
+
+    // Duplicates (already delivered) are dropped.
+    feed(&mut s, SHARD_ID, self_join(room, 10)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 11)).unwrap();
+    feed(&mut s, HOT_ID, text(room, 12)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 14)).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+    // Duplicates still waiting in the reorder buffer are delivered once.
+    feed(&mut s, HOT_ID, text(room, 16)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 16)).unwrap();
+    feed(&mut s, HOT_ID, text(room, 15)).unwrap();
+    assert_eq!(
+        delivered(&events(&mut s))
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect::<Vec<_>>(),
+        vec![15, 16]
+    );
+
+    let StreamKind::Shard(i) = shard else {
+        unreachable!()
+    };
+    ctl(
+        &mut s,
+        RoomDemoted {
+            room: room.into(),
+            shard: i,
+        },
+    )
+    .unwrap();
+    assert_eq!(events(&mut s), vec![Event::Demoted { room: room.into() }]);
+    assert!(!s.is_hot(room));
+    feed(&mut s, SHARD_ID, text(room, 17)).unwrap();
+    assert_eq!(delivered(&events(&mut s)), vec![(17, shard)]);
+}
+
+#[test]
+fn events_before_the_joined_reply_are_buffered_and_delivered_after_it() {
+    let mut s = ready();
+    let room = "lobby";
+    open_shard_of(&mut s, room);
+    open(&mut s, HOT_ID, StreamKind::Hot(room.into()));
+    let req = s.join(room, T0);
+    transmits(&mut s);
+
+    feed(&mut s, HOT_ID, text(room, 6)).unwrap();
+    feed(&mut s, SHARD_ID, self_join(room, 5)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 7)).unwrap();
+    assert_eq!(events(&mut s), vec![], "nothing before the Joined reply");
+
+    ctl(&mut s, joined(req, room, 5)).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(
+        ev[0],
+        Event::Reply {
+            req,
+            result: Ok(Reply::Joined(info(room, 5)))
+        }
+    );
+    let offsets: Vec<Offset> = delivered(&ev[1..]).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, vec![5, 6, 7]);
+    feed(&mut s, HOT_ID, text(room, 8)).unwrap();
+    assert_eq!(delivered(&events(&mut s)).len(), 1);
+}
+
+#[test]
+fn events_older_than_our_join_do_not_stall_the_room() {
+    // Events from before our join (the server's subscription raced with it) may arrive
+    // while the join is in flight: they are dropped, and the room still flows.
+    let mut s = ready();
+    let room = "lobby";
+    open_shard_of(&mut s, room);
+    let req = s.join(room, T0);
+    feed(&mut s, SHARD_ID, text(room, 3)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 4)).unwrap();
+    feed(&mut s, SHARD_ID, self_join(room, 5)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 6)).unwrap();
+    ctl(&mut s, joined(req, room, 5)).unwrap();
+    let ev = events(&mut s);
+    assert!(matches!(ev[0], Event::Reply { req: r, result: Ok(_) } if r == req));
+    let offsets: Vec<Offset> = delivered(&ev[1..]).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, vec![5, 6]);
+    feed(&mut s, SHARD_ID, text(room, 7)).unwrap();
+    assert_eq!(delivered(&events(&mut s)).len(), 1);
+}
+
+#[test]
+fn event_on_the_wrong_shard_stream_is_a_protocol_error() {
+    let mut s = ready();
+    join_room(&mut s, "lobby", 1);
+    let wrong = (s.shard_of("lobby") + 1) % SHARDS;
+    open(&mut s, 3, StreamKind::Shard(wrong));
+    assert!(is_protocol(feed(&mut s, 3, self_join("lobby", 1))));
+
+    let mut s = ready();
+    join_room(&mut s, "lobby", 1);
+    open(&mut s, HOT_ID, StreamKind::Hot("other".into()));
+    assert!(is_protocol(feed(&mut s, HOT_ID, self_join("lobby", 1))));
+}
+
+#[test]
+fn bad_server_streams_are_protocol_errors() {
+    // Not starting with a StreamHeader.
+    let mut s = ready();
+    join_room(&mut s, "lobby", 1);
+    assert!(is_protocol(feed(&mut s, 5, self_join("lobby", 1))));
+    let mut s = ready();
+    assert!(is_protocol(feed(&mut s, 5, Ping { nonce: 1 })));
+    // A shard index beyond the assignment, or a client-side stream kind.
+    let mut s = ready();
+    let header = StreamHeader {
+        kind: StreamKind::Shard(SHARDS),
+    };
+    assert!(is_protocol(feed(&mut s, 5, header)));
+    let mut s = ready();
+    let header = StreamHeader {
+        kind: StreamKind::Commands,
+    };
+    assert!(is_protocol(feed(&mut s, 5, header)));
+    // A second header, or a non-event frame, on a room stream.
+    let mut s = ready();
+    open(&mut s, 5, StreamKind::Shard(0));
+    let header = StreamHeader {
+        kind: StreamKind::Shard(0),
+    };
+    assert!(is_protocol(feed(&mut s, 5, header)));
+    let mut s = ready();
+    open(&mut s, 5, StreamKind::Shard(0));
+    assert!(is_protocol(feed(&mut s, 5, Welcome { message: "x".into() })));
+}
+
+#[test]
+fn undecodable_stream_data_is_a_decode_error() {
+    let mut s = ready();
+    let r = s.on_stream_data(5, &[0x30, 0xFF, 0xFF, 0xFF, 0xFF], T0);
+    assert!(
+        matches!(r, Err(SessionError::Decode(DecodeError::TooLarge { .. }))),
+        "{r:?}"
+    );
+    let mut s = ready();
+    let r = s.on_stream_data(5, &[0x9A, 0, 0, 0, 0], T0);
+    assert_eq!(r, Err(SessionError::Decode(DecodeError::UnknownType(0x9A))));
+    let mut s = ready();
+    let r = s.on_stream_data(CONTROL, &[FrameType::Ping as u8, 0, 0, 0, 0], T0);
+    assert!(
+        matches!(r, Err(SessionError::Decode(DecodeError::Payload { .. }))),
+        "{r:?}"
+    );
+
+    // A stream that ends inside a frame.
+    let mut s = ready();
+    let wire = StreamHeader {
+        kind: StreamKind::Shard(0),
+    };
+    let wire = Message::from(wire).encode();
+    s.on_stream_data(5, &wire[..3], T0).unwrap();
+    assert_eq!(
+        s.on_stream_end(5),
+        Err(SessionError::Decode(DecodeError::Truncated(3)))
+    );
+    s.on_stream_data(6, &wire, T0).unwrap();
+    assert_eq!(s.on_stream_end(6), Ok(()));
+    assert_eq!(s.on_stream_end(77), Ok(()));
+}
+
+#[test]
+fn reorder_limit_bounds_buffered_events() {
+    let mut c = cfg();
+    c.reorder_limit = 4;
+    let mut s = ready_with(c.clone());
+    join_room(&mut s, "lobby", 1);
+    open_shard_of(&mut s, "lobby");
+    for o in 3..=6 {
+        feed(&mut s, SHARD_ID, text("lobby", o)).unwrap();
+    }
+    assert_eq!(events(&mut s), vec![]);
+    feed(&mut s, SHARD_ID, self_join("lobby", 1)).unwrap();
+    feed(&mut s, SHARD_ID, text("lobby", 2)).unwrap();
+    let offsets: Vec<Offset> = delivered(&events(&mut s)).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, vec![1, 2, 3, 4, 5, 6]);
+
+    let mut s = ready_with(c);
+    join_room(&mut s, "lobby", 1);
+    open_shard_of(&mut s, "lobby");
+    for o in 3..=6 {
+        feed(&mut s, SHARD_ID, text("lobby", o)).unwrap();
+    }
+    assert!(is_protocol(feed(&mut s, SHARD_ID, text("lobby", 7))));
+}
+
+#[test]
+fn removed_from_a_room_stops_tracking_it() {
+    let mut s = ready();
+    join_room(&mut s, "lobby", 1);
+    open_shard_of(&mut s, "lobby");
+    feed(&mut s, SHARD_ID, self_join("lobby", 1)).unwrap();
+    let kicked: Message = MemberLeft {
+        room: "lobby".into(),
+        offset: 2,
+        user: ME,
+        nick: NICK.into(),
+    }
+    .into();
+    feed(&mut s, SHARD_ID, kicked).unwrap();
+    let offsets: Vec<Offset> = delivered(&events(&mut s)).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, vec![1, 2]);
+    assert_eq!(s.rooms(), Vec::<String>::new());
+    feed(&mut s, SHARD_ID, text("lobby", 3)).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn direct_room_is_tracked_from_our_own_member_joined() {
+    let mut s = ready();
+    let room = "dm:alice:bob";
+    open_shard_of(&mut s, room);
+    // Not ours: a room we never joined.
+    feed(&mut s, SHARD_ID, text(room, 1)).unwrap();
+    let bob_joined: Message = MemberJoined {
+        room: room.into(),
+        offset: 2,
+        user: 99,
+        nick: "bob".into(),
+        role: Role::Member,
+    }
+    .into();
+    feed(&mut s, SHARD_ID, bob_joined).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(s.rooms(), Vec::<String>::new());
+    // Typing in an untracked room is dropped.
+    let typing = Message::from(Typing {
+        room: room.into(),
+        user: 99,
+        nick: "bob".into(),
+    })
+    .encode();
+    s.on_datagram(&typing, T0).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+
+    feed(&mut s, SHARD_ID, self_join(room, 3)).unwrap();
+    assert_eq!(
+        delivered(&events(&mut s)),
+        vec![(3, StreamKind::Shard(s.shard_of(room)))]
+    );
+    assert_eq!(s.rooms(), vec![room.to_string()]);
+    feed(&mut s, SHARD_ID, text(room, 5)).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+    feed(&mut s, SHARD_ID, text(room, 4)).unwrap();
+    let offsets: Vec<Offset> = delivered(&events(&mut s)).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, vec![4, 5]);
+
+    s.on_datagram(&typing, T0).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Typing {
+            room: room.into(),
+            user: 99,
+            nick: "bob".into()
+        }]
+    );
+}
+
+#[test]
+fn rejoin_rooms_produce_rejoined_events() {
+    let mut c = cfg();
+    c.rejoin = vec!["a".into(), "b".into(), "c".into()];
+    let mut s = ClientSession::new(c, T0);
+    let held = s.send("a", "queued", T0);
+    handshake(&mut s, SHARDS);
+    assert!(matches!(events(&mut s)[..], [Event::Ready { .. }]));
+    let commands: Vec<Message> = transmits(&mut s)
+        .into_iter()
+        .filter(|(lane, _)| *lane == Lane::Commands)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(
+        commands[0],
+        StreamHeader {
+            kind: StreamKind::Commands
+        }
+        .into()
+    );
+    let joins: Vec<(ReqId, String)> = commands[1..4]
+        .iter()
+        .map(|m| match m {
+            Message::Join(j) => (j.req, j.room.clone()),
+            other => panic!("expected Join, got {other:?}"),
+        })
+        .collect();
+    let rooms: Vec<&str> = joins.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(rooms, vec!["a", "b", "c"]);
+    assert!(matches!(&commands[4], Message::Send(m) if m.req == held));
+    assert_eq!(commands.len(), 5);
+    assert_eq!(s.pending_requests(), 4);
+    assert_eq!(s.rooms(), vec!["a".to_string(), "b".to_string(), "c".to_string()]);
+
+    ctl(&mut s, joined(joins[0].0, "a", 3)).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Rejoined {
+            room: "a".into(),
+            result: Ok(info("a", 3))
+        }]
+    );
+    ctl(&mut s, Error::reply(joins[1].0, ErrorCode::NoSuchRoom, "gone")).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Rejoined {
+            room: "b".into(),
+            result: Err(Failure {
+                code: ErrorCode::NoSuchRoom,
+                message: "gone".into()
+            })
+        }]
+    );
+    ctl(
+        &mut s,
+        MessageAck {
+            req: held,
+            room: "a".into(),
+            id: 1,
+            offset: 4,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        events(&mut s)[..],
+        [Event::Reply {
+            result: Ok(Reply::Sent { .. }),
+            ..
+        }]
+    ));
+    s.handle_timeout(T0 + TIMEOUT).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 1);
+    assert!(matches!(&ev[0], Event::Rejoined { room, .. } if room == "c"));
+    assert_eq!(failure_code(&ev[0]), Some(ErrorCode::Timeout));
+    assert_eq!(s.rooms(), vec!["a".to_string()]);
+
+    open_shard_of(&mut s, "a");
+    feed(&mut s, SHARD_ID, self_join("a", 3)).unwrap();
+    feed(&mut s, SHARD_ID, text("a", 4)).unwrap();
+    let offsets: Vec<Offset> = delivered(&events(&mut s)).into_iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, vec![3, 4]);
+}
+
+#[test]
+fn control_stream_notifications_and_datagrams() {
+    let mut s = ready();
+    ctl(&mut s, Welcome { message: "hi".into() }).unwrap();
+    ctl(&mut s, Throttle { retry_after_ms: 250 }).unwrap();
+    let receipt = Receipt {
+        room: "lobby".into(),
+        id: 5,
+        user: 9,
+        nick: "bob".into(),
+        read: true,
+    };
+    ctl(&mut s, receipt.clone()).unwrap();
+    ctl(&mut s, Error::fatal(ErrorCode::SlowConsumer, "too slow")).unwrap();
+    ctl(&mut s, Pong { nonce: 3 }).unwrap();
+    ctl(
+        &mut s,
+        Shutdown {
+            reason: "maintenance".into(),
+        },
+    )
+    .unwrap();
+    let presence = Message::from(Presence {
+        user: 9,
+        nick: "bob".into(),
+        online: false,
+    })
+    .encode();
+    s.on_datagram(&presence, T0).unwrap();
+    // Bad datagrams are dropped, not fatal.
+    s.on_datagram(&[0xEE, 1, 2], T0).unwrap();
+    s.on_datagram(&presence[..presence.len() - 1], T0).unwrap();
+    s.on_datagram(&Message::from(Ping { nonce: 1 }).encode(), T0)
+        .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Welcome("hi".into()),
+            Event::Throttled { retry_after_ms: 250 },
+            Event::Receipt(receipt),
+            Event::Error(Failure {
+                code: ErrorCode::SlowConsumer,
+                message: "too slow".into()
+            }),
+            Event::Shutdown {
+                reason: "maintenance".into()
+            },
+            Event::Presence {
+                user: 9,
+                nick: "bob".into(),
+                online: false
+            },
+        ]
+    );
+    assert_eq!(transmits(&mut s), vec![]);
+}
+
+#[test]
+fn config_defaults() {
+    let c = ClientConfig::with_nick("zed");
+    assert_eq!(c.credentials, Credentials::Nick("zed".into()));
+    assert!(c.client_name.starts_with("garou-protocol/"));
+    assert_eq!(c.max_frame, DEFAULT_MAX_FRAME);
+    assert!(c.request_timeout_ms > 0 && c.reorder_limit > 0);
+    assert!(c.rejoin.is_empty());
+}
+
+// ---------------------------------------------------------------- property
+
+#[derive(Clone, Debug)]
+enum Arrival {
+    Event { offset: Offset, hot: bool },
+    JoinedReply,
+}
+
+fn arrivals() -> impl Strategy<Value = (Offset, usize, Vec<Arrival>)> {
+    (1usize..40, 3u64..1_000).prop_flat_map(|(n, base)| {
+        (
+            Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+            prop::collection::vec(any::<bool>(), n),
+            prop::collection::vec((any::<Index>(), any::<Index>(), any::<bool>()), 0..10),
+            prop::collection::vec((1u64..=2, any::<Index>(), any::<bool>()), 0..3),
+            any::<Index>(),
+        )
+            .prop_map(move |(perm, hot, dups, old, joined_at)| {
+                let mut v: Vec<Arrival> = perm
+                    .iter()
+                    .map(|&i| Arrival::Event {
+                        offset: base + i as u64,
+                        hot: hot[i],
+                    })
+                    .collect();
+                for (which, at, on_hot) in dups {
+                    let offset = base + which.index(n) as u64;
+                    v.insert(at.index(v.len() + 1), Arrival::Event { offset, hot: on_hot });
+                }
+                for (back, at, on_hot) in old {
+                    let offset = base - back;
+                    v.insert(at.index(v.len() + 1), Arrival::Event { offset, hot: on_hot });
+                }
+                v.insert(joined_at.index(v.len() + 1), Arrival::JoinedReply);
+                (base, n, v)
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the arrival order across a shard and a hot stream, with duplicates, stale
+    /// events and the Joined reply anywhere among them: the reply comes first, then each
+    /// event of the room exactly once, in offset order.
+    #[test]
+    fn room_events_come_out_in_offset_order((base, n, arrivals) in arrivals()) {
+        let room = "lobby";
+        let mut s = ready();
+        open_shard_of(&mut s, room);
+        open(&mut s, HOT_ID, StreamKind::Hot(room.into()));
+        let req = s.join(room, T0);
+        let mut out = Vec::new();
+        for a in &arrivals {
+            match *a {
+                Arrival::JoinedReply => ctl(&mut s, joined(req, room, base)).unwrap(),
+                Arrival::Event { offset, hot } => {
+                    let m = if offset == base { self_join(room, offset) } else { text(room, offset) };
+                    feed(&mut s, if hot { HOT_ID } else { SHARD_ID }, m).unwrap();
+                }
+            }
+            out.extend(events(&mut s));
+        }
+        prop_assert!(!out.is_empty());
+        prop_assert_eq!(
+            &out[0],
+            &Event::Reply { req, result: Ok(Reply::Joined(info(room, base))) }
+        );
+        let got: Vec<Message> = out[1..]
+            .iter()
+            .map(|e| match e {
+                Event::Room { event, .. } => event.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        let want: Vec<Message> = (0..n as u64)
+            .map(|i| if i == 0 { self_join(room, base) } else { text(room, base + i) })
+            .collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(s.pending_requests(), 0);
+    }
+}
