@@ -126,6 +126,40 @@ mod tests {
         }
     }
 
+    /// The README's table is documentation users rely on: it must say what the code does.
+    #[test]
+    fn readme_table_matches_the_matrix() {
+        let readme = include_str!("../../../README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| action | group | channel | direct |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), Action::ALL.len(), "one row per action");
+        for (row, action) in rows.iter().zip(Action::ALL) {
+            let name: String = format!("{action:?}")
+                .chars()
+                .flat_map(|c| {
+                    if c.is_uppercase() {
+                        vec![' ', c.to_ascii_lowercase()]
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            assert_eq!(row[0], name.trim(), "row order follows Action::ALL");
+            for (cell, kind) in row[1..]
+                .iter()
+                .zip([RoomKind::Group, RoomKind::Channel, RoomKind::Direct])
+            {
+                let want = min_role(kind, action).map_or("—", Role::as_str);
+                assert_eq!(*cell, want, "{action:?} in {kind:?}");
+            }
+        }
+    }
+
     #[test]
     fn role_changes() {
         use Role::*;
