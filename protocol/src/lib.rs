@@ -14,6 +14,7 @@ pub mod frame;
 pub mod message;
 pub mod shard;
 pub mod types;
+pub mod ws;
 
 pub use client::{
     ClientConfig, ClientSession, Event, Failure, JoinInfo, Lane, Reply, SessionError, Transmit,
