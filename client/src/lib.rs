@@ -1,1 +1,224 @@
+//! Native Garou client: a tokio + quinn driver around the sans-IO
+//! [`ClientSession`](garou_protocol::ClientSession).
+//!
+//! All protocol logic (handshake, request ids, per-room ordering, hot-room streams) lives
+//! in `garou-protocol`, shared with the wasm client; this crate only moves bytes between
+//! QUIC and that state machine, keeps time, and adds what a long-lived app needs:
+//! reconnection with backoff across several gateways, automatic rejoin, typed request
+//! handles and a bounded event stream.
+//!
+//! ```no_run
+//! use garou_client::{connect, ClientEvent, ClientOptions, Trust};
+//!
+//! # async fn demo() -> Result<(), garou_client::ClientError> {
+//! let opts = ClientOptions::with_nick("127.0.0.1:4433", "alice").trust(Trust::Insecure);
+//! let (client, mut events) = connect(opts).await?;
+//! client.join("general").await?;
+//! client.send("general", "hello").await?;
+//! while let Some(ev) = events.next().await {
+//!     if let Some(m) = ev.room_message() {
+//!         println!("[#{}] <{}> {}", m.room, m.nick, m.text);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`options`](ClientOptions) (settings), `tls` ([`Trust`]), `handle`
+//! ([`Client`], [`Request`], [`Pending`]), `events` ([`Events`]), `driver` (the task that
+//! owns the session), `link` (one QUIC connection and its I/O tasks), `backoff`.
 #![forbid(unsafe_code)]
+
+mod backoff;
+mod driver;
+mod events;
+mod handle;
+mod link;
+mod options;
+mod tls;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+pub use backoff::backoff;
+pub use events::{ClientEvent, Events};
+pub use handle::{Client, Pending, Request, Sent};
+pub use options::{ClientOptions, DEFAULT_PORT};
+pub use tls::{cert_hash, Trust};
+
+/// The protocol crate, re-exported so applications need only one dependency.
+pub use garou_protocol as protocol;
+pub use garou_protocol::{
+    Credentials, ErrorCode, Event, Failure, JoinInfo, MemberInfo, Role, RoomInfo, RoomKind,
+};
+
+/// ALPN identifier of the Garou protocol over raw QUIC (the gateway imports it from here).
+pub const ALPN: &[u8] = b"garou/1";
+
+/// Requests queued between handles and the driver.
+const COMMAND_QUEUE: usize = 256;
+
+/// Why an operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The options are unusable (no server, bad address, bad certificate hash, ...).
+    #[error("invalid options: {0}")]
+    Config(String),
+    /// No QUIC connection could be established.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The server refused the session (credentials, nick in use or invalid).
+    #[error("refused by the server: {0}")]
+    Refused(Failure),
+    /// The server broke the protocol; the connection was closed.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The connection broke (closed by the server, idle timeout, network error).
+    #[error("connection lost: {0}")]
+    Lost(String),
+    /// No answer in time (a request after `request_timeout`, or a handshake after
+    /// `connect_timeout`).
+    #[error("timed out")]
+    Timeout,
+    /// The server answered a request with an error.
+    #[error("server error: {0}")]
+    Failure(Failure),
+    /// The connection was lost before the reply came; the request may or may not have
+    /// taken effect. Also returned for requests made while reconnecting.
+    #[error("disconnected")]
+    Disconnected,
+    /// The client was closed.
+    #[error("client closed")]
+    Closed,
+}
+
+impl ClientError {
+    /// The error for a failed request reply: local codes become their own variants.
+    pub(crate) fn from_failure(f: Failure) -> ClientError {
+        match f.code {
+            ErrorCode::Disconnected => ClientError::Disconnected,
+            ErrorCode::Timeout => ClientError::Timeout,
+            _ => ClientError::Failure(f),
+        }
+    }
+
+    /// The server's error code, for [`ClientError::Failure`] and [`ClientError::Refused`].
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Failure(f) | ClientError::Refused(f) => Some(f.code),
+            _ => None,
+        }
+    }
+}
+
+/// The [`ErrorCode`] with numeric value `n` (as used for QUIC close codes).
+pub(crate) fn error_code(n: u64) -> Option<ErrorCode> {
+    use ErrorCode::*;
+    const ALL: [ErrorCode; 22] = [
+        BadFrame,
+        FrameTooLarge,
+        BadPayload,
+        UnsupportedVersion,
+        OutOfState,
+        AuthFailed,
+        NickUnavailable,
+        NoSuchRoom,
+        RoomExists,
+        NotMember,
+        Forbidden,
+        NoSuchMessage,
+        NoSuchUser,
+        RateLimited,
+        SlowConsumer,
+        LimitReached,
+        InvalidArgument,
+        Unsupported,
+        Timeout,
+        Disconnected,
+        ShuttingDown,
+        Internal,
+    ];
+    ALL.into_iter().find(|c| u64::from(c.as_u16()) == n)
+}
+
+/// Connect to the first reachable server in `opts.servers` and complete the handshake.
+///
+/// Resolves once the session is ready, with the handle and its event stream; the
+/// connection is then kept up in a background task (reconnecting as configured) until
+/// [`Client::close`] or until every `Client` clone is dropped. Fails with
+/// [`ClientError::Refused`] if the server rejects the credentials or nick,
+/// [`ClientError::Connect`] / [`ClientError::Lost`] / [`ClientError::Timeout`] if no
+/// server could be reached. The first connect does not retry with backoff: the caller
+/// decides (a typo in an address should fail fast).
+///
+/// Must be called inside a tokio runtime.
+pub async fn connect(opts: ClientOptions) -> Result<(Client, Events), ClientError> {
+    opts.validate()?;
+    let quic = tls::quic_client_config(&opts.trust)?;
+    let (tx, cmds) = mpsc::channel(COMMAND_QUEUE);
+    let (close_tx, close_rx) = mpsc::channel(4);
+    let (ev_tx, rx) = mpsc::channel(opts.event_buffer);
+    let shared = Arc::new(handle::Shared::default());
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let span = tracing::info_span!("garou_client", first = %opts.servers[0]);
+    let driver = driver::Driver::new(opts, quic, cmds, close_rx, ev_tx, shared.clone());
+    tokio::spawn(driver.run(ready_tx).instrument(span));
+    match ready_rx.await {
+        Ok(Ok(())) => Ok((Client { tx, close_tx, shared }, Events { rx })),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ClientError::Closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip() {
+        for n in 1..=22u64 {
+            assert_eq!(u64::from(error_code(n).unwrap().as_u16()), n);
+        }
+        assert_eq!(error_code(0), None);
+        assert_eq!(error_code(23), None);
+    }
+
+    #[test]
+    fn local_failures_map_to_variants() {
+        let f = |code| Failure {
+            code,
+            message: "x".into(),
+        };
+        assert_eq!(
+            ClientError::from_failure(f(ErrorCode::Disconnected)),
+            ClientError::Disconnected
+        );
+        assert_eq!(
+            ClientError::from_failure(f(ErrorCode::Timeout)),
+            ClientError::Timeout
+        );
+        let e = ClientError::from_failure(f(ErrorCode::NoSuchRoom));
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchRoom));
+    }
+
+    #[tokio::test]
+    async fn bad_options_fail_fast() {
+        let mut o = ClientOptions::with_nick("127.0.0.1:1", "a");
+        o.servers.clear();
+        assert!(matches!(connect(o).await, Err(ClientError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_times_out() {
+        // Nothing listens on this port: the QUIC handshake never completes.
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap().to_string();
+        let mut o = ClientOptions::with_nick(addr, "a").trust(Trust::Insecure);
+        o.connect_timeout = std::time::Duration::from_millis(300);
+        match connect(o).await {
+            Err(ClientError::Connect(msg)) => assert!(msg.contains("no QUIC handshake")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

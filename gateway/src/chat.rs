@@ -1,10 +1,761 @@
-//! `garou chat`: a terminal client (placeholder, being written).
+//! `garou chat`: a line-oriented terminal client on `garou-client`.
+//!
+//! Built for both people and scripts: input is plain lines on stdin (a pipe works as well
+//! as a terminal), output is one line per event on stdout, flushed at once. Chat messages
+//! print as `[#room] <nick> text` (direct ones as `[@peer] <nick> text`); every other
+//! notice starts with `* `, so a script can tell them apart; errors go to stderr.
+//!
+//! Sends are pipelined: each line is handed to the client as soon as it is read, without
+//! waiting for the previous acknowledgement, so piping a file in runs at network speed and
+//! keeps its order. At end of input (or `/quit`) the command waits (at most
+//! [`ACK_WAIT`]) until the server acknowledged every message, and exits non-zero if any
+//! was refused or lost.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use garou_client::protocol::Message;
+use garou_client::{connect, Client, ClientError, ClientEvent, ClientOptions, Event, RoomKind, Sent, Trust};
+use tokio::sync::mpsc;
+
+/// Longest wait for outstanding acknowledgements at exit.
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Arguments of `garou chat`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct ChatArgs {}
+pub struct ChatArgs {
+    /// Gateway address; repeat the flag or separate with commas to list fallbacks, tried
+    /// in order and rotated through on reconnect.
+    #[arg(
+        long = "server",
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:4433",
+        value_delimiter = ','
+    )]
+    pub servers: Vec<String>,
+    /// Nick to connect with.
+    #[arg(long)]
+    pub nick: String,
+    /// Room to join at start.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Accept only the certificate with this SHA-256 (hex, as `garou serve` logs it).
+    #[arg(long, value_name = "HEX", conflicts_with = "insecure")]
+    pub cert_hash: Option<String>,
+    /// Accept any certificate (local development only). Without this or --cert-hash the
+    /// server needs a certificate from a public CA.
+    #[arg(long)]
+    pub insecure: bool,
+    /// TLS server name, when it differs from the address's host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
 
-/// Run the terminal chat until EOF or /quit.
-pub async fn run(_args: ChatArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+impl ChatArgs {
+    /// The client options these flags describe.
+    pub fn options(&self) -> anyhow::Result<ClientOptions> {
+        let servers: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        anyhow::ensure!(!servers.is_empty(), "no --server given");
+        let trust = match (&self.cert_hash, self.insecure) {
+            (Some(h), _) => Trust::cert_hash_hex(h)?,
+            (None, true) => Trust::Insecure,
+            (None, false) => Trust::System,
+        };
+        let mut opts = ClientOptions::with_nick(servers[0].clone(), self.nick.clone()).trust(trust);
+        opts.servers = servers;
+        opts.server_name = self.server_name.clone();
+        opts.client_name = concat!("garou-chat/", env!("CARGO_PKG_VERSION")).into();
+        Ok(opts)
+    }
+}
+
+/// One line of user input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Text for the current room.
+    Say(String),
+    Nick(String),
+    Join(String),
+    Leave(Option<String>),
+    Rooms,
+    Users(Option<String>),
+    Msg {
+        to: String,
+        text: String,
+    },
+    Quit,
+    Help,
+    /// A blank line.
+    Nothing,
+    /// A malformed command, with what to tell the user.
+    Bad(String),
+}
+
+/// Parse one input line. `//text` sends `/text` literally.
+pub fn parse_input(line: &str) -> Input {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Input::Nothing;
+    }
+    if let Some(literal) = line.strip_prefix("//") {
+        return Input::Say(format!("/{literal}"));
+    }
+    let Some(cmd_line) = line.strip_prefix('/') else {
+        return Input::Say(line.to_owned());
+    };
+    let (cmd, rest) = cmd_line.split_once(char::is_whitespace).unwrap_or((cmd_line, ""));
+    let rest = rest.trim();
+    let word = || -> Option<String> {
+        let mut words = rest.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(w), None) => Some(w.to_owned()),
+            _ => None,
+        }
+    };
+    let optional = || -> Result<Option<String>, ()> {
+        if rest.is_empty() {
+            Ok(None)
+        } else {
+            word().map(Some).ok_or(())
+        }
+    };
+    match cmd.to_ascii_lowercase().as_str() {
+        "nick" => word().map_or_else(|| Input::Bad("usage: /nick NAME".into()), Input::Nick),
+        "join" | "j" => word().map_or_else(|| Input::Bad("usage: /join ROOM".into()), Input::Join),
+        "leave" | "part" => {
+            optional().map_or_else(|()| Input::Bad("usage: /leave [ROOM]".into()), Input::Leave)
+        }
+        "rooms" | "list" => Input::Rooms,
+        "users" | "who" | "names" => {
+            optional().map_or_else(|()| Input::Bad("usage: /users [ROOM]".into()), Input::Users)
+        }
+        "msg" | "m" => match rest.split_once(char::is_whitespace) {
+            Some((to, text)) if !text.trim().is_empty() => Input::Msg {
+                to: to.to_owned(),
+                text: text.trim_start().to_owned(),
+            },
+            _ => Input::Bad("usage: /msg NICK TEXT".into()),
+        },
+        "quit" | "exit" | "q" => Input::Quit,
+        "help" | "h" | "?" => Input::Help,
+        other => Input::Bad(format!("unknown command /{other} (try /help)")),
+    }
+}
+
+const HELP: &str = "\
+* commands:
+*   TEXT            send TEXT to the current room (//TEXT sends a line starting with /)
+*   /join ROOM      join (or create) ROOM and make it the current room
+*   /leave [ROOM]   leave ROOM (default: the current room)
+*   /msg NICK TEXT  send a direct message
+*   /nick NAME      change your nick
+*   /rooms          list rooms
+*   /users [ROOM]   list the members of ROOM (default: the current room)
+*   /quit           wait for pending messages to be acknowledged, then exit (so does end of input)
+*   /help           this help";
+
+/// Print a line to stdout and flush (scripts read it through a pipe). A closed stdout is
+/// ignored: the chat keeps its connection semantics either way.
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+    let _ = o.flush();
+}
+
+fn err(line: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+    let _ = e.flush();
+}
+
+/// Other users control message text and nicks: replace control characters so they cannot
+/// break the one-line-per-event format or send escape sequences to the terminal.
+fn clean(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// `1 member`, `2 members`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `#room` for a room name (names may already start with `#`).
+fn room_label(room: &str) -> String {
+    if room.starts_with('#') {
+        clean(room)
+    } else {
+        format!("#{}", clean(room))
+    }
+}
+
+/// What the printer knows about direct rooms (named by the server, e.g. `dm:1:2`).
+#[derive(Debug, Default)]
+pub struct View {
+    /// Direct room -> the other party's nick.
+    direct: HashMap<String, String>,
+}
+
+impl View {
+    fn is_direct(&self, room: &str) -> bool {
+        // `:` is reserved for direct room names by the gateway.
+        self.direct.contains_key(room) || room.contains(':')
+    }
+
+    fn label(&self, room: &str) -> String {
+        match self.direct.get(room) {
+            Some(peer) => format!("@{}", clean(peer)),
+            None if self.is_direct(room) => format!("@{}", clean(room)),
+            None => room_label(room),
+        }
+    }
+
+    /// Learn a direct room's peer from events about someone other than us.
+    fn learn(&mut self, room: &str, user: u64, nick: &str, me: u64) {
+        if user != me && self.is_direct(room) {
+            self.direct.insert(room.to_owned(), nick.to_owned());
+        }
+    }
+}
+
+/// Where a formatted event goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    Out(String),
+    Err(String),
+}
+
+/// Format one event (`me`: our user id), updating what we know of direct rooms.
+pub fn format_event(ev: &ClientEvent, view: &mut View, me: u64) -> Option<Line> {
+    let line = match ev {
+        ClientEvent::Session(ev) => return format_session(ev, view, me),
+        ClientEvent::Disconnected { reason } => format!("* disconnected: {}", clean(reason)),
+        ClientEvent::Reconnecting { attempt, delay } => {
+            format!(
+                "* reconnecting in {:.1}s (attempt {attempt})",
+                delay.as_secs_f64()
+            )
+        }
+        ClientEvent::Reconnected { .. } => return None, // the session's Ready says it
+    };
+    Some(Line::Out(line))
+}
+
+fn format_session(ev: &Event, view: &mut View, me: u64) -> Option<Line> {
+    let line = match ev {
+        Event::Ready { session, nick, .. } => {
+            format!("* connected as {} (session {session})", clean(nick))
+        }
+        Event::Welcome(m) => format!("* {}", clean(m)),
+        Event::Rejoined { room, result: Ok(_) } => format!("* rejoined {}", room_label(room)),
+        Event::Rejoined { room, result: Err(f) } => {
+            return Some(Line::Err(format!(
+                "error: could not rejoin {}: {f}",
+                room_label(room)
+            )))
+        }
+        Event::Room { event, .. } => return format_room(event, view, me).map(Line::Out),
+        Event::Presence { nick, online, .. } => format!(
+            "* {} is {}",
+            clean(nick),
+            if *online { "online" } else { "offline" }
+        ),
+        Event::Promoted { room } => format!("* {} moved to its own stream", room_label(room)),
+        Event::Demoted { room } => format!("* {} back on its shard stream", room_label(room)),
+        Event::Throttled { retry_after_ms } => {
+            return Some(Line::Err(format!(
+                "warning: sending too fast, slow down for {retry_after_ms} ms"
+            )))
+        }
+        Event::Shutdown { reason } => format!("* server shutting down: {}", clean(reason)),
+        Event::Error(f) => return Some(Line::Err(format!("error: {f}"))),
+        Event::Typing { .. } | Event::Receipt(_) | Event::Reply { .. } => return None,
+    };
+    Some(Line::Out(line))
+}
+
+fn format_room(event: &Message, view: &mut View, me: u64) -> Option<String> {
+    Some(match event {
+        Message::RoomMessage(m) => {
+            view.learn(&m.room, m.author, &m.nick, me);
+            format!(
+                "[{}] <{}> {}",
+                view.label(&m.room),
+                clean(&m.nick),
+                clean(&m.text)
+            )
+        }
+        Message::MessageEdited(m) => format!(
+            "* [{}] message {} edited: {}",
+            view.label(&m.room),
+            m.id,
+            clean(&m.text)
+        ),
+        Message::MessageDeleted(m) => {
+            format!("* [{}] message {} deleted", view.label(&m.room), m.id)
+        }
+        Message::ReactionChanged(m) => format!(
+            "* [{}] {} {} {} on message {}",
+            view.label(&m.room),
+            clean(&m.nick),
+            if m.added { "reacted" } else { "took back" },
+            clean(&m.emoji),
+            m.id
+        ),
+        Message::MemberJoined(m) => {
+            view.learn(&m.room, m.user, &m.nick, me);
+            if view.is_direct(&m.room) {
+                return None; // opening a direct room is not news
+            }
+            format!("* {} joined {}", clean(&m.nick), room_label(&m.room))
+        }
+        Message::MemberLeft(m) => format!("* {} left {}", clean(&m.nick), view.label(&m.room)),
+        Message::MemberUpdated(m) => format!(
+            "* {} is now {} in {}",
+            clean(&m.nick),
+            m.role.as_str(),
+            view.label(&m.room)
+        ),
+        _ => return None,
+    })
+}
+
+/// Read stdin on a plain thread: tokio's stdin cannot be cancelled, which would hold up
+/// runtime shutdown after `/quit` on a terminal; a detached thread simply dies with the
+/// process. Lines are decoded lossily so one bad byte does not end the session.
+fn spawn_stdin() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(256);
+    std::thread::Builder::new()
+        .name("garou-chat-stdin".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match stdin.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).into_owned();
+                        if tx.blocking_send(line).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn stdin thread");
+    rx
+}
+
+/// A message waiting for its acknowledgement, with where it went.
+type InFlight = BoxFuture<'static, (Target, Result<Sent, ClientError>)>;
+
+#[derive(Debug, Clone)]
+enum Target {
+    Room(String),
+    Direct(String),
+}
+
+/// The interactive state of one chat run.
+struct Chat {
+    client: Client,
+    view: Arc<Mutex<View>>,
+    /// Rooms joined from this terminal, most recent last; the last is the current room.
+    joined: Vec<String>,
+    inflight: FuturesUnordered<InFlight>,
+    failed: usize,
+}
+
+impl Chat {
+    fn current(&self) -> Option<&str> {
+        self.joined.last().map(String::as_str)
+    }
+
+    /// Hand a message off and track its ack without waiting for it.
+    async fn send(&mut self, target: Target, text: String) {
+        let pending = match &target {
+            Target::Room(room) => self.client.send(room.as_str(), text).submit().await,
+            Target::Direct(to) => self.client.direct(to.as_str(), text).submit().await,
+        };
+        self.inflight
+            .push(Box::pin(async move { (target, pending.await) }));
+    }
+
+    fn acked(&mut self, target: Target, result: Result<Sent, ClientError>) {
+        match (target, result) {
+            (Target::Direct(to), Ok(sent)) => {
+                let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                view.direct.insert(sent.room, to);
+            }
+            (Target::Room(_), Ok(_)) => {}
+            (Target::Room(room), Err(e)) => {
+                self.failed += 1;
+                err(&format!(
+                    "error: message to {} not delivered: {e}",
+                    room_label(&room)
+                ));
+            }
+            (Target::Direct(to), Err(e)) => {
+                self.failed += 1;
+                err(&format!("error: message to @{to} not delivered: {e}"));
+            }
+        }
+    }
+
+    async fn join(&mut self, room: String) {
+        match self.client.join(room.as_str()).await {
+            Ok(info) => {
+                self.joined.retain(|r| *r != room);
+                self.joined.push(room.clone());
+                let n = info.members.len().max(info.room.members as usize);
+                out(&format!(
+                    "* now talking in {} ({})",
+                    room_label(&room),
+                    plural(n, "member")
+                ));
+            }
+            Err(e) => err(&format!("error: cannot join {}: {e}", room_label(&room))),
+        }
+    }
+
+    async fn leave(&mut self, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.current().map(str::to_owned)) else {
+            return err("error: no room to leave");
+        };
+        match self.client.leave(room.as_str()).await {
+            Ok(()) => {
+                self.joined.retain(|r| *r != room);
+                out(&format!("* left {}", room_label(&room)));
+                match self.current() {
+                    Some(cur) => out(&format!("* now talking in {}", room_label(cur))),
+                    None => out("* no current room (use /join ROOM)"),
+                }
+            }
+            Err(e) => err(&format!("error: cannot leave {}: {e}", room_label(&room))),
+        }
+    }
+
+    async fn rooms(&mut self) {
+        match self.client.list_rooms().await {
+            Ok(rooms) => {
+                out(&format!("* {}:", plural(rooms.len(), "room")));
+                let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                for r in rooms {
+                    let (label, kind) = match r.kind {
+                        RoomKind::Direct => (view.label(&r.name), "direct"),
+                        RoomKind::Group => (room_label(&r.name), "group"),
+                        RoomKind::Channel => (room_label(&r.name), "channel"),
+                    };
+                    let members = plural(r.members as usize, "member");
+                    out(&format!("*   {label} ({kind}, {members})"));
+                }
+            }
+            Err(e) => err(&format!("error: cannot list rooms: {e}")),
+        }
+    }
+
+    async fn users(&mut self, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.current().map(str::to_owned)) else {
+            return err("error: no room given and no current room");
+        };
+        match self.client.list_users(room.as_str()).await {
+            Ok(users) => {
+                let label = self.view.lock().unwrap_or_else(|e| e.into_inner()).label(&room);
+                out(&format!("* {} in {label}:", plural(users.len(), "member")));
+                for u in users {
+                    let away = if u.online { "" } else { ", offline" };
+                    out(&format!("*   {} ({}{away})", clean(&u.nick), u.role.as_str()));
+                }
+            }
+            Err(e) => err(&format!(
+                "error: cannot list members of {}: {e}",
+                room_label(&room)
+            )),
+        }
+    }
+
+    /// Handle one line; false to stop reading.
+    async fn line(&mut self, line: &str) -> bool {
+        match parse_input(line) {
+            Input::Nothing => {}
+            Input::Say(text) => match self.current() {
+                Some(room) => {
+                    let room = room.to_owned();
+                    self.send(Target::Room(room), text).await;
+                }
+                None => {
+                    self.failed += 1;
+                    err("error: not in a room; /join ROOM first (message dropped)");
+                }
+            },
+            Input::Msg { to, text } => self.send(Target::Direct(to), text).await,
+            Input::Join(room) => self.join(room).await,
+            Input::Leave(room) => self.leave(room).await,
+            Input::Rooms => self.rooms().await,
+            Input::Users(room) => self.users(room).await,
+            Input::Nick(nick) => match self.client.set_nick(nick).await {
+                Ok(nick) => out(&format!("* you are now {}", clean(&nick))),
+                Err(e) => err(&format!("error: cannot change nick: {e}")),
+            },
+            Input::Help => out(HELP),
+            Input::Bad(usage) => err(&format!("error: {usage}")),
+            Input::Quit => return false,
+        }
+        true
+    }
+
+    /// Wait (bounded) for every outstanding acknowledgement.
+    async fn drain(&mut self) {
+        let wait = tokio::time::timeout(ACK_WAIT, async {
+            while let Some((target, result)) = self.inflight.next().await {
+                self.acked(target, result);
+            }
+        });
+        if wait.await.is_err() {
+            let n = self.inflight.len();
+            self.failed += n;
+            err(&format!(
+                "error: {n} message(s) not acknowledged within {}s",
+                ACK_WAIT.as_secs()
+            ));
+        }
+    }
+}
+
+/// Print events until the stream ends.
+async fn print_events(mut events: garou_client::Events, client: Client, view: Arc<Mutex<View>>) {
+    while let Some(ev) = events.next().await {
+        let line = {
+            let mut view = view.lock().unwrap_or_else(|e| e.into_inner());
+            format_event(&ev, &mut view, client.user())
+        };
+        match line {
+            Some(Line::Out(l)) => out(&l),
+            Some(Line::Err(l)) => err(&l),
+            None => {}
+        }
+    }
+}
+
+/// Run the terminal chat until end of input or /quit.
+pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let opts = args.options()?;
+    let servers = opts.servers.join(", ");
+    let (client, events) = connect(opts)
+        .await
+        .with_context(|| format!("cannot connect to {servers}"))?;
+    let view = Arc::new(Mutex::new(View::default()));
+    let printer = tokio::spawn(print_events(events, client.clone(), view.clone()));
+    let mut chat = Chat {
+        client: client.clone(),
+        view,
+        joined: Vec::new(),
+        inflight: FuturesUnordered::new(),
+        failed: 0,
+    };
+    if let Some(room) = args.room.clone() {
+        chat.join(room).await;
+    }
+    let mut lines = spawn_stdin();
+    loop {
+        tokio::select! {
+            Some((target, result)) = chat.inflight.next(), if !chat.inflight.is_empty() => {
+                chat.acked(target, result);
+            }
+            line = lines.recv() => match line {
+                Some(line) => {
+                    if !chat.line(&line).await {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    chat.drain().await;
+    client.close().await;
+    // Let the printer show what arrived before the close.
+    let _ = tokio::time::timeout(Duration::from_secs(1), printer).await;
+    anyhow::ensure!(chat.failed == 0, "{} message(s) were not delivered", chat.failed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use garou_client::protocol::{MemberJoined, RoomMessage};
+    use garou_client::Role;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse_input("hello there\n"), Input::Say("hello there".into()));
+        assert_eq!(parse_input("  \r\n"), Input::Nothing);
+        assert_eq!(parse_input("//me waves"), Input::Say("/me waves".into()));
+        assert_eq!(
+            parse_input("/msg bob hi there"),
+            Input::Msg {
+                to: "bob".into(),
+                text: "hi there".into()
+            }
+        );
+        assert_eq!(
+            parse_input("/msg  bob   spaced  text\r\n"),
+            Input::Msg {
+                to: "bob".into(),
+                text: "spaced  text".into()
+            }
+        );
+        assert!(matches!(parse_input("/msg bob"), Input::Bad(_)));
+        assert!(matches!(parse_input("/msg"), Input::Bad(_)));
+        assert_eq!(parse_input("/join general"), Input::Join("general".into()));
+        assert!(matches!(parse_input("/join"), Input::Bad(_)));
+        assert!(matches!(parse_input("/join a b"), Input::Bad(_)));
+        assert_eq!(parse_input("/leave"), Input::Leave(None));
+        assert_eq!(parse_input("/leave x"), Input::Leave(Some("x".into())));
+        assert_eq!(parse_input("/nick carol"), Input::Nick("carol".into()));
+        assert!(matches!(parse_input("/nick"), Input::Bad(_)));
+        assert_eq!(parse_input("/rooms"), Input::Rooms);
+        assert_eq!(parse_input("/users"), Input::Users(None));
+        assert_eq!(parse_input("/users #dev"), Input::Users(Some("#dev".into())));
+        assert_eq!(parse_input("/QUIT"), Input::Quit);
+        assert_eq!(parse_input("/help"), Input::Help);
+        assert!(matches!(parse_input("/frobnicate"), Input::Bad(m) if m.contains("/frobnicate")));
+    }
+
+    fn room_msg(room: &str, author: u64, nick: &str, text: &str) -> ClientEvent {
+        ClientEvent::Session(Event::Room {
+            event: RoomMessage {
+                room: room.into(),
+                offset: 1,
+                id: 1,
+                author,
+                nick: nick.into(),
+                ts_ms: 0,
+                text: text.into(),
+            }
+            .into(),
+            via: garou_client::protocol::StreamKind::Shard(0),
+        })
+    }
+
+    #[test]
+    fn formats_room_and_direct_messages() {
+        let mut view = View::default();
+        let me = 1;
+        assert_eq!(
+            format_event(&room_msg("general", 2, "alice", "hi"), &mut view, me),
+            Some(Line::Out("[#general] <alice> hi".into()))
+        );
+        assert_eq!(
+            format_event(&room_msg("#dev", 2, "alice", "a\nb\x1b[2J"), &mut view, me),
+            Some(Line::Out("[#dev] <alice> a b [2J".into()))
+        );
+        // A direct room is labelled by the other party, learned from their messages...
+        assert_eq!(
+            format_event(&room_msg("dm:1:2", 2, "alice", "psst"), &mut view, me),
+            Some(Line::Out("[@alice] <alice> psst".into()))
+        );
+        assert_eq!(
+            format_event(&room_msg("dm:1:2", 1, "me", "yes?"), &mut view, me),
+            Some(Line::Out("[@alice] <me> yes?".into()))
+        );
+        // ... or from their join, which itself is not printed.
+        let joined = ClientEvent::Session(Event::Room {
+            event: MemberJoined {
+                room: "dm:1:3".into(),
+                offset: 0,
+                user: 3,
+                nick: "bob".into(),
+                role: Role::Member,
+            }
+            .into(),
+            via: garou_client::protocol::StreamKind::Shard(0),
+        });
+        assert_eq!(format_event(&joined, &mut view, me), None);
+        assert_eq!(
+            format_event(&room_msg("dm:1:3", 1, "me", "hey bob"), &mut view, me),
+            Some(Line::Out("[@bob] <me> hey bob".into()))
+        );
+    }
+
+    #[test]
+    fn formats_other_events_distinctly() {
+        let mut view = View::default();
+        let joined = ClientEvent::Session(Event::Room {
+            event: MemberJoined {
+                room: "general".into(),
+                offset: 0,
+                user: 2,
+                nick: "alice".into(),
+                role: Role::Member,
+            }
+            .into(),
+            via: garou_client::protocol::StreamKind::Shard(0),
+        });
+        assert_eq!(
+            format_event(&joined, &mut view, 1),
+            Some(Line::Out("* alice joined #general".into()))
+        );
+        let lost = ClientEvent::Disconnected {
+            reason: "gone".into(),
+        };
+        assert_eq!(
+            format_event(&lost, &mut view, 1),
+            Some(Line::Out("* disconnected: gone".into()))
+        );
+        let e = ClientEvent::Session(Event::Error(garou_client::Failure {
+            code: garou_client::ErrorCode::Internal,
+            message: "oops".into(),
+        }));
+        assert!(matches!(format_event(&e, &mut view, 1), Some(Line::Err(_))));
+    }
+
+    #[test]
+    fn options_from_flags() {
+        let args = ChatArgs {
+            servers: vec!["a:1".into(), " b:2 ".into(), "".into()],
+            nick: "n".into(),
+            room: None,
+            cert_hash: None,
+            insecure: true,
+            server_name: None,
+        };
+        let o = args.options().unwrap();
+        assert_eq!(o.servers, vec!["a:1".to_owned(), "b:2".to_owned()]);
+        assert_eq!(o.trust, Trust::Insecure);
+        let bad = ChatArgs {
+            cert_hash: Some("xyz".into()),
+            insecure: false,
+            ..args
+        };
+        assert!(bad.options().is_err());
+    }
+
+    #[test]
+    fn clap_accepts_repeated_and_comma_separated_servers() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            chat: ChatArgs,
+        }
+        let cli = Cli::parse_from(["chat", "--nick", "n", "--server", "a:1,b:2", "--server", "c:3"]);
+        assert_eq!(cli.chat.servers, ["a:1", "b:2", "c:3"]);
+        let cli = Cli::parse_from(["chat", "--nick", "n"]);
+        assert_eq!(cli.chat.servers, ["127.0.0.1:4433"]);
+        assert!(Cli::try_parse_from(["chat", "--nick", "n", "--insecure", "--cert-hash", "00"]).is_err());
+    }
 }

@@ -1,0 +1,618 @@
+//! The driver task: runs a [`ClientSession`] over a [`Link`], reconnects when it breaks.
+//!
+//! One task owns the session, so the state machine needs no locks. Each loop turn moves
+//! the session's output (frames to lane queues, events to the application, replies to
+//! their [`Pending`](crate::Pending)s), then waits for whichever comes first: room in the
+//! event channel, inbound bytes, a command, a blocked lane freeing up, the session timer,
+//! or the connection closing.
+//!
+//! Backpressure, without any unbounded buffer: reading room streams and datagrams pauses
+//! as soon as an event waits for room in the channel; the control stream keeps being read
+//! (so replies still resolve while the application is busy elsewhere) until another
+//! `event_buffer` events wait; command intake pauses while a lane queue is full.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use garou_protocol::client::CONTROL;
+use garou_protocol::{
+    ClientConfig, ClientSession, Credentials, ErrorCode, Event, Failure, Lane, ReqId, SessionError, Transmit,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::backoff::backoff_random;
+use crate::events::ClientEvent;
+use crate::handle::{CloseRequest, Command, Identity, ReplyResult, Shared};
+use crate::link::{Inbound, Link};
+use crate::options::ClientOptions;
+use crate::ClientError;
+
+/// How long a graceful close waits for queued frames to reach the server.
+const FLUSH_WAIT: Duration = Duration::from_secs(3);
+/// How long a graceful close waits for the CONNECTION_CLOSE to go out.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+/// How a connection ended.
+enum Outcome {
+    /// The application closed the client (or dropped every handle).
+    Closed,
+    /// The connection is gone; `ready` says whether its handshake had completed.
+    Lost { error: ClientError, ready: bool },
+}
+
+/// One connection's state.
+struct Conn {
+    link: Link,
+    session: ClientSession,
+    pending: HashMap<ReqId, oneshot::Sender<ReplyResult>>,
+    /// A frame whose lane queue was full; nothing else is sent until it goes.
+    stalled: Option<Transmit>,
+    ready: bool,
+    /// The reason from the server's Shutdown frame, which explains the close that follows.
+    shutdown: Option<String>,
+}
+
+pub(crate) struct Driver {
+    opts: ClientOptions,
+    quic: quinn::ClientConfig,
+    cmds: mpsc::Receiver<Command>,
+    close_rx: mpsc::Receiver<CloseRequest>,
+    events: mpsc::Sender<ClientEvent>,
+    /// Events waiting for room in `events`.
+    outbox: VecDeque<ClientEvent>,
+    /// False once the application dropped its `Events`.
+    events_open: bool,
+    shared: Arc<Shared>,
+    start: Instant,
+    server: usize,
+    /// Rooms of the last ready session, rejoined after a reconnect.
+    rooms: Vec<String>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        opts: ClientOptions,
+        quic: quinn::ClientConfig,
+        cmds: mpsc::Receiver<Command>,
+        close_rx: mpsc::Receiver<CloseRequest>,
+        events: mpsc::Sender<ClientEvent>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Driver {
+            opts,
+            quic,
+            cmds,
+            close_rx,
+            events,
+            outbox: VecDeque::new(),
+            events_open: true,
+            shared,
+            start: Instant::now(),
+            server: 0,
+            rooms: Vec::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn instant(&self, ms: u64) -> Instant {
+        self.start
+            .checked_add(Duration::from_millis(ms))
+            .unwrap_or_else(far_future)
+    }
+
+    /// Connect (servers in order), report readiness through `ready`, then keep the client
+    /// connected until it is closed.
+    pub(crate) async fn run(mut self, ready: oneshot::Sender<Result<(), ClientError>>) {
+        let mut notify = Some(ready);
+        let mut last = None;
+        let mut lost = None;
+        for i in 0..self.opts.servers.len() {
+            self.server = i;
+            match self.attempt(&mut notify, false).await {
+                Outcome::Closed => return,
+                Outcome::Lost { error, ready: true } => {
+                    lost = Some(error);
+                    break;
+                }
+                Outcome::Lost { error, ready: false } => {
+                    // The last failure is returned to the caller; earlier ones are worth a
+                    // warning since we move on to a fallback.
+                    if i + 1 < self.opts.servers.len() {
+                        warn!(server = %self.opts.servers[i], "connect failed, trying the next server: {error}");
+                    } else {
+                        debug!(server = %self.opts.servers[i], "connect failed: {error}");
+                    }
+                    // A refusal (credentials, nick) would be the same on every gateway.
+                    let refused = matches!(error, ClientError::Refused(_));
+                    last = Some(error);
+                    if refused || notify.as_ref().is_none_or(|n| n.is_closed()) {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(mut error) = lost else {
+            if let Some(n) = notify.take() {
+                let _ = n.send(Err(last.unwrap_or(ClientError::Closed)));
+            }
+            return;
+        };
+        loop {
+            info!("disconnected: {error}");
+            self.push(ClientEvent::Disconnected {
+                reason: error.to_string(),
+            });
+            if !self.opts.reconnect {
+                break;
+            }
+            let mut attempt = 0u32;
+            error = loop {
+                attempt = attempt.saturating_add(1);
+                let delay = backoff_random(attempt, self.opts.backoff_min, self.opts.backoff_max);
+                debug!(attempt, ?delay, "reconnecting");
+                self.push(ClientEvent::Reconnecting { attempt, delay });
+                if !self.idle(Some(Instant::now() + delay)).await {
+                    return;
+                }
+                self.server = (self.server + 1) % self.opts.servers.len();
+                match self.attempt(&mut None, true).await {
+                    Outcome::Closed => return,
+                    Outcome::Lost { error, ready: true } => break error,
+                    Outcome::Lost { error, ready: false } => {
+                        warn!(server = %self.opts.servers[self.server], attempt, "reconnect failed: {error}");
+                    }
+                }
+            };
+        }
+        // Not reconnecting: hand over the last events, refuse commands, then end.
+        self.idle(None).await;
+    }
+
+    /// Without a connection: deliver queued events and fail requests until `until` (or,
+    /// with `None`, until the events are delivered). False if the client was closed.
+    async fn idle(&mut self, until: Option<Instant>) -> bool {
+        loop {
+            self.deliver();
+            if until.is_none() && (self.outbox.is_empty() || !self.events_open) {
+                return false;
+            }
+            tokio::select! {
+                biased;
+                permit = self.events.clone().reserve_owned(), if !self.outbox.is_empty() => self.deliver_one(permit.ok()),
+                done = self.close_rx.recv() => {
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return false;
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    None => return false,
+                    Some(Command::Request { reply, .. }) => {
+                        let _ = reply.send(Err(ClientError::Disconnected));
+                    }
+                    Some(_) => {}
+                },
+                _ = sleep_until(until.unwrap_or_else(far_future)), if until.is_some() => return true,
+            }
+        }
+    }
+
+    /// Credentials for a new session: a nick-only identity keeps the nick it had last.
+    fn credentials(&self) -> Credentials {
+        match &self.opts.credentials {
+            Credentials::Nick(n) => {
+                let current = self.shared.identity().nick;
+                Credentials::Nick(if current.is_empty() { n.clone() } else { current })
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// One connection to the current server, from dial to loss or close.
+    async fn attempt(
+        &mut self,
+        notify: &mut Option<oneshot::Sender<Result<(), ClientError>>>,
+        reconnect: bool,
+    ) -> Outcome {
+        let server = self.opts.servers[self.server].clone();
+        let span = info_span!("connection", server = %server, session = tracing::field::Empty);
+        async {
+            let deadline = Instant::now() + self.opts.connect_timeout;
+            let link = {
+                let open = Link::open(&server, &self.opts, self.quic.clone(), deadline);
+                tokio::pin!(open);
+                loop {
+                    tokio::select! {
+                        link = &mut open => break link,
+                        done = self.close_rx.recv() => {
+                            if let Some(done) = done {
+                                let _ = done.send(());
+                            }
+                            return Outcome::Closed;
+                        }
+                        cmd = self.cmds.recv() => match cmd {
+                            None => return Outcome::Closed,
+                            Some(Command::Request { reply, .. }) => {
+                                let _ = reply.send(Err(ClientError::Disconnected));
+                            }
+                            Some(_) => {}
+                        },
+                    }
+                }
+            };
+            let link = match link {
+                Ok(link) => link,
+                Err(error) => return Outcome::Lost { error, ready: false },
+            };
+            let mut config = ClientConfig::with_nick("");
+            config.credentials = self.credentials();
+            config.client_name = self.opts.client_name.clone();
+            config.request_timeout_ms = self.opts.request_timeout.as_millis() as u64;
+            if reconnect {
+                config.rejoin = self.rooms.clone();
+            }
+            let mut conn = Conn {
+                link,
+                session: ClientSession::new(config, self.now_ms()),
+                pending: HashMap::new(),
+                stalled: None,
+                ready: false,
+                shutdown: None,
+            };
+            self.serve(&mut conn, notify, reconnect, deadline).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Run one connection until it is lost or the client is closed.
+    async fn serve(
+        &mut self,
+        c: &mut Conn,
+        notify: &mut Option<oneshot::Sender<Result<(), ClientError>>>,
+        reconnect: bool,
+        handshake_deadline: Instant,
+    ) -> Outcome {
+        loop {
+            self.pump(c, notify, reconnect);
+            flush(c);
+            self.deliver();
+            let stalled_tx = c.stalled.as_ref().and_then(|t| c.link.lane(t.lane));
+            let timer = c.session.poll_timeout().map(|ms| self.instant(ms));
+            // Not `biased`: a steady flow on one branch (room events, or a burst of
+            // commands) must not starve the others or the timer.
+            tokio::select! {
+                permit = self.events.clone().reserve_owned(), if !self.outbox.is_empty() => self.deliver_one(permit.ok()),
+                inbound = c.link.control.recv(), if self.outbox.len() < self.opts.event_buffer => {
+                    if let Err((error, code)) = self.on_inbound_opt(c, inbound) {
+                        return self.lose(c, error, code);
+                    }
+                }
+                inbound = c.link.inbound.recv(), if self.outbox.is_empty() => {
+                    if let Err((error, code)) = self.on_inbound_opt(c, inbound) {
+                        return self.lose(c, error, code);
+                    }
+                }
+                permit = async { stalled_tx.as_ref().expect("guarded").reserve().await }, if stalled_tx.is_some() => {
+                    let t = c.stalled.take().expect("stalled frame");
+                    if let Ok(permit) = permit {
+                        permit.send(t.data);
+                    }
+                }
+                done = self.close_rx.recv() => {
+                    self.close(c).await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return Outcome::Closed;
+                }
+                cmd = self.cmds.recv(), if c.stalled.is_none() => match cmd {
+                    None => {
+                        self.close(c).await;
+                        return Outcome::Closed;
+                    }
+                    Some(cmd) => self.on_command(c, cmd),
+                },
+                _ = sleep_until(timer.unwrap_or_else(far_future)), if timer.is_some() => {
+                    if let Err(e) = c.session.handle_timeout(self.now_ms()) {
+                        let (error, code) = session_error(e);
+                        return self.lose(c, error, code);
+                    }
+                }
+                _ = sleep_until(handshake_deadline), if !c.ready => {
+                    return self.lose(c, ClientError::Timeout, ErrorCode::Timeout.as_u16());
+                }
+                _ = c.link.conn.closed() => {
+                    // Take in what the readers already forwarded (a final AuthError,
+                    // Shutdown or reply) before reporting the loss.
+                    while let Ok(i) = c.link.control.try_recv().or_else(|_| c.link.inbound.try_recv()) {
+                        if let Err((error, code)) = self.on_inbound(c, i) {
+                            return self.lose(c, error, code);
+                        }
+                    }
+                    self.pump(c, notify, reconnect);
+                    let error = lost_reason(&c.link.conn);
+                    return self.lose(c, error, 0);
+                }
+            }
+        }
+    }
+
+    fn on_inbound_opt(&mut self, c: &mut Conn, i: Option<Inbound>) -> Result<(), (ClientError, u16)> {
+        match i {
+            Some(i) => self.on_inbound(c, i),
+            // Every reader is gone: only happens once the connection is closing.
+            None => Err((lost_reason(&c.link.conn), 0)),
+        }
+    }
+
+    /// Feed one inbound item to the session. Err: the connection must end.
+    fn on_inbound(&mut self, c: &mut Conn, i: Inbound) -> Result<(), (ClientError, u16)> {
+        let now = self.now_ms();
+        let r = match i {
+            Inbound::Data(id, data) => c.session.on_stream_data(id, &data, now),
+            Inbound::Datagram(d) => c.session.on_datagram(&d, now),
+            Inbound::End(CONTROL) => {
+                return Err((ClientError::Lost("the server ended the control stream".into()), 0))
+            }
+            Inbound::End(id) => c.session.on_stream_end(id),
+            Inbound::Failed(CONTROL, why) => {
+                let error = match c.link.conn.close_reason() {
+                    Some(_) => lost_reason(&c.link.conn),
+                    None => ClientError::Lost(format!("control stream failed: {why}")),
+                };
+                return Err((error, 0));
+            }
+            Inbound::Failed(id, why) => {
+                debug!(id, "server stream failed: {why}");
+                Ok(())
+            }
+        };
+        r.map_err(session_error)
+    }
+
+    fn on_command(&mut self, c: &mut Conn, cmd: Command) {
+        match cmd {
+            Command::Request { op, reply } => {
+                let req = op.issue(&mut c.session, self.now_ms());
+                c.pending.insert(req, reply);
+            }
+            Command::Typing(room) => c.session.typing(&room),
+            Command::Delivered(room, id) => c.session.delivered(&room, id),
+            Command::Read(room, id) => c.session.read(&room, id),
+        }
+    }
+
+    /// Route the session's events: replies to their requests, the rest to the outbox.
+    fn pump(
+        &mut self,
+        c: &mut Conn,
+        notify: &mut Option<oneshot::Sender<Result<(), ClientError>>>,
+        reconnect: bool,
+    ) {
+        while let Some(ev) = c.session.poll_event() {
+            match ev {
+                Event::Reply { req, result } => {
+                    if let Some(tx) = c.pending.remove(&req) {
+                        let _ = tx.send(result.map_err(ClientError::from_failure));
+                    }
+                }
+                Event::Ready {
+                    session,
+                    user,
+                    ref nick,
+                    ..
+                } => {
+                    c.ready = true;
+                    tracing::Span::current().record("session", session);
+                    info!(user, nick = %nick, "session ready");
+                    let nick = nick.clone();
+                    self.shared.set_identity(Identity {
+                        session,
+                        user,
+                        nick: nick.clone(),
+                    });
+                    self.shared.connected.store(true, Ordering::Release);
+                    self.push(ClientEvent::Session(ev));
+                    if reconnect {
+                        self.push(ClientEvent::Reconnected { session, user, nick });
+                    }
+                    if let Some(n) = notify.take() {
+                        let _ = n.send(Ok(()));
+                    }
+                }
+                Event::Shutdown { ref reason } => {
+                    c.shutdown = Some(reason.clone());
+                    self.push(ClientEvent::Session(ev));
+                }
+                other => self.push(ClientEvent::Session(other)),
+            }
+        }
+        if c.ready {
+            let nick = c.session.nick();
+            if self.shared.identity().nick != nick {
+                let mut id = self.shared.identity();
+                id.nick = nick.to_owned();
+                self.shared.set_identity(id);
+            }
+        }
+    }
+
+    /// The connection is gone: close it, fail what was in flight, remember the rooms.
+    fn lose(&mut self, c: &mut Conn, error: ClientError, code: u16) -> Outcome {
+        let error = match (error, &c.shutdown) {
+            (ClientError::Lost(_), Some(reason)) => {
+                ClientError::Lost(format!("the server shut down: {reason}"))
+            }
+            (error, _) => error,
+        };
+        c.link.close(code, &error.to_string());
+        c.session.abort(&error.to_string());
+        self.pump(c, &mut None, false);
+        for (_, tx) in c.pending.drain() {
+            let _ = tx.send(Err(ClientError::Disconnected));
+        }
+        if c.ready {
+            self.rooms = c.session.rooms();
+        }
+        self.shared.connected.store(false, Ordering::Release);
+        Outcome::Lost {
+            error,
+            ready: c.ready,
+        }
+    }
+
+    /// Graceful close: issue what was already handed off, flush queued frames, finish the
+    /// streams, close with 0 "bye".
+    async fn close(&mut self, c: &mut Conn) {
+        info!("closing");
+        while let Ok(cmd) = self.cmds.try_recv() {
+            self.on_command(c, cmd);
+        }
+        let flush_all = async {
+            while let Some(t) = c.stalled.take().or_else(|| c.session.poll_transmit()) {
+                match t.lane {
+                    Lane::Datagram => c.link.send_datagram(t.data),
+                    lane => {
+                        if let Some(tx) = c.link.lane(lane) {
+                            let _ = tx.send(t.data).await;
+                        }
+                    }
+                }
+            }
+            c.link.finish_writers().await;
+        };
+        if tokio::time::timeout(FLUSH_WAIT, flush_all).await.is_err() {
+            debug!("close: flush timed out");
+        }
+        c.link.close(0, "bye");
+        c.session.abort("client closed");
+        while let Some(ev) = c.session.poll_event() {
+            if let Event::Reply { req, .. } = ev {
+                if let Some(tx) = c.pending.remove(&req) {
+                    let _ = tx.send(Err(ClientError::Closed));
+                }
+            }
+        }
+        for (_, tx) in c.pending.drain() {
+            let _ = tx.send(Err(ClientError::Closed));
+        }
+        self.shared.connected.store(false, Ordering::Release);
+        let _ = tokio::time::timeout(DRAIN_WAIT, c.link.endpoint.wait_idle()).await;
+    }
+
+    /// Queue an event for the application (dropped if it no longer listens).
+    fn push(&mut self, ev: ClientEvent) {
+        if !self.events_open {
+            return;
+        }
+        // Keep only the latest of consecutive reconnect notices, so a client that is not
+        // read while the server stays away does not pile them up.
+        if let (ClientEvent::Reconnecting { .. }, Some(ClientEvent::Reconnecting { .. })) =
+            (&ev, self.outbox.back())
+        {
+            self.outbox.pop_back();
+        }
+        self.outbox.push_back(ev);
+    }
+
+    /// Move queued events into the channel while it has room.
+    fn deliver(&mut self) {
+        while let Some(ev) = self.outbox.pop_front() {
+            match self.events.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.outbox.push_front(ev);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.events_open = false;
+                    self.outbox.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver_one(&mut self, permit: Option<mpsc::OwnedPermit<ClientEvent>>) {
+        match (permit, self.outbox.pop_front()) {
+            (Some(p), Some(ev)) => {
+                p.send(ev);
+            }
+            (None, _) => {
+                self.events_open = false;
+                self.outbox.clear();
+            }
+            (Some(_), None) => {}
+        }
+    }
+}
+
+/// Move the session's frames into the lane queues until one is full.
+fn flush(c: &mut Conn) {
+    while let Some(t) = c.stalled.take().or_else(|| c.session.poll_transmit()) {
+        if t.lane == Lane::Datagram {
+            c.link.send_datagram(t.data);
+            continue;
+        }
+        let Some(tx) = c.link.lane(t.lane) else {
+            continue;
+        };
+        match tx.try_send(t.data) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(data)) => {
+                c.stalled = Some(Transmit { lane: t.lane, data });
+                return;
+            }
+            // The writer died with the connection; `closed()` reports it.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// Map a fatal session error to the client error and the QUIC close code to use.
+fn session_error(e: SessionError) -> (ClientError, u16) {
+    match e {
+        SessionError::Decode(d) => (ClientError::Protocol(d.to_string()), ErrorCode::BadFrame.as_u16()),
+        SessionError::Protocol(p) => (ClientError::Protocol(p), ErrorCode::OutOfState.as_u16()),
+        SessionError::Refused(f) => (ClientError::Refused(f), 0),
+        SessionError::Timeout(ms) => (
+            ClientError::Lost(format!("no traffic from the server for {ms} ms")),
+            ErrorCode::Timeout.as_u16(),
+        ),
+    }
+}
+
+/// Why the connection closed, as a client error. A close by the server with an
+/// authentication or nick error code is a refusal.
+fn lost_reason(conn: &quinn::Connection) -> ClientError {
+    match conn.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close)) => {
+            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            let code = close.error_code.into_inner();
+            match crate::error_code(code) {
+                Some(c @ (ErrorCode::AuthFailed | ErrorCode::NickUnavailable)) => {
+                    ClientError::Refused(Failure {
+                        code: c,
+                        message: reason,
+                    })
+                }
+                Some(c) => ClientError::Lost(format!("closed by the server ({c:?}): {reason}")),
+                None => ClientError::Lost(format!("closed by the server (code {code}): {reason}")),
+            }
+        }
+        Some(e) => ClientError::Lost(e.to_string()),
+        None => ClientError::Lost("connection lost".into()),
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

@@ -1,0 +1,76 @@
+//! The application's event stream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use garou_protocol::{Event, Message, RoomMessage, UserId};
+use tokio::sync::mpsc;
+
+/// Something the application should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// An event of the protocol session: room events in offset order, typing, presence,
+    /// receipts, `Ready` (after every successful handshake, including reconnects),
+    /// `Rejoined`, `Shutdown`, ... Never `Event::Reply`: replies resolve the
+    /// [`Pending`](crate::Pending) of their request instead.
+    Session(Event),
+    /// The connection was lost (or could not be kept). Requests in flight failed with
+    /// [`ClientError::Disconnected`](crate::ClientError::Disconnected).
+    Disconnected { reason: String },
+    /// Attempt `attempt` to reconnect starts after `delay`.
+    Reconnecting { attempt: u32, delay: Duration },
+    /// A new session is ready; the rooms of the old one are being rejoined (each reports
+    /// `Event::Rejoined`).
+    Reconnected {
+        session: u64,
+        user: UserId,
+        nick: String,
+    },
+}
+
+impl ClientEvent {
+    /// The chat message this event carries, if it is one. Handy in bots and tests.
+    pub fn room_message(&self) -> Option<&RoomMessage> {
+        match self {
+            ClientEvent::Session(Event::Room {
+                event: Message::RoomMessage(m),
+                ..
+            }) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// The stream of [`ClientEvent`]s. Ends after [`Client::close`](crate::Client::close), or
+/// when the connection is lost for good (reconnect disabled).
+///
+/// The channel behind it is bounded (`ClientOptions::event_buffer`): when it is full the
+/// driver stops reading room streams until the application catches up (the server then
+/// sees a slow consumer). Replies keep resolving for a while (the control stream is read
+/// until twice `event_buffer` events wait), but a task that only awaits replies and never
+/// reads events will eventually stall: read events continuously, e.g. in their own task.
+#[derive(Debug)]
+pub struct Events {
+    pub(crate) rx: mpsc::Receiver<ClientEvent>,
+}
+
+impl Events {
+    /// The next event; `None` once the client is closed.
+    pub async fn next(&mut self) -> Option<ClientEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is already queued.
+    pub fn try_next(&mut self) -> Option<ClientEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl futures::Stream for Events {
+    type Item = ClientEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,436 @@
+//! The application's side: [`Client`] requests and their [`Pending`] replies.
+//!
+//! Requests are split in two steps so that callers can pipeline: handing a request to the
+//! driver (ordered, bounded, awaited) and waiting for the server's reply (a separate
+//! future). [`Request`] implements [`IntoFuture`] for the common one-step case:
+//!
+//! ```no_run
+//! # async fn demo(client: garou_client::Client) -> Result<(), garou_client::ClientError> {
+//! // One at a time: hand off and wait for the reply.
+//! let sent = client.send("general", "hello").await?;
+//!
+//! // Pipelined: hand off many in order, collect the acks later.
+//! let mut acks = Vec::new();
+//! for i in 0..100 {
+//!     acks.push(client.send("general", format!("line {i}")).submit().await);
+//! }
+//! for ack in acks {
+//!     ack.await?;
+//! }
+//! # let _ = sent; Ok(()) }
+//! ```
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use garou_protocol::{
+    ClientSession, JoinInfo, MemberInfo, MsgId, Offset, Reply, ReqId, Role, RoomInfo, RoomKind, UserId,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ClientError;
+
+/// How long [`Client::close`] waits for the driver to flush and close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// What a reply channel carries.
+pub(crate) type ReplyResult = Result<Reply, ClientError>;
+
+/// A request the driver turns into a session command.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Join(String),
+    CreateRoom(String, RoomKind),
+    Leave(String),
+    Send {
+        room: String,
+        text: String,
+    },
+    Direct {
+        to: String,
+        text: String,
+    },
+    Edit {
+        room: String,
+        id: MsgId,
+        text: String,
+    },
+    Delete {
+        room: String,
+        id: MsgId,
+    },
+    React {
+        room: String,
+        id: MsgId,
+        emoji: String,
+        add: bool,
+    },
+    SetNick(String),
+    ListRooms,
+    ListUsers(String),
+    SetRole {
+        room: String,
+        nick: String,
+        role: Role,
+    },
+}
+
+impl Op {
+    /// Queue this request on the session; the reply comes back as `Event::Reply { req }`.
+    pub(crate) fn issue(&self, s: &mut ClientSession, now: u64) -> ReqId {
+        match self {
+            Op::Join(room) => s.join(room, now),
+            Op::CreateRoom(room, kind) => s.create_room(room, *kind, now),
+            Op::Leave(room) => s.leave(room, now),
+            Op::Send { room, text } => s.send(room, text, now),
+            Op::Direct { to, text } => s.direct(to, text, now),
+            Op::Edit { room, id, text } => s.edit(room, *id, text, now),
+            Op::Delete { room, id } => s.delete(room, *id, now),
+            Op::React { room, id, emoji, add } => s.react(room, *id, emoji, *add, now),
+            Op::SetNick(nick) => s.set_nick(nick, now),
+            Op::ListRooms => s.list_rooms(now),
+            Op::ListUsers(room) => s.list_users(room, now),
+            Op::SetRole { room, nick, role } => s.set_role(room, nick, *role, now),
+        }
+    }
+}
+
+/// Messages from handles to the driver task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request {
+        op: Op,
+        reply: oneshot::Sender<ReplyResult>,
+    },
+    Typing(String),
+    Delivered(String, MsgId),
+    Read(String, MsgId),
+}
+
+/// A close request; the driver answers on the channel once the connection is closed.
+/// Close has its own channel so it is heard even while commands are held back by a full
+/// lane.
+pub(crate) type CloseRequest = oneshot::Sender<()>;
+
+/// Who we are on the current connection; written by the driver, read by handles.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Identity {
+    pub session: u64,
+    pub user: UserId,
+    pub nick: String,
+}
+
+/// State shared between the driver and every handle.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub identity: Mutex<Identity>,
+    pub connected: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn identity(&self) -> Identity {
+        self.identity.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub(crate) fn set_identity(&self, id: Identity) {
+        *self.identity.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+}
+
+/// A message the server accepted: where it went and the id and offset it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub room: String,
+    pub id: MsgId,
+    pub offset: Offset,
+}
+
+/// Handle to a connected client. Cheap to clone; every clone talks to the same driver
+/// task. Dropping every clone closes the connection (like [`Client::close`], without
+/// waiting).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) close_tx: mpsc::Sender<CloseRequest>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Client {
+    fn request<T>(&self, op: Op, map: fn(Reply) -> Result<T, Reply>) -> Request<T> {
+        Request {
+            tx: self.tx.clone(),
+            op,
+            map,
+        }
+    }
+
+    /// Join a room (a missing group room is created). Resolves to the join details.
+    pub fn join(&self, room: impl Into<String>) -> Request<JoinInfo> {
+        self.request(Op::Join(room.into()), |r| match r {
+            Reply::Joined(info) => Ok(info),
+            other => Err(other),
+        })
+    }
+
+    /// Create a room of `kind` and join it as owner.
+    pub fn create_room(&self, room: impl Into<String>, kind: RoomKind) -> Request<JoinInfo> {
+        self.request(Op::CreateRoom(room.into(), kind), |r| match r {
+            Reply::Joined(info) => Ok(info),
+            other => Err(other),
+        })
+    }
+
+    /// Leave a room. Its events stop, and it is no longer rejoined on reconnect.
+    pub fn leave(&self, room: impl Into<String>) -> Request<()> {
+        self.request(Op::Leave(room.into()), |r| match r {
+            Reply::Left(_) => Ok(()),
+            other => Err(other),
+        })
+    }
+
+    /// Post a message to a room; resolves once the server stored it.
+    pub fn send(&self, room: impl Into<String>, text: impl Into<String>) -> Request<Sent> {
+        let op = Op::Send {
+            room: room.into(),
+            text: text.into(),
+        };
+        self.request(op, sent)
+    }
+
+    /// Send a direct message to a user by nick; `Sent::room` is the direct room.
+    pub fn direct(&self, to: impl Into<String>, text: impl Into<String>) -> Request<Sent> {
+        let op = Op::Direct {
+            to: to.into(),
+            text: text.into(),
+        };
+        self.request(op, sent)
+    }
+
+    /// Replace the text of a message.
+    pub fn edit(&self, room: impl Into<String>, id: MsgId, text: impl Into<String>) -> Request<()> {
+        let op = Op::Edit {
+            room: room.into(),
+            id,
+            text: text.into(),
+        };
+        self.request(op, done)
+    }
+
+    /// Delete a message.
+    pub fn delete(&self, room: impl Into<String>, id: MsgId) -> Request<()> {
+        self.request(
+            Op::Delete {
+                room: room.into(),
+                id,
+            },
+            done,
+        )
+    }
+
+    /// Add (`add = true`) or remove a reaction.
+    pub fn react(
+        &self,
+        room: impl Into<String>,
+        id: MsgId,
+        emoji: impl Into<String>,
+        add: bool,
+    ) -> Request<()> {
+        let op = Op::React {
+            room: room.into(),
+            id,
+            emoji: emoji.into(),
+            add,
+        };
+        self.request(op, done)
+    }
+
+    /// Change nick; resolves to the nick the server accepted.
+    pub fn set_nick(&self, nick: impl Into<String>) -> Request<String> {
+        self.request(Op::SetNick(nick.into()), |r| match r {
+            Reply::Nick(n) => Ok(n),
+            other => Err(other),
+        })
+    }
+
+    /// Rooms visible to us.
+    pub fn list_rooms(&self) -> Request<Vec<RoomInfo>> {
+        self.request(Op::ListRooms, |r| match r {
+            Reply::Rooms(rooms) => Ok(rooms),
+            other => Err(other),
+        })
+    }
+
+    /// Members of a room.
+    pub fn list_users(&self, room: impl Into<String>) -> Request<Vec<MemberInfo>> {
+        self.request(Op::ListUsers(room.into()), |r| match r {
+            Reply::Users { users, .. } => Ok(users),
+            other => Err(other),
+        })
+    }
+
+    /// Change a member's role.
+    pub fn set_role(&self, room: impl Into<String>, nick: impl Into<String>, role: Role) -> Request<()> {
+        let op = Op::SetRole {
+            room: room.into(),
+            nick: nick.into(),
+            role,
+        };
+        self.request(op, done)
+    }
+
+    async fn fire(&self, cmd: Command) -> Result<(), ClientError> {
+        self.tx.send(cmd).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Tell a room we are typing (a datagram: may be lost, dropped while disconnected).
+    pub async fn typing(&self, room: impl Into<String>) -> Result<(), ClientError> {
+        self.fire(Command::Typing(room.into())).await
+    }
+
+    /// Tell a message's author we received it (fire-and-forget, acks stream).
+    pub async fn delivered(&self, room: impl Into<String>, id: MsgId) -> Result<(), ClientError> {
+        self.fire(Command::Delivered(room.into(), id)).await
+    }
+
+    /// Tell a message's author we read it (fire-and-forget, acks stream).
+    pub async fn read(&self, room: impl Into<String>, id: MsgId) -> Result<(), ClientError> {
+        self.fire(Command::Read(room.into(), id)).await
+    }
+
+    /// Our user id on the current (or last) connection.
+    pub fn user(&self) -> UserId {
+        self.shared.identity().user
+    }
+
+    /// Our nick, kept current across `set_nick` and reconnects.
+    pub fn nick(&self) -> String {
+        self.shared.identity().nick
+    }
+
+    /// The server's id for the current (or last) session.
+    pub fn session_id(&self) -> u64 {
+        self.shared.identity().session
+    }
+
+    /// Whether a session is up right now (false while reconnecting or after close).
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// Close gracefully: flush what was handed off, close the connection with code 0
+    /// ("bye"), stop reconnecting, end the [`Events`](crate::Events) stream. Requests still
+    /// unanswered fail with [`ClientError::Closed`]. Waits at most a few seconds; calling
+    /// it again (or from another clone) is harmless.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            if self.close_tx.send(done).await.is_ok() {
+                let _ = wait.await;
+            }
+        })
+        .await;
+    }
+}
+
+fn sent(r: Reply) -> Result<Sent, Reply> {
+    match r {
+        Reply::Sent { room, id, offset } => Ok(Sent { room, id, offset }),
+        other => Err(other),
+    }
+}
+
+fn done(r: Reply) -> Result<(), Reply> {
+    match r {
+        Reply::Done => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// A request not yet handed to the driver.
+///
+/// `.await` it to hand it off and wait for the reply, or call [`Request::submit`] to only
+/// hand it off (in call order) and get a [`Pending`] to await later.
+#[must_use = "a Request does nothing until awaited or submitted"]
+pub struct Request<T> {
+    tx: mpsc::Sender<Command>,
+    op: Op,
+    map: fn(Reply) -> Result<T, Reply>,
+}
+
+impl<T> std::fmt::Debug for Request<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("op", &self.op).finish()
+    }
+}
+
+impl<T> Request<T> {
+    /// Hand the request to the driver, waiting only for room in its bounded queue.
+    /// Requests submitted one after another from one task reach the server in that order.
+    /// Never fails by itself: errors (client closed, disconnected) surface from the
+    /// returned [`Pending`].
+    pub async fn submit(self) -> Pending<T> {
+        let (reply, rx) = oneshot::channel();
+        let state = match self.tx.send(Command::Request { op: self.op, reply }).await {
+            Ok(()) => PendingState::Waiting(rx),
+            Err(_) => PendingState::Failed(Some(ClientError::Closed)),
+        };
+        Pending { state, map: self.map }
+    }
+}
+
+impl<T: Send + 'static> IntoFuture for Request<T> {
+    type Output = Result<T, ClientError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<T, ClientError>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.submit().await.await })
+    }
+}
+
+enum PendingState {
+    Waiting(oneshot::Receiver<ReplyResult>),
+    Failed(Option<ClientError>),
+}
+
+/// The reply to a submitted request. Resolves to the typed result, or to
+/// [`ClientError::Failure`] (the server refused), [`ClientError::Timeout`] (no reply within
+/// `request_timeout`), [`ClientError::Disconnected`] (the connection dropped first; the
+/// request may or may not have been applied) or [`ClientError::Closed`]. Dropping it does
+/// not cancel the request.
+#[must_use = "dropping a Pending ignores the server's answer"]
+pub struct Pending<T> {
+    state: PendingState,
+    map: fn(Reply) -> Result<T, Reply>,
+}
+
+impl<T> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self.state {
+            PendingState::Waiting(_) => "waiting",
+            PendingState::Failed(_) => "failed",
+        };
+        f.debug_struct("Pending").field("state", &s).finish()
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, ClientError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &mut this.state {
+            PendingState::Failed(e) => Poll::Ready(Err(e.take().unwrap_or(ClientError::Closed))),
+            PendingState::Waiting(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(_)) => Poll::Ready(Err(ClientError::Closed)),
+                Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
+                Poll::Ready(Ok(Ok(reply))) => Poll::Ready(
+                    (this.map)(reply).map_err(|r| ClientError::Protocol(format!("unexpected reply: {r:?}"))),
+                ),
+            },
+        }
+    }
+}

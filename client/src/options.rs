@@ -1,0 +1,181 @@
+//! Connection settings and server-address parsing.
+
+use std::time::Duration;
+
+use garou_protocol::Credentials;
+
+use crate::tls::Trust;
+use crate::ClientError;
+
+/// Port used when a server address has none.
+pub const DEFAULT_PORT: u16 = 4433;
+
+/// Everything [`connect`](crate::connect) needs.
+///
+/// Build it with [`ClientOptions::new`] and adjust fields directly; every field has a
+/// default chosen for a long-lived interactive client.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Gateways as `host:port`, tried in order on the first connect and rotated through on
+    /// reconnect, so a cluster (or a primary plus fallbacks) needs no load balancer.
+    pub servers: Vec<String>,
+    /// TLS server name (SNI and certificate name). Default: the host part of the address,
+    /// or `localhost` when that is an IP literal (certificates rarely name IPs).
+    pub server_name: Option<String>,
+    /// How the server certificate is checked.
+    pub trust: Trust,
+    /// Identity presented in Auth. With [`Credentials::Nick`], reconnects use the nick the
+    /// session had last (so a `/nick` change survives a reconnect).
+    pub credentials: Credentials,
+    /// Reconnect after a lost connection (including after a server Shutdown). Default true.
+    pub reconnect: bool,
+    /// First reconnect delay. Default 1 s.
+    pub backoff_min: Duration,
+    /// Largest reconnect delay. Default 60 s.
+    pub backoff_max: Duration,
+    /// A request without a reply after this long fails with [`ClientError::Timeout`].
+    /// Default 10 s.
+    pub request_timeout: Duration,
+    /// Bound on one connection attempt: QUIC handshake plus Hello/Auth/ShardAssignment.
+    /// Default 10 s.
+    pub connect_timeout: Duration,
+    /// Capacity of the [`Events`](crate::Events) channel. When the application stops
+    /// reading, the driver stops reading the network (backpressure), it never buffers
+    /// without bound. Default 1024.
+    pub event_buffer: usize,
+    /// Client name sent in Hello, for the server's logs.
+    pub client_name: String,
+}
+
+impl ClientOptions {
+    /// Options for one server with the defaults described on each field.
+    pub fn new(server: impl Into<String>, credentials: Credentials) -> Self {
+        ClientOptions {
+            servers: vec![server.into()],
+            server_name: None,
+            trust: Trust::System,
+            credentials,
+            reconnect: true,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            event_buffer: 1024,
+            client_name: concat!("garou-client/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+
+    /// Shorthand for [`ClientOptions::new`] with [`Credentials::Nick`].
+    pub fn with_nick(server: impl Into<String>, nick: impl Into<String>) -> Self {
+        Self::new(server, Credentials::Nick(nick.into()))
+    }
+
+    /// Builder-style setter for [`ClientOptions::trust`].
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Builder-style: add a fallback server.
+    pub fn fallback(mut self, server: impl Into<String>) -> Self {
+        self.servers.push(server.into());
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ClientError> {
+        if self.servers.is_empty() {
+            return Err(ClientError::Config("no server address given".into()));
+        }
+        for s in &self.servers {
+            split_host_port(s)?;
+        }
+        if self.event_buffer == 0 {
+            return Err(ClientError::Config("event_buffer must be at least 1".into()));
+        }
+        if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
+            return Err(ClientError::Config("need 0 < backoff_min <= backoff_max".into()));
+        }
+        Ok(())
+    }
+
+    /// The TLS name to present for `server`.
+    pub(crate) fn sni_for(&self, server: &str) -> Result<String, ClientError> {
+        if let Some(name) = &self.server_name {
+            return Ok(name.clone());
+        }
+        let (host, _) = split_host_port(server)?;
+        Ok(if host.parse::<std::net::IpAddr>().is_ok() {
+            "localhost".to_owned()
+        } else {
+            host
+        })
+    }
+}
+
+/// Split `host:port`, `[v6]:port`, `host` (default port) into host and port.
+pub(crate) fn split_host_port(server: &str) -> Result<(String, u16), ClientError> {
+    let bad = || ClientError::Config(format!("bad server address {server:?} (want host:port)"));
+    let server = server.trim();
+    if server.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(sa) = server.parse::<std::net::SocketAddr>() {
+        return Ok((sa.ip().to_string(), sa.port()));
+    }
+    if let Some(rest) = server.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if after.is_empty() => DEFAULT_PORT,
+            None => return Err(bad()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    if server.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((server.to_owned(), DEFAULT_PORT));
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') => {
+            Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+        }
+        Some(_) => Err(bad()),
+        None => Ok((server.to_owned(), DEFAULT_PORT)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(
+            split_host_port("127.0.0.1:4433").unwrap(),
+            ("127.0.0.1".into(), 4433)
+        );
+        assert_eq!(
+            split_host_port("example.org:1").unwrap(),
+            ("example.org".into(), 1)
+        );
+        assert_eq!(
+            split_host_port("example.org").unwrap(),
+            ("example.org".into(), DEFAULT_PORT)
+        );
+        assert_eq!(split_host_port("[::1]:9").unwrap(), ("::1".into(), 9));
+        assert_eq!(split_host_port("[::1]").unwrap(), ("::1".into(), DEFAULT_PORT));
+        assert_eq!(split_host_port("::1").unwrap(), ("::1".into(), DEFAULT_PORT));
+        assert!(split_host_port("").is_err());
+        assert!(split_host_port("host:notaport").is_err());
+        assert!(split_host_port(":4433").is_err());
+    }
+
+    #[test]
+    fn sni_defaults() {
+        let o = ClientOptions::with_nick("127.0.0.1:4433", "a");
+        assert_eq!(o.sni_for("127.0.0.1:4433").unwrap(), "localhost");
+        assert_eq!(o.sni_for("chat.example.org:4433").unwrap(), "chat.example.org");
+        let mut o = o;
+        o.server_name = Some("gw".into());
+        assert_eq!(o.sni_for("127.0.0.1:4433").unwrap(), "gw");
+    }
+}
