@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// UDP address for QUIC (dual-stack `[::]` by default).
+    /// UDP address for QUIC and WebTransport, one port for both (dual-stack `[::]` by default).
     pub quic: SocketAddr,
+    /// TCP address for HTTP: the chat page, `/cert-hash`, `/health`, `/ws`.
+    pub http: SocketAddr,
     /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             quic: "[::]:4433".parse().expect("valid default address"),
+            http: "[::]:8080".parse().expect("valid default address"),
             cert: None,
             key: None,
             max_connections: 10_000,

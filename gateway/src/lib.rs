@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod server;
 pub mod session;

@@ -35,9 +35,12 @@ struct ServeArgs {
     /// TOML config file (flags beat GAROU_* env vars, which beat the file).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// UDP address for QUIC [default: [::]:4433]
+    /// UDP address for QUIC and WebTransport [default: [::]:4433]
     #[arg(long)]
     quic: Option<SocketAddr>,
+    /// TCP address for HTTP: chat page, /cert-hash, /health, /ws [default: [::]:8080]
+    #[arg(long)]
+    http: Option<SocketAddr>,
     /// PEM certificate chain (default: a fresh self-signed one, valid 14 days)
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
@@ -52,6 +55,9 @@ impl ServeArgs {
         let mut o = serde_json::Map::new();
         if let Some(q) = self.quic {
             o.insert("quic".into(), q.to_string().into());
+        }
+        if let Some(h) = self.http {
+            o.insert("http".into(), h.to_string().into());
         }
         if let Some(c) = &self.cert {
             o.insert("cert".into(), c.display().to_string().into());
@@ -83,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
             init_logging(cli.log_json, "info");
             let cfg = ServerConfig::load(args.config.as_deref(), args.overrides())?;
             let gateway = server::Gateway::start(cfg).await?;
+            println!(
+                "garou: chat page at http://{}/",
+                server::display_addr(gateway.http_addr)
+            );
             tracing::warn!("open dev mode: no auth configured, a nick alone makes a full member");
             server::signal().await;
             tracing::info!("signal received");

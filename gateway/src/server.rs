@@ -9,14 +9,22 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use crate::config::ServerConfig;
+use crate::http::{self, HttpState};
 use crate::hub::{Hub, HubConfig};
 use crate::session;
 use crate::tls::Identity;
 use crate::transport::quic::{self, QuicConnection};
+use crate::transport::webtransport::WebTransportConnection;
+
+/// ALPN of WebTransport's HTTP/3.
+const H3: &[u8] = b"h3";
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
 pub struct Gateway {
+    /// UDP address serving raw QUIC and WebTransport.
     pub quic_addr: SocketAddr,
+    /// TCP address serving HTTP and the WebSocket fallback.
+    pub http_addr: SocketAddr,
     pub cert_sha256: [u8; 32],
     pub hub: Arc<Hub>,
     shutdown: CancellationToken,
@@ -38,14 +46,41 @@ impl Gateway {
                 identity.sha256_hex()
             );
         }
-        let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN])?;
+        let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN, H3])?;
         let quic_addr = endpoint.local_addr()?;
-        info!(%quic_addr, "QUIC listening (ALPN garou/1)");
+        info!(%quic_addr, "QUIC listening: native clients (ALPN garou/1) and WebTransport (h3) on one port");
         let hub = Arc::new(Hub::new(HubConfig::from(&*cfg)));
         let shutdown = CancellationToken::new();
-        let done = tokio::spawn(accept_loop(endpoint, hub.clone(), cfg.clone(), shutdown.clone()));
+        let listener = tokio::net::TcpListener::from_std(quic::bind_tcp_dual_stack(cfg.http)?)?;
+        let http_addr = listener.local_addr()?;
+        let app = http::router(HttpState {
+            hub: hub.clone(),
+            cfg: cfg.clone(),
+            cert_sha256: identity.sha256,
+            quic_port: quic_addr.port(),
+            shutdown: shutdown.clone(),
+        });
+        info!(%http_addr, "HTTP listening: chat page at http://{}/", display_addr(http_addr));
+        let http = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                let stop = async move { shutdown.cancelled().await };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+                    warn!(error = %e, "HTTP server failed");
+                }
+            })
+        };
+        let done = tokio::spawn(accept_loop(
+            endpoint,
+            hub.clone(),
+            cfg.clone(),
+            shutdown.clone(),
+            http,
+        ));
         Ok(Gateway {
             quic_addr,
+            http_addr,
             cert_sha256: identity.sha256,
             hub,
             shutdown,
@@ -60,11 +95,21 @@ impl Gateway {
     }
 }
 
+/// A URL-friendly host:port; the unspecified address shows as localhost.
+pub fn display_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     hub: Arc<Hub>,
     cfg: Arc<ServerConfig>,
     shutdown: CancellationToken,
+    http_server: tokio::task::JoinHandle<()>,
 ) {
     let sessions = TaskTracker::new();
     let ticker = {
@@ -92,22 +137,8 @@ async fn accept_loop(
         let (hub, cfg, shutdown) = (hub.clone(), cfg.clone(), shutdown.clone());
         sessions.spawn(
             async move {
-                let connection = match incoming.await {
-                    Ok(c) => c,
-                    Err(e) => return tracing::debug!(error = %e, "QUIC handshake failed"),
-                };
-                let alpn = connection
-                    .handshake_data()
-                    .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-                    .and_then(|d| d.protocol);
-                match alpn.as_deref() {
-                    Some(garou_protocol::ALPN) => {
-                        session::run(QuicConnection(connection), hub, cfg, shutdown).await
-                    }
-                    other => {
-                        warn!(alpn = ?other.map(String::from_utf8_lossy), "unsupported ALPN");
-                        connection.close(0u32.into(), b"unsupported ALPN");
-                    }
+                if let Err(e) = dispatch(incoming, hub, cfg, shutdown).await {
+                    tracing::debug!(error = %e, "connection attempt failed");
                 }
             }
             .in_current_span(),
@@ -126,8 +157,44 @@ async fn accept_loop(
         endpoint.close(0u32.into(), b"server shutting down");
     }
     ticker.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(1), http_server).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     info!("shutdown complete");
+}
+
+/// Finish the QUIC handshake and hand the connection to the transport its ALPN names:
+/// one UDP port serves native clients and browsers.
+async fn dispatch(
+    incoming: quinn::Incoming,
+    hub: Arc<Hub>,
+    cfg: Arc<ServerConfig>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut connecting = incoming.accept()?;
+    let alpn = connecting
+        .handshake_data()
+        .await?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()
+        .and_then(|d| d.protocol);
+    match alpn.as_deref() {
+        Some(garou_protocol::ALPN) => {
+            let connection = tokio::time::timeout(cfg.handshake_timeout(), connecting).await??;
+            session::run(QuicConnection(connection), hub, cfg, shutdown).await;
+        }
+        Some(H3) => {
+            let request = tokio::time::timeout(
+                cfg.handshake_timeout(),
+                wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting),
+            )
+            .await??;
+            tracing::debug!(path = request.path(), origin = ?request.origin(), "WebTransport session request");
+            let connection = request.accept().await?;
+            session::run(WebTransportConnection(connection), hub, cfg, shutdown).await;
+        }
+        other => warn!(alpn = ?other.map(String::from_utf8_lossy), "unsupported ALPN"),
+    }
+    Ok(())
 }
 
 /// Resolve when SIGINT or SIGTERM arrives.

@@ -7,6 +7,8 @@
 //! Streams move [`Bytes`] chunks so QUIC can write and read without copying.
 
 pub mod quic;
+pub mod websocket;
+pub mod webtransport;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -75,7 +75,7 @@ pub fn endpoint(cfg: &ServerConfig, identity: &Identity, alpn: &[&[u8]]) -> anyh
     transport
         .max_idle_timeout(Some(cfg.idle_timeout().try_into()?))
         .max_concurrent_uni_streams(cfg.stream.max_concurrent_streams.into())
-        .max_concurrent_bidi_streams(4u32.into())
+        .max_concurrent_bidi_streams(8u32.into())
         .stream_receive_window(quinn::VarInt::from_u64(cfg.stream.recv_buffer_size)?)
         .send_window(cfg.stream.send_buffer_size)
         .datagram_receive_buffer_size(cfg.enable_datagrams.then_some(64 * 1024))
@@ -90,6 +90,20 @@ pub fn endpoint(cfg: &ServerConfig, identity: &Identity, alpn: &[&[u8]]) -> anyh
         Arc::new(quinn::TokioRuntime),
     )?;
     Ok(endpoint)
+}
+
+/// Bind TCP for HTTP, dual stack like the UDP socket.
+pub fn bind_tcp_dual_stack(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Bind UDP; an IPv6 wildcard also accepts IPv4 (browsers resolve localhost to ::1 first).

@@ -1,0 +1,138 @@
+//! The HTTP side (axum): the chat page and the wasm package embedded in the binary, the
+//! certificate hash browsers pin, health, and `/ws`, the WebSocket fallback transport.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rust_embed::RustEmbed;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::CorsLayer;
+
+use crate::config::ServerConfig;
+use crate::hub::Hub;
+use crate::session;
+use crate::transport::websocket::WsConnection;
+
+/// The static chat page (`web/`).
+#[derive(RustEmbed)]
+#[folder = "../web/"]
+struct Page;
+
+/// The built wasm client package (`wasm-client/pkg/`), served under `/pkg/`.
+#[derive(RustEmbed)]
+#[folder = "../wasm-client/pkg/"]
+struct Pkg;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub hub: Arc<Hub>,
+    pub cfg: Arc<ServerConfig>,
+    pub cert_sha256: [u8; 32],
+    pub quic_port: u16,
+    pub shutdown: CancellationToken,
+}
+
+/// The router for the HTTP listener.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/cert-hash", get(cert_hash))
+        .route("/health", get(health))
+        .route("/ws", get(websocket))
+        .fallback(get(static_file))
+        // The page may live on another origin (a front-end app): these are public GETs.
+        .layer(CorsLayer::permissive())
+        .with_state(state)
+}
+
+/// The host part of the Host header, IPv6 in brackets, without the port.
+fn request_host(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    if let Some(end) = host.strip_prefix('[').and_then(|h| h.find(']')) {
+        return host[..end + 2].to_owned();
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned()
+}
+
+async fn cert_hash(State(s): State<HttpState>, headers: HeaderMap) -> impl IntoResponse {
+    let url = format!("https://{}:{}/", request_host(&headers), s.quic_port);
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({
+            "sha256": hex::encode(s.cert_sha256),
+            "url": url,
+        })),
+    )
+}
+
+async fn health(State(s): State<HttpState>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "connections": s.hub.connection_count(),
+    }))
+}
+
+async fn websocket(
+    State(s): State<HttpState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let max = s.cfg.max_frame + garou_protocol::HEADER_LEN + 1;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let conn = WsConnection::new(socket, remote);
+            session::run(conn, s.hub, s.cfg, s.shutdown).await;
+        })
+}
+
+async fn static_file(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let file = match path.strip_prefix("pkg/") {
+        Some(rest) => Pkg::get(rest),
+        None if path.is_empty() => Page::get("index.html"),
+        None => Page::get(path),
+    };
+    match file {
+        Some(f) => {
+            let mime = f.metadata.mimetype().to_owned();
+            (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, "no-cache".into()),
+                ],
+                f.data,
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_without_port() {
+        let mut h = HeaderMap::new();
+        for (given, want) in [
+            ("127.0.0.1:8080", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("[::1]:8080", "[::1]"),
+            ("example.com:443", "example.com"),
+        ] {
+            h.insert(header::HOST, given.parse().unwrap());
+            assert_eq!(request_host(&h), want);
+        }
+    }
+}

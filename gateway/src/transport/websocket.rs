@@ -1,0 +1,303 @@
+//! WebSocket fallback (axum) for browsers without WebTransport.
+//!
+//! One WebSocket carries the whole stream model, each binary message tagged with its lane
+//! (see [`garou_protocol::ws`]): the adapter demultiplexes incoming messages into virtual
+//! streams (bounded channels) and multiplexes outgoing ones through a single writer task,
+//! so the session above sees the same [`Connection`] as with QUIC. Backpressure is kept:
+//! a full virtual stream stalls the socket reader (TCP pushes back on the client), and
+//! writers await room in the bounded outgoing queue.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use garou_protocol::ws::{self, LaneTag};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Connection, RecvStream, SendStream, TransportError};
+
+/// Messages queued per virtual stream (and on the outgoing socket).
+const LANE_QUEUE: usize = 64;
+/// WebSocket close codes 4000-4999 are the application's: 4000 + Garou error code.
+const CLOSE_BASE: u16 = 4000;
+
+enum Out {
+    Msg(Vec<u8>),
+    Close(u16, String),
+}
+
+/// Server-opened stream tags in use.
+struct TagPool {
+    used: [bool; 256],
+}
+
+impl Default for TagPool {
+    fn default() -> Self {
+        TagPool { used: [false; 256] }
+    }
+}
+
+impl TagPool {
+    fn take(&mut self) -> Option<u8> {
+        (ws::SERVER_FIRST..=ws::SERVER_LAST)
+            .find(|&t| !self.used[t as usize])
+            .inspect(|&t| {
+                self.used[t as usize] = true;
+            })
+    }
+    fn put(&mut self, tag: u8) {
+        self.used[tag as usize] = false;
+    }
+}
+
+/// The sending half of a virtual stream.
+pub struct WsSend {
+    tag: u8,
+    out: mpsc::Sender<Out>,
+    pool: Option<Arc<Mutex<TagPool>>>,
+}
+
+impl SendStream for WsSend {
+    async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> Result<(), TransportError> {
+        if chunks.iter().all(|c| c.is_empty()) {
+            return Ok(()); // an empty message would mean "finish"
+        }
+        self.out
+            .send(Out::Msg(ws::message(self.tag, chunks)))
+            .await
+            .map_err(|_| TransportError("websocket closed".into()))
+    }
+    async fn finish_and_wait(&mut self) {
+        if self.tag != ws::CONTROL {
+            let _ = self.out.send(Out::Msg(vec![self.tag])).await;
+        }
+        if let Some(pool) = self.pool.take() {
+            pool.lock().put(self.tag);
+        }
+    }
+}
+
+impl Drop for WsSend {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            // Dropped without finishing: tell the client the stream is over, free the tag.
+            let _ = self.out.try_send(Out::Msg(vec![self.tag]));
+            pool.lock().put(self.tag);
+        }
+    }
+}
+
+/// The receiving half of a virtual stream.
+pub struct WsRecv(mpsc::Receiver<Bytes>);
+
+impl RecvStream for WsRecv {
+    async fn read_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
+        Ok(self.0.recv().await)
+    }
+}
+
+/// A WebSocket seen through [`Connection`].
+pub struct WsConnection {
+    remote: SocketAddr,
+    out: mpsc::Sender<Out>,
+    control: tokio::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
+    uni: tokio::sync::Mutex<mpsc::Receiver<WsRecv>>,
+    datagrams: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    pool: Arc<Mutex<TagPool>>,
+    closed: CancellationToken,
+}
+
+impl WsConnection {
+    /// Take over an upgraded socket; spawns its reader and writer tasks.
+    pub fn new(socket: WebSocket, remote: SocketAddr) -> WsConnection {
+        let (sink, stream) = socket.split();
+        let (out_tx, out_rx) = mpsc::channel(LANE_QUEUE);
+        let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
+        let (uni_tx, uni_rx) = mpsc::channel(16);
+        let (dgram_tx, dgram_rx) = mpsc::channel(LANE_QUEUE);
+        let closed = CancellationToken::new();
+        tokio::spawn(write_socket(sink, out_rx, closed.clone()));
+        tokio::spawn(read_socket(
+            stream,
+            control_tx,
+            uni_tx,
+            dgram_tx,
+            out_tx.clone(),
+            closed.clone(),
+        ));
+        WsConnection {
+            remote,
+            out: out_tx,
+            control: tokio::sync::Mutex::new(Some(control_rx)),
+            uni: tokio::sync::Mutex::new(uni_rx),
+            datagrams: tokio::sync::Mutex::new(dgram_rx),
+            pool: Arc::new(Mutex::new(TagPool::default())),
+            closed,
+        }
+    }
+}
+
+async fn write_socket(
+    mut sink: futures::stream::SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Out>,
+    closed: CancellationToken,
+) {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            _ = closed.cancelled() => None,
+        };
+        match item {
+            Some(Out::Msg(m)) => {
+                if sink.send(WsMessage::Binary(m.into())).await.is_err() {
+                    break;
+                }
+            }
+            Some(Out::Close(code, reason)) => {
+                let frame = CloseFrame {
+                    code: CLOSE_BASE + code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                break;
+            }
+            None => break,
+        }
+    }
+    let _ = sink.close().await;
+    closed.cancel();
+}
+
+async fn read_socket(
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    control: mpsc::Sender<Bytes>,
+    uni: mpsc::Sender<WsRecv>,
+    datagrams: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Out>,
+    closed: CancellationToken,
+) {
+    let mut streams: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
+    let fault = loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = closed.cancelled() => return,
+        };
+        let data = match msg {
+            Some(Ok(WsMessage::Binary(b))) => b,
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            Some(Ok(WsMessage::Text(_))) => break Some("text messages are not part of the protocol"),
+            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
+        };
+        let Some((&tag, rest)) = data.split_first() else {
+            break Some("empty message");
+        };
+        let rest = data.slice(1..1 + rest.len());
+        match LaneTag::of(tag) {
+            LaneTag::Control => {
+                if control.send(rest).await.is_err() {
+                    break None;
+                }
+            }
+            // Datagrams are unreliable: dropped when the session is behind.
+            LaneTag::Datagram => {
+                let _ = datagrams.try_send(rest);
+            }
+            LaneTag::ClientStream(t) if rest.is_empty() => {
+                streams.remove(&t);
+            }
+            LaneTag::ClientStream(t) => {
+                let tx = match streams.get(&t) {
+                    Some(tx) => tx.clone(),
+                    None => {
+                        let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                        if uni.send(WsRecv(rx)).await.is_err() {
+                            break None;
+                        }
+                        streams.insert(t, tx.clone());
+                        tx
+                    }
+                };
+                if tx.send(rest).await.is_err() {
+                    streams.remove(&t);
+                }
+            }
+            LaneTag::ServerStream(_) | LaneTag::Reserved => break Some("lane tag not allowed from a client"),
+        }
+    };
+    if let Some(reason) = fault {
+        let code = garou_protocol::ErrorCode::BadFrame.as_u16();
+        let _ = out.send(Out::Close(code, reason.into())).await;
+    } else {
+        closed.cancel();
+    }
+}
+
+impl Connection for WsConnection {
+    type Send = WsSend;
+    type Recv = WsRecv;
+
+    fn kind(&self) -> &'static str {
+        "websocket"
+    }
+    fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+    async fn accept_bi(&self) -> Result<(WsSend, WsRecv), TransportError> {
+        let rx = self
+            .control
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| TransportError("the control stream was already accepted".into()))?;
+        let send = WsSend {
+            tag: ws::CONTROL,
+            out: self.out.clone(),
+            pool: None,
+        };
+        Ok((send, WsRecv(rx)))
+    }
+    async fn accept_uni(&self) -> Result<WsRecv, TransportError> {
+        self.uni
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| TransportError("websocket closed".into()))
+    }
+    async fn open_uni(&self) -> Result<WsSend, TransportError> {
+        let tag = self
+            .pool
+            .lock()
+            .take()
+            .ok_or_else(|| TransportError("no free websocket lane tag".into()))?;
+        Ok(WsSend {
+            tag,
+            out: self.out.clone(),
+            pool: Some(self.pool.clone()),
+        })
+    }
+    fn send_datagram(&self, data: Bytes) {
+        let _ = self.out.try_send(Out::Msg(ws::message(ws::DATAGRAM, &[data])));
+    }
+    async fn read_datagram(&self) -> Result<Bytes, TransportError> {
+        self.datagrams
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| TransportError("websocket closed".into()))
+    }
+    fn close(&self, code: u16, reason: &str) {
+        if self.out.try_send(Out::Close(code, reason.to_owned())).is_err() {
+            self.closed.cancel();
+        }
+    }
+    async fn closed(&self) {
+        self.closed.cancelled().await;
+    }
+}
