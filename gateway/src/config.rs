@@ -168,6 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
     fn precedence_file_env_cli() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("garou.toml");

@@ -247,22 +247,31 @@ impl Hub {
                 user.nick.clone(),
             )
         };
-        let presence = offline.then(|| {
-            Message::from(Presence {
-                user: conn.user,
-                nick,
-                online: false,
-            })
-            .encode()
-        });
+        let mut told: HashSet<ConnId> = HashSet::new();
+        let mut audience: Vec<Arc<Conn>> = Vec::new();
         for name in rooms {
             let Some(room) = self.room(&name) else { continue };
             let mut st = room.state.lock();
             room.unsubscribe(&mut st, |c| c.id == conn.id);
-            if let Some(p) = &presence {
-                for s in &st.subs {
-                    s.conn.datagram(p.clone());
-                }
+            if offline {
+                audience.extend(
+                    st.subs
+                        .iter()
+                        .filter(|s| told.insert(s.conn.id))
+                        .map(|s| s.conn.clone()),
+                );
+            }
+        }
+        if offline {
+            // Once per connection, however many rooms it shares with the user.
+            let frame = Message::from(Presence {
+                user: conn.user,
+                nick,
+                online: false,
+            })
+            .encode();
+            for c in audience {
+                c.datagram(frame.clone());
             }
         }
     }
@@ -355,7 +364,8 @@ impl Hub {
 
     /// Join (or create, with `create = Some(kind)`) a room.
     fn join(&self, conn: &Arc<Conn>, req: ReqId, name: &str, create: Option<RoomKind>) -> Reply {
-        if !valid_room(name) && !(create.is_none() && name.starts_with("dm:")) {
+        let direct_name = create.is_none() && name.starts_with("dm:");
+        if !valid_room(name) && !direct_name {
             return err(
                 ErrorCode::InvalidArgument,
                 "room names are 1-64 letters, digits, _ - . #",
@@ -867,9 +877,10 @@ impl Hub {
             online: true,
         })
         .encode();
+        let mut told: HashSet<ConnId> = HashSet::new();
         for name in rooms {
             if let Some(room) = self.room(&name) {
-                for s in &room.state.lock().subs {
+                for s in room.state.lock().subs.iter().filter(|s| told.insert(s.conn.id)) {
                     s.conn.datagram(frame.clone());
                 }
             }

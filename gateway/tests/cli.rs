@@ -1,0 +1,154 @@
+//! The `garou` binary end to end: `garou serve`, two `garou chat` processes scripted through
+//! pipes, and a graceful SIGTERM shutdown.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Lines of a child's output, read on a thread so every wait can be bounded.
+struct Lines {
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn of(reader: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// The first line containing `needle` (bounded).
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line containing {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+fn garou() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_garou"));
+    c.env("RUST_LOG", "info");
+    c
+}
+
+/// The value after `key=` in a log line.
+fn field(line: &str, key: &str) -> String {
+    let start = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+struct Server {
+    child: Child,
+    log: Lines,
+    quic: String,
+    hash: String,
+}
+
+fn serve() -> Server {
+    let mut child = garou()
+        .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn garou serve");
+    let mut log = Lines::of(child.stderr.take().unwrap());
+    let hash = field(&log.wait_for("sha256="), "sha256=");
+    let quic = field(&log.wait_for("quic_addr="), "quic_addr=");
+    Server {
+        child,
+        log,
+        quic,
+        hash,
+    }
+}
+
+fn chat(server: &Server, nick: &str) -> (Child, ChildStdin, Lines) {
+    let mut child = garou()
+        .args([
+            "chat",
+            "--server",
+            &server.quic,
+            "--cert-hash",
+            &server.hash,
+            "--nick",
+            nick,
+        ])
+        .args(["--room", "general"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn garou chat");
+    let stdin = child.stdin.take().unwrap();
+    let out = Lines::of(child.stdout.take().unwrap());
+    (child, stdin, out)
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process did not exit in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn chat_through_pipes_and_graceful_sigterm() {
+    let mut server = serve();
+
+    let (mut bob, mut bob_in, mut bob_out) = chat(&server, "bob");
+    bob_out.wait_for("bob joined #general");
+
+    // Alice is a script: one line on stdin, then EOF. She must exit 0 once it was acked.
+    let (mut alice, mut alice_in, _alice_out) = chat(&server, "alice");
+    alice_in.write_all(b"hello from a pipe\n").unwrap();
+    drop(alice_in);
+    assert!(
+        wait_exit(&mut alice).success(),
+        "alice exits 0 after her message was accepted"
+    );
+    let line = bob_out.wait_for("hello from a pipe");
+    assert!(line.contains("<alice> hello from a pipe"), "{line}");
+
+    // Bob answers; commands work through the pipe too.
+    bob_in.write_all(b"/users\n").unwrap();
+    bob_out.wait_for("member");
+
+    // SIGTERM: the server tells its clients and exits 0 within the grace period.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    bob_out.wait_for("server shutting down");
+    let status = wait_exit(&mut server.child);
+    assert!(status.success(), "garou serve exits 0 on SIGTERM: {status:?}");
+    server.log.wait_for("shutdown complete");
+    drop(bob_in);
+    let _ = bob.kill();
+}

@@ -1,0 +1,78 @@
+//! Shared harness for integration tests: a real gateway on a loopback UDP port and real
+//! native clients over QUIC. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use garou_client::{connect, Client, ClientEvent, ClientOptions, Events, Trust};
+use garou_gateway::config::ServerConfig;
+use garou_gateway::server::Gateway;
+use garou_protocol::{Event, Message, StreamKind};
+
+/// Upper bound for any single wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A gateway on 127.0.0.1 (ephemeral port) with `tweak` applied to the defaults.
+pub async fn gateway(tweak: impl FnOnce(&mut ServerConfig)) -> Gateway {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut cfg = ServerConfig {
+        quic: "127.0.0.1:0".parse().unwrap(),
+        http: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    tweak(&mut cfg);
+    Gateway::start(cfg).await.expect("gateway starts")
+}
+
+/// Options for `nick` pinned to this gateway's certificate.
+pub fn options(gw: &Gateway, nick: &str) -> ClientOptions {
+    ClientOptions::with_nick(gw.quic_addr.to_string(), nick).trust(Trust::CertHash(gw.cert_sha256))
+}
+
+/// A connected client.
+pub async fn client(gw: &Gateway, nick: &str) -> (Client, Events) {
+    tokio::time::timeout(WAIT, connect(options(gw, nick)))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Wait (bounded) for the first event `pick` maps to `Some`.
+pub async fn wait_for<T>(
+    events: &mut Events,
+    what: &str,
+    mut pick: impl FnMut(&ClientEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap_or_else(|| panic!("events ended while waiting for {what}"));
+        if let Some(t) = pick(&ev) {
+            return t;
+        }
+    }
+}
+
+/// A room event from a client event.
+pub fn room_event(ev: &ClientEvent) -> Option<(&Message, &StreamKind)> {
+    match ev {
+        ClientEvent::Session(Event::Room { event, via }) => Some((event, via)),
+        _ => None,
+    }
+}
+
+/// Wait for a chat message with this text; returns (author nick, offset, stream).
+pub async fn wait_message(events: &mut Events, text: &str) -> (String, u64, StreamKind) {
+    wait_for(events, &format!("message {text:?}"), |ev| match room_event(ev) {
+        Some((Message::RoomMessage(m), via)) if m.text == text => {
+            Some((m.nick.clone(), m.offset, via.clone()))
+        }
+        _ => None,
+    })
+    .await
+}
