@@ -304,3 +304,80 @@ async fn quic_webtransport_and_websocket_share_one_room() {
     assert_eq!(who, "wsuser");
     gw.shutdown().await;
 }
+
+/// A raw WebTransport control stream, for speaking out of turn.
+async fn raw_control(
+    gw: &garou_gateway::server::Gateway,
+) -> (
+    wtransport::Connection,
+    wtransport::SendStream,
+    wtransport::RecvStream,
+) {
+    let config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(gw.cert_sha256)])
+        .build();
+    let url = format!("https://127.0.0.1:{}/", gw.quic_addr.port());
+    let conn = wtransport::Endpoint::client(config)
+        .unwrap()
+        .connect(url)
+        .await
+        .unwrap();
+    let (send, recv) = conn.open_bi().await.unwrap().await.unwrap();
+    (conn, send, recv)
+}
+
+/// Read frames until one decodes to a message (bounded).
+async fn read_message(recv: &mut wtransport::RecvStream) -> Option<Message> {
+    let mut dec = garou_protocol::Decoder::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(f) = dec.next_frame().unwrap() {
+            return Some(Message::decode(&f).unwrap());
+        }
+        let n = tokio::time::timeout(WAIT, recv.read(&mut buf))
+            .await
+            .expect("bounded")
+            .ok()??;
+        dec.push(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn an_unsupported_version_is_refused_with_a_clear_error() {
+    let gw = gateway(|_| {}).await;
+    let (conn, mut send, mut recv) = raw_control(&gw).await;
+    let hello = garou_protocol::Hello {
+        version: 99,
+        client: "from the future".into(),
+    };
+    send.write_all(&Message::from(hello).encode()).await.unwrap();
+    match read_message(&mut recv).await {
+        Some(Message::Error(e)) => {
+            assert_eq!(e.code, garou_protocol::ErrorCode::UnsupportedVersion);
+            assert!(e.message.contains("99"), "{}", e.message);
+        }
+        other => panic!("expected an Error frame, got {other:?}"),
+    }
+    let closed = tokio::time::timeout(WAIT, conn.closed())
+        .await
+        .expect("closed in time");
+    assert!(closed.to_string().contains("not supported"), "{closed}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_on_the_control_stream_closes_with_bad_frame() {
+    let gw = gateway(|_| {}).await;
+    let (conn, mut send, _recv) = raw_control(&gw).await;
+    send.write_all(&[0x7E, 0, 0, 0, 1, 0]).await.unwrap(); // frame type 0x7E does not exist
+    let closed = tokio::time::timeout(WAIT, conn.closed())
+        .await
+        .expect("closed in time");
+    let text = closed.to_string();
+    assert!(text.contains("unknown frame type 0x7e"), "{text}");
+    // The gateway is unharmed: a proper client still gets in.
+    let (c, _e) = client(&gw, "after").await;
+    c.join("general").await.unwrap();
+    gw.shutdown().await;
+}
