@@ -8,8 +8,9 @@
 //!
 //! Backpressure, without any unbounded buffer: reading room streams and datagrams pauses
 //! as soon as an event waits for room in the channel; the control stream keeps being read
-//! (so replies still resolve while the application is busy elsewhere) until another
-//! `event_buffer` events wait; command intake pauses while a lane queue is full.
+//! (so replies still resolve while the application is busy elsewhere) until `event_buffer`
+//! events that it produced wait, however many room events are queued; command intake
+//! pauses while a lane queue is full.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -35,6 +36,9 @@ use crate::ClientError;
 const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// How long a graceful close waits for the CONNECTION_CLOSE to go out.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// How long a refusal waits for the server's close, whose code says why (see
+/// [`refusal_code`]).
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 /// How a connection ended.
 enum Outcome {
@@ -64,6 +68,11 @@ pub(crate) struct Driver {
     events: mpsc::Sender<ClientEvent>,
     /// Events waiting for room in `events`.
     outbox: VecDeque<ClientEvent>,
+    /// How many events the control stream added to `outbox` since it was last empty
+    /// (an upper bound: some may have been delivered). Reading the control stream pauses
+    /// at `event_buffer`; room events in `outbox` do not count, since one chunk of a room
+    /// stream can carry many and replies must not wait for the application to read them.
+    control_backlog: usize,
     /// False once the application dropped its `Events`.
     events_open: bool,
     shared: Arc<Shared>,
@@ -89,6 +98,7 @@ impl Driver {
             close_rx,
             events,
             outbox: VecDeque::new(),
+            control_backlog: 0,
             events_open: true,
             shared,
             start: Instant::now(),
@@ -290,10 +300,14 @@ impl Driver {
             // commands) must not starve the others or the timer.
             tokio::select! {
                 permit = self.events.clone().reserve_owned(), if !self.outbox.is_empty() => self.deliver_one(permit.ok()),
-                inbound = c.link.control.recv(), if self.outbox.len() < self.opts.event_buffer => {
+                inbound = c.link.control.recv(), if self.control_backlog < self.opts.event_buffer => {
                     if let Err((error, code)) = self.on_inbound_opt(c, inbound) {
+                        let error = refusal_code(c, error).await;
                         return self.lose(c, error, code);
                     }
+                    let before = self.outbox.len();
+                    self.pump(c, notify, reconnect);
+                    self.control_backlog += self.outbox.len().saturating_sub(before);
                 }
                 inbound = c.link.inbound.recv(), if self.outbox.is_empty() => {
                     if let Err((error, code)) = self.on_inbound_opt(c, inbound) {
@@ -334,6 +348,7 @@ impl Driver {
                     // Shutdown or reply) before reporting the loss.
                     while let Ok(i) = c.link.control.try_recv().or_else(|_| c.link.inbound.try_recv()) {
                         if let Err((error, code)) = self.on_inbound(c, i) {
+                            let error = refusal_code(c, error).await;
                             return self.lose(c, error, code);
                         }
                     }
@@ -535,9 +550,17 @@ impl Driver {
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.events_open = false;
                     self.outbox.clear();
-                    return;
+                    break;
                 }
             }
+        }
+        self.outbox_drained();
+    }
+
+    /// Once every queued event is delivered, the control stream's budget starts afresh.
+    fn outbox_drained(&mut self) {
+        if self.outbox.is_empty() {
+            self.control_backlog = 0;
         }
     }
 
@@ -545,6 +568,7 @@ impl Driver {
         match (permit, self.outbox.pop_front()) {
             (Some(p), Some(ev)) => {
                 p.send(ev);
+                self.outbox_drained();
             }
             (None, _) => {
                 self.events_open = false;
@@ -590,6 +614,25 @@ fn session_error(e: SessionError) -> (ClientError, u16) {
     }
 }
 
+/// A refusal's code. The AuthError frame carries only a reason, so the session reports
+/// [`ErrorCode::AuthFailed`]; the server closes the connection right after it with the
+/// precise code (e.g. [`ErrorCode::NickUnavailable`]). Wait briefly for that close and
+/// take its code; other errors pass through unchanged.
+async fn refusal_code(c: &Conn, error: ClientError) -> ClientError {
+    let ClientError::Refused(mut f) = error else {
+        return error;
+    };
+    if tokio::time::timeout(REFUSAL_WAIT, c.link.conn.closed())
+        .await
+        .is_ok()
+    {
+        if let ClientError::Refused(closed) = lost_reason(&c.link.conn) {
+            f.code = closed.code;
+        }
+    }
+    ClientError::Refused(f)
+}
+
 /// Why the connection closed, as a client error. A close by the server with an
 /// authentication or nick error code is a refusal.
 fn lost_reason(conn: &quinn::Connection) -> ClientError {
@@ -597,7 +640,7 @@ fn lost_reason(conn: &quinn::Connection) -> ClientError {
         Some(quinn::ConnectionError::ApplicationClosed(close)) => {
             let reason = String::from_utf8_lossy(&close.reason).into_owned();
             let code = close.error_code.into_inner();
-            match crate::error_code(code) {
+            match u16::try_from(code).ok().and_then(ErrorCode::from_u16) {
                 Some(c @ (ErrorCode::AuthFailed | ErrorCode::NickUnavailable)) => {
                     ClientError::Refused(Failure {
                         code: c,

@@ -47,9 +47,11 @@ impl ClientEvent {
 ///
 /// The channel behind it is bounded (`ClientOptions::event_buffer`): when it is full the
 /// driver stops reading room streams until the application catches up (the server then
-/// sees a slow consumer). Replies keep resolving for a while (the control stream is read
-/// until twice `event_buffer` events wait), but a task that only awaits replies and never
-/// reads events will eventually stall: read events continuously, e.g. in their own task.
+/// sees a slow consumer). Replies keep resolving meanwhile, however many room events wait:
+/// the control stream is read until `event_buffer` events of its own (rooms going hot or
+/// cooling down, server notices, ...) queue up behind them. A task that only awaits replies
+/// and never reads events can still stall the server's room streams until it is dropped
+/// as a slow consumer: read events continuously, e.g. in their own task.
 #[derive(Debug)]
 pub struct Events {
     pub(crate) rx: mpsc::Receiver<ClientEvent>,

@@ -112,36 +112,6 @@ impl ClientError {
     }
 }
 
-/// The [`ErrorCode`] with numeric value `n` (as used for QUIC close codes).
-pub(crate) fn error_code(n: u64) -> Option<ErrorCode> {
-    use ErrorCode::*;
-    const ALL: [ErrorCode; 22] = [
-        BadFrame,
-        FrameTooLarge,
-        BadPayload,
-        UnsupportedVersion,
-        OutOfState,
-        AuthFailed,
-        NickUnavailable,
-        NoSuchRoom,
-        RoomExists,
-        NotMember,
-        Forbidden,
-        NoSuchMessage,
-        NoSuchUser,
-        RateLimited,
-        SlowConsumer,
-        LimitReached,
-        InvalidArgument,
-        Unsupported,
-        Timeout,
-        Disconnected,
-        ShuttingDown,
-        Internal,
-    ];
-    ALL.into_iter().find(|c| u64::from(c.as_u16()) == n)
-}
-
 /// Connect to the first reachable server in `opts.servers` and complete the handshake.
 ///
 /// Resolves once the session is ready, with the handle and its event stream; the
@@ -174,15 +144,6 @@ pub async fn connect(opts: ClientOptions) -> Result<(Client, Events), ClientErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_codes_round_trip() {
-        for n in 1..=22u64 {
-            assert_eq!(u64::from(error_code(n).unwrap().as_u16()), n);
-        }
-        assert_eq!(error_code(0), None);
-        assert_eq!(error_code(23), None);
-    }
 
     #[test]
     fn local_failures_map_to_variants() {

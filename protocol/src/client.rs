@@ -316,10 +316,24 @@ impl ClientSession {
     pub fn is_hot(&self, room: &str) -> bool {
         self.hot.contains(room)
     }
-    /// Rooms joined (or being joined), for rejoining after a reconnect.
+    /// Rooms joined (or being joined), for rejoining after a reconnect. Before Ready that
+    /// includes the rooms still waiting in [`ClientConfig::rejoin`] (so a connection lost
+    /// during the handshake keeps them) and the joins held until Ready.
     pub fn rooms(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.rooms.keys().cloned().collect();
+        let held = self.held.iter().filter_map(|m| match m {
+            Message::Join(j) => Some(&j.room),
+            Message::CreateRoom(c) => Some(&c.room),
+            _ => None,
+        });
+        let mut v: Vec<String> = self
+            .rooms
+            .keys()
+            .chain(&self.config.rejoin)
+            .chain(held)
+            .cloned()
+            .collect();
         v.sort();
+        v.dedup();
         v
     }
     /// Number of requests still waiting for a reply.

@@ -160,4 +160,65 @@ impl ErrorCode {
     pub fn as_u16(self) -> u16 {
         self as u16
     }
+
+    /// The code with numeric value `n` (e.g. a QUIC application close code), if any.
+    pub fn from_u16(n: u16) -> Option<ErrorCode> {
+        use ErrorCode::*;
+        Some(match n {
+            1 => BadFrame,
+            2 => FrameTooLarge,
+            3 => BadPayload,
+            4 => UnsupportedVersion,
+            5 => OutOfState,
+            6 => AuthFailed,
+            7 => NickUnavailable,
+            8 => NoSuchRoom,
+            9 => RoomExists,
+            10 => NotMember,
+            11 => Forbidden,
+            12 => NoSuchMessage,
+            13 => NoSuchUser,
+            14 => RateLimited,
+            15 => SlowConsumer,
+            16 => LimitReached,
+            17 => InvalidArgument,
+            18 => Unsupported,
+            19 => Timeout,
+            20 => Disconnected,
+            21 => ShuttingDown,
+            22 => Internal,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// Every variant, in declaration order, found without listing them by hand: postcard
+    /// encodes a unit variant as its index, and decoding rejects indexes past the last one.
+    fn every_code() -> Vec<ErrorCode> {
+        (0u8..128)
+            .map_while(|i| postcard::from_bytes::<ErrorCode>(&[i]).ok())
+            .collect()
+    }
+
+    #[test]
+    fn error_codes_round_trip_through_u16() {
+        let all = every_code();
+        // The enumeration works: it finds the first and the (currently) last code.
+        assert_eq!(all.first(), Some(&ErrorCode::BadFrame));
+        assert!(all.contains(&ErrorCode::Internal), "{all:?}");
+        for c in &all {
+            assert_eq!(ErrorCode::from_u16(c.as_u16()), Some(*c), "{c:?}");
+        }
+        // Nothing else maps to a code.
+        let known = (0..=u16::MAX)
+            .filter(|&n| ErrorCode::from_u16(n).is_some())
+            .count();
+        assert_eq!(known, all.len());
+        assert_eq!(ErrorCode::from_u16(0), None);
+        assert_eq!(ErrorCode::from_u16(23), None);
+    }
 }

@@ -1220,6 +1220,36 @@ fn rejoin_rooms_produce_rejoined_events() {
 }
 
 #[test]
+fn rooms_include_rejoins_and_held_joins_before_ready() {
+    let mut c = cfg();
+    c.rejoin = vec!["b".into(), "a".into()];
+    let mut s = ClientSession::new(c.clone(), T0);
+    let both = vec!["a".to_string(), "b".to_string()];
+    // Waiting in the config: still "being joined", before and during the handshake.
+    assert_eq!(s.rooms(), both);
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    // A join held until Ready counts too (once, even if it repeats a rejoin room).
+    s.join("c", T0);
+    s.join("a", T0);
+    s.create_room("d", RoomKind::Channel, T0);
+    s.send("b", "not a join", T0);
+    let all = ["a", "b", "c", "d"].map(String::from).to_vec();
+    assert_eq!(s.rooms(), all);
+
+    // Lost before Ready: the held joins fail and go, the rooms to rejoin stay.
+    let mut lost = ClientSession::new(c, T0);
+    lost.join("c", T0);
+    lost.abort("connection lost");
+    assert_eq!(lost.rooms(), both);
+
+    // At Ready the same rooms move to tracking: no room appears or disappears.
+    ctl(&mut s, auth_ok()).unwrap();
+    ctl(&mut s, ShardAssignment { num_shards: SHARDS }).unwrap();
+    assert!(s.is_ready());
+    assert_eq!(s.rooms(), all);
+}
+
+#[test]
 fn control_stream_notifications_and_datagrams() {
     let mut s = ready();
     ctl(&mut s, Welcome { message: "hi".into() }).unwrap();
