@@ -36,9 +36,6 @@ use crate::ClientError;
 const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// How long a graceful close waits for the CONNECTION_CLOSE to go out.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
-/// How long a refusal waits for the server's close, whose code says why (see
-/// [`refusal_code`]).
-const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 /// How a connection ended.
 enum Outcome {
@@ -302,7 +299,6 @@ impl Driver {
                 permit = self.events.clone().reserve_owned(), if !self.outbox.is_empty() => self.deliver_one(permit.ok()),
                 inbound = c.link.control.recv(), if self.control_backlog < self.opts.event_buffer => {
                     if let Err((error, code)) = self.on_inbound_opt(c, inbound) {
-                        let error = refusal_code(c, error).await;
                         return self.lose(c, error, code);
                     }
                     let before = self.outbox.len();
@@ -348,7 +344,6 @@ impl Driver {
                     // Shutdown or reply) before reporting the loss.
                     while let Ok(i) = c.link.control.try_recv().or_else(|_| c.link.inbound.try_recv()) {
                         if let Err((error, code)) = self.on_inbound(c, i) {
-                            let error = refusal_code(c, error).await;
                             return self.lose(c, error, code);
                         }
                     }
@@ -612,25 +607,6 @@ fn session_error(e: SessionError) -> (ClientError, u16) {
             ErrorCode::Timeout.as_u16(),
         ),
     }
-}
-
-/// A refusal's code. The AuthError frame carries only a reason, so the session reports
-/// [`ErrorCode::AuthFailed`]; the server closes the connection right after it with the
-/// precise code (e.g. [`ErrorCode::NickUnavailable`]). Wait briefly for that close and
-/// take its code; other errors pass through unchanged.
-async fn refusal_code(c: &Conn, error: ClientError) -> ClientError {
-    let ClientError::Refused(mut f) = error else {
-        return error;
-    };
-    if tokio::time::timeout(REFUSAL_WAIT, c.link.conn.closed())
-        .await
-        .is_ok()
-    {
-        if let ClientError::Refused(closed) = lost_reason(&c.link.conn) {
-            f.code = closed.code;
-        }
-    }
-    ClientError::Refused(f)
 }
 
 /// Why the connection closed, as a client error. A close by the server with an

@@ -82,8 +82,8 @@ messages! {
     0x03 => Auth { credentials: Credentials }
     /// Authentication accepted.
     0x04 => AuthOk { user: UserId, nick: String }
-    /// Authentication refused; the server closes after it.
-    0x05 => AuthError { reason: String }
+    /// Authentication refused (`code`: AuthFailed, NickUnavailable, ...); the server closes after it.
+    0x05 => AuthError { code: ErrorCode, reason: String }
     /// Keepalive probe (either side).
     0x06 => Ping { nonce: u64 }
     /// Keepalive answer.

@@ -440,6 +440,7 @@ fn auth_error_is_refused() {
     let r = ctl(
         &mut s,
         AuthError {
+            code: ErrorCode::AuthFailed,
             reason: "bad token".into(),
         },
     );

@@ -191,7 +191,11 @@ fn build(ty: FrameType, p: &P) -> Message {
         .into(),
         FrameType::Auth => Auth { credentials: creds }.into(),
         FrameType::AuthOk => AuthOk { user: x, nick: b }.into(),
-        FrameType::AuthError => AuthError { reason: c }.into(),
+        FrameType::AuthError => AuthError {
+            code: ErrorCode::NickUnavailable,
+            reason: c,
+        }
+        .into(),
         FrameType::Ping => Ping { nonce: x }.into(),
         FrameType::Pong => Pong { nonce: y }.into(),
         FrameType::Throttle => Throttle { retry_after_ms: z }.into(),

@@ -276,6 +276,7 @@ async fn handshake<C: Connection>(
         Ok(v) => v,
         Err((code, reason)) => {
             let mut frames = [Message::from(AuthError {
+                code,
                 reason: reason.clone(),
             })
             .encode()];
