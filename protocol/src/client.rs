@@ -531,7 +531,7 @@ impl ClientSession {
             }
             (State::AwaitAuthOk, Message::AuthError(e)) => {
                 return Err(SessionError::Refused(Failure {
-                    code: ErrorCode::AuthFailed,
+                    code: e.code,
                     message: e.reason,
                 }))
             }
