@@ -1,0 +1,207 @@
+/* tslint:disable */
+/* eslint-disable */
+
+/** A member's role in a room. */
+export type Role = "owner" | "admin" | "moderator" | "member" | "guest";
+/** The kind of a room. */
+export type RoomKind = "direct" | "group" | "channel";
+/** The transport a client runs on. */
+export type TransportKind = "webtransport" | "websocket";
+
+/** Options of `GarouClient.connect`. */
+export interface ConnectOptions {
+    /** Gateway HTTP origin, e.g. "http://127.0.0.1:8080"; default `location.origin`. */
+    url?: string;
+    /** Nick to authenticate with (open dev mode); default a random "guest-NNNN". */
+    nick?: string;
+    /** Signed token; takes precedence over `nick`. */
+    token?: string;
+    /** Default "auto": WebTransport when available and reachable, else WebSocket. */
+    transport?: "auto" | "webtransport" | "websocket";
+}
+
+export interface RoomInfo { name: string; kind: RoomKind; members: number }
+export interface MemberInfo { user: number; nick: string; role: Role; online: boolean }
+export interface JoinInfo { room: RoomInfo; role: Role; offset: number; members: MemberInfo[] }
+/** What `send` and `direct` resolve to once the server acked the message. */
+export interface SentInfo { room: string; id: number; offset: number }
+
+/** Everything the `on()` handler receives. */
+export type GarouEvent =
+| { type: "message"; room: string; offset: number; id: number; author: number; nick: string; ts: number; text: string }
+| { type: "edit"; room: string; offset: number; id: number; by: number; ts: number; text: string }
+| { type: "delete"; room: string; offset: number; id: number; by: number }
+| { type: "reaction"; room: string; offset: number; id: number; user: number; nick: string; emoji: string; added: boolean }
+| { type: "member_joined" | "member_updated"; room: string; offset: number; user: number; nick: string; role: Role }
+| { type: "member_left"; room: string; offset: number; user: number; nick: string }
+| { type: "typing"; room: string; user: number; nick: string }
+| { type: "presence"; user: number; nick: string; online: boolean }
+| { type: "receipt"; room: string; id: number; user: number; nick: string; read: boolean }
+| { type: "promoted" | "demoted"; room: string }
+| { type: "transport"; transport: TransportKind; fallback_reason?: string }
+| { type: "welcome"; message: string }
+| { type: "error"; code: string; message: string }
+| { type: "closed"; reason: string };
+
+/** Handler given to `GarouClient.on`. */
+export type GarouEventHandler = (event: GarouEvent) => void;
+
+
+
+/**
+ * A connection to a Garou gateway. Create it with `GarouClient.connect(options)`.
+ */
+export class GarouClient {
+    private constructor();
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Close the connection. Outstanding requests reject with `Disconnected`, and a
+     * `closed` event follows.
+     */
+    close(): void;
+    /**
+     * Connect to a gateway; resolves once the session is ready (handshake done).
+     */
+    static connect(options?: ConnectOptions): Promise<GarouClient>;
+    /**
+     * Create a room and join it as its owner.
+     */
+    createRoom(room: string, kind: "group" | "channel"): Promise<JoinInfo>;
+    /**
+     * Delete a message.
+     */
+    delete(room: string, id: number): Promise<void>;
+    /**
+     * Direct message to a user by nick; resolves with the direct room once acked.
+     */
+    direct(toNick: string, text: string): Promise<SentInfo>;
+    /**
+     * Replace the text of a message.
+     */
+    edit(room: string, id: number, text: string): Promise<void>;
+    /**
+     * Join a room (a group room that does not exist yet is created).
+     */
+    join(room: string): Promise<JoinInfo>;
+    /**
+     * Leave a room.
+     */
+    leave(room: string): Promise<void>;
+    /**
+     * Rooms visible to us.
+     */
+    listRooms(): Promise<RoomInfo[]>;
+    /**
+     * Members of a room.
+     */
+    listUsers(room: string): Promise<MemberInfo[]>;
+    /**
+     * Tell a message's author we received it (they get a `receipt` event).
+     */
+    markDelivered(room: string, id: number): void;
+    /**
+     * Tell a message's author we read it (they get a `receipt` event with `read: true`).
+     */
+    markRead(room: string, id: number): void;
+    /**
+     * Set the event handler (one at a time; a second call replaces the first). Events
+     * that arrived before the first handler was set are delivered to it at once.
+     */
+    on(handler: GarouEventHandler): void;
+    /**
+     * Add (`add` true) or remove a reaction.
+     */
+    react(room: string, id: number, emoji: string, add: boolean): Promise<void>;
+    /**
+     * Post a message; resolves when the server acked it.
+     */
+    send(room: string, text: string): Promise<SentInfo>;
+    /**
+     * Change our nick; resolves with the nick the server accepted.
+     */
+    setNick(nick: string): Promise<string>;
+    /**
+     * Tell the room we are typing (an unreliable datagram).
+     */
+    typing(room: string): void;
+    /**
+     * Our current nick.
+     */
+    readonly nick: string;
+    /**
+     * The transport in use.
+     */
+    readonly transport: TransportKind;
+    /**
+     * Our user id.
+     */
+    readonly userId: number;
+}
+
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+
+export interface InitOutput {
+    readonly memory: WebAssembly.Memory;
+    readonly __wbg_garouclient_free: (a: number, b: number) => void;
+    readonly garouclient_close: (a: number) => void;
+    readonly garouclient_connect: (a: any) => any;
+    readonly garouclient_createRoom: (a: number, b: number, c: number, d: number, e: number) => any;
+    readonly garouclient_delete: (a: number, b: number, c: number, d: number) => any;
+    readonly garouclient_direct: (a: number, b: number, c: number, d: number, e: number) => any;
+    readonly garouclient_edit: (a: number, b: number, c: number, d: number, e: number, f: number) => any;
+    readonly garouclient_join: (a: number, b: number, c: number) => any;
+    readonly garouclient_leave: (a: number, b: number, c: number) => any;
+    readonly garouclient_listRooms: (a: number) => any;
+    readonly garouclient_listUsers: (a: number, b: number, c: number) => any;
+    readonly garouclient_markDelivered: (a: number, b: number, c: number, d: number) => void;
+    readonly garouclient_markRead: (a: number, b: number, c: number, d: number) => void;
+    readonly garouclient_nick: (a: number) => [number, number];
+    readonly garouclient_on: (a: number, b: any) => void;
+    readonly garouclient_react: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
+    readonly garouclient_send: (a: number, b: number, c: number, d: number, e: number) => any;
+    readonly garouclient_setNick: (a: number, b: number, c: number) => any;
+    readonly garouclient_transport: (a: number) => [number, number];
+    readonly garouclient_typing: (a: number, b: number, c: number) => void;
+    readonly garouclient_userId: (a: number) => number;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__26: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__24: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__25: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_: (a: number, b: number) => void;
+    readonly __wbindgen_malloc: (a: number, b: number) => number;
+    readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
+    readonly __wbindgen_exn_store: (a: number) => void;
+    readonly __externref_table_alloc: () => number;
+    readonly __wbindgen_externrefs: WebAssembly.Table;
+    readonly __wbindgen_destroy_closure: (a: number, b: number) => void;
+    readonly __externref_table_dealloc: (a: number) => void;
+    readonly __wbindgen_start: () => void;
+}
+
+export type SyncInitInput = BufferSource | WebAssembly.Module;
+
+/**
+ * Instantiates the given `module`, which can either be bytes or
+ * a precompiled `WebAssembly.Module`.
+ *
+ * @param {{ module: SyncInitInput }} module - Passing `SyncInitInput` directly is deprecated.
+ *
+ * @returns {InitOutput}
+ */
+export function initSync(module: { module: SyncInitInput } | SyncInitInput): InitOutput;
+
+/**
+ * If `module_or_path` is {RequestInfo} or {URL}, makes a request and
+ * for everything else, calls `WebAssembly.instantiate` directly.
+ *
+ * @param {{ module_or_path: InitInput | Promise<InitInput> }} module_or_path - Passing `InitInput` directly is deprecated.
+ *
+ * @returns {Promise<InitOutput>}
+ */
+export default function __wbg_init (module_or_path?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>): Promise<InitOutput>;

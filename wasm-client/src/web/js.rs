@@ -1,0 +1,116 @@
+//! Small bindings and helpers over the JS global scope (window or worker alike).
+
+use js_sys::{Array, Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub(crate) fn set_timeout(handler: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout_with_arg(handler: &Function, ms: i32, arg: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    pub(crate) fn clear_timeout(id: &JsValue);
+    #[wasm_bindgen(js_name = fetch)]
+    pub(crate) fn fetch(url: &str) -> Promise;
+}
+
+fn global_get(name: &str) -> JsValue {
+    Reflect::get(&js_sys::global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `typeof WebTransport !== 'undefined'`.
+pub(crate) fn has_webtransport() -> bool {
+    !global_get("WebTransport").is_undefined()
+}
+
+/// `location.origin`, if there is a location.
+pub(crate) fn location_origin() -> Option<String> {
+    let loc = global_get("location");
+    if loc.is_undefined() || loc.is_null() {
+        return None;
+    }
+    Reflect::get(&loc, &JsValue::from_str("origin"))
+        .ok()?
+        .as_string()
+        .filter(|o| o != "null")
+}
+
+/// Milliseconds from `performance.now()` (monotonic), or `Date.now()` without it.
+pub(crate) struct Clock {
+    perf: Option<web_sys::Performance>,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock {
+            perf: global_get("performance").dyn_into::<web_sys::Performance>().ok(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        match &self.perf {
+            Some(p) => p.now() as u64,
+            None => js_sys::Date::now() as u64,
+        }
+    }
+}
+
+/// `Promise.race([p, <rejects with Error(message) after ms>])`.
+pub(crate) fn with_timeout(p: &JsValue, ms: u32, message: &str) -> Promise {
+    let err: JsValue = js_sys::Error::new(message).into();
+    let timer = Promise::new(&mut |_resolve, reject| {
+        set_timeout_with_arg(&reject, ms.min(i32::MAX as u32) as i32, &err);
+    });
+    Promise::race(&Array::of2(p, &timer))
+}
+
+/// A readable description of a thrown or rejected JS value.
+pub(crate) fn describe(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        let mut s = format!("{}: {}", String::from(err.name()), String::from(err.message()));
+        // WebTransportError's extra fields.
+        if let Some(src) = Reflect::get(e, &JsValue::from_str("source"))
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            s.push_str(&format!(" (source: {src}"));
+            if let Some(code) = Reflect::get(e, &JsValue::from_str("streamErrorCode"))
+                .ok()
+                .and_then(|v| v.as_f64())
+            {
+                s.push_str(&format!(", streamErrorCode: {code}"));
+            }
+            s.push(')');
+        }
+        return s;
+    }
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    js_sys::JSON::stringify(e)
+        .ok()
+        .map(String::from)
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// The `Error` a rejected promise carries: message `"<Code>: <message>"`, plus a `code`
+/// property with the code name.
+pub(crate) fn error(code: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(&format!("{code}: {message}"));
+    let _ = Reflect::set(&e, &JsValue::from_str("code"), &JsValue::from_str(code));
+    e.into()
+}
+
+/// Truncate `s` to at most `max` bytes at a char boundary (close reasons are capped).
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
