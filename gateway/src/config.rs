@@ -127,12 +127,28 @@ impl ServerConfig {
         if let Some(path) = file {
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig = fig
-            .merge(Env::prefixed("GAROU_").split("__"))
-            .merge(Serialized::defaults(overrides));
+        // Only variables naming a setting: GAROU_* is a common prefix for other tools too
+        // (scripts, test harnesses), and an unknown one must not stop the gateway.
+        let known = ServerConfig::top_level_keys();
+        let env = Env::prefixed("GAROU_").split("__").filter(move |key| {
+            let key = key.as_str().to_ascii_lowercase();
+            known.iter().any(|k| {
+                key.strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("__") || rest.starts_with('.'))
+            })
+        });
+        fig = fig.merge(env).merge(Serialized::defaults(overrides));
         let cfg: ServerConfig = fig.extract().map_err(Box::new)?;
         cfg.validate().map_err(|e| Box::new(figment::Error::from(e)))?;
         Ok(cfg)
+    }
+
+    /// Names of the top-level settings (for filtering environment variables).
+    fn top_level_keys() -> Vec<String> {
+        match serde_json::to_value(ServerConfig::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Reject settings that cannot work.
@@ -180,6 +196,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GAROU_HEARTBEAT_SECS", "9");
             jail.set_env("GAROU_SHARD__NUM_SHARDS", "16");
+            jail.set_env("GAROU_BIN", "/not/a/setting");
             let cli = serde_json::json!({ "shard": { "num_shards": 2 } });
             let cfg = ServerConfig::load(Some(&path), cli).unwrap();
             assert_eq!(cfg.max_connections, 7, "file beats default");

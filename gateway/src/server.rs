@@ -64,6 +64,10 @@ impl Gateway {
         let http = {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
+                // Chat frames are small and latency-bound: no Nagle delay on the WebSocket.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 let stop = async move { shutdown.cancelled().await };
                 if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
