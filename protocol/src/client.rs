@@ -558,7 +558,15 @@ impl ClientSession {
                             kind: PendingKind::Rejoin(room.clone()),
                         },
                     );
-                    self.queue(Lane::Commands, Join { req, room }.into());
+                    self.queue(
+                        Lane::Commands,
+                        Join {
+                            req,
+                            room,
+                            since: None,
+                        }
+                        .into(),
+                    );
                 }
                 for m in std::mem::take(&mut self.held) {
                     self.dispatch(m, now_ms);
@@ -855,6 +863,7 @@ impl ClientSession {
             Join {
                 req,
                 room: room.into(),
+                since: None,
             }
             .into()
         })
@@ -879,6 +888,7 @@ impl ClientSession {
                 room: room.into(),
                 client_id,
                 text: text.into(),
+                attachment: None,
             }
             .into()
         })

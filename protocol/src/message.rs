@@ -102,12 +102,13 @@ messages! {
     0x10 => SetNick { req: ReqId, nick: String }
     /// Create a room and join it as owner.
     0x11 => CreateRoom { req: ReqId, room: String, kind: RoomKind }
-    /// Join a room (a group room that does not exist yet is created).
-    0x12 => Join { req: ReqId, room: String }
+    /// Join a room (a group room that does not exist yet is created). With `since`, the
+    /// client asks to recover what it missed after that offset of that epoch.
+    0x12 => Join { req: ReqId, room: String, since: Option<Since> }
     /// Leave a room.
     0x13 => Leave { req: ReqId, room: String }
     /// Post a message. `client_id` is the sender's own id for the message (idempotency).
-    0x14 => Send { req: ReqId, room: String, client_id: u64, text: String }
+    0x14 => Send { req: ReqId, room: String, client_id: u64, text: String, attachment: Option<String> }
     /// Replace the text of a message.
     0x15 => Edit { req: ReqId, room: String, id: MsgId, text: String }
     /// Delete a message.
@@ -122,13 +123,17 @@ messages! {
     0x1A => ListUsers { req: ReqId, room: String }
     /// Change a member's role.
     0x1B => SetRole { req: ReqId, room: String, nick: String, role: Role }
+    /// A page of a room's message history, oldest first (`limit` at most 1,000).
+    0x1C => History { req: ReqId, room: String, before: Option<Offset>, after: Option<Offset>, limit: u32 }
 
     // ---- replies 0x20-0x2F (server->client, control stream) ----
     /// Nick accepted.
     0x20 => NickOk { req: ReqId, nick: String }
-    /// Joined a room. `offset` is the offset of the caller's own MemberJoined event:
-    /// the first event of this room the client delivers.
-    0x21 => Joined { req: ReqId, room: RoomInfo, role: Role, offset: Offset, members: Vec<MemberInfo> }
+    /// Joined a room. `offset` is the first event of this room the client delivers: its own
+    /// MemberJoined when new, the event after `since` when `resumed`, else the next event.
+    /// `resumed = false` after a `since` means the gap cannot be replayed (history trimmed,
+    /// or another `epoch`): reload history. `unread`: messages after the user's read mark.
+    0x21 => Joined { req: ReqId, room: RoomInfo, role: Role, offset: Offset, members: Vec<MemberInfo>, epoch: u64, resumed: bool, unread: u64 }
     /// Left a room.
     0x22 => Left { req: ReqId, room: String }
     /// Rooms visible to the caller.
@@ -137,10 +142,16 @@ messages! {
     0x24 => UserList { req: ReqId, room: String, users: Vec<MemberInfo> }
     /// A command without a specific answer (edit, delete, react, set role) succeeded.
     0x25 => Done { req: ReqId }
+    /// A page of history, oldest first.
+    0x26 => HistoryPage { req: ReqId, room: String, epoch: u64, messages: Vec<StoredMessage> }
+    /// An upload may proceed; send chunks from `offset` (non-zero when resuming).
+    0x27 => UploadReady { req: ReqId, upload: String, offset: u64 }
+    /// The upload is complete and verified; reference it by `upload` in a message.
+    0x28 => UploadDone { req: ReqId, upload: String, url: String }
 
     // ---- room events 0x30-0x4F (server->client, shard or hot-room stream) ----
     /// A chat message.
-    0x30 => RoomMessage { room: String, offset: Offset, id: MsgId, author: UserId, nick: String, ts_ms: u64, text: String }
+    0x30 => RoomMessage { room: String, offset: Offset, id: MsgId, author: UserId, nick: String, ts_ms: u64, text: String, attachment: Option<String> }
     /// A message's text was replaced.
     0x31 => MessageEdited { room: String, offset: Offset, id: MsgId, by: UserId, ts_ms: u64, text: String }
     /// A message was deleted.
@@ -171,6 +182,14 @@ messages! {
     0x62 => Read { room: String, id: MsgId }
     /// To a message's author: `user` received or read it (control stream).
     0x63 => Receipt { room: String, id: MsgId, user: UserId, nick: String, read: bool }
+
+    // ---- uploads 0x70-0x7F (commands stream for start/complete, upload stream for chunks) ----
+    /// Start (or resume: same name, size and hash) an upload.
+    0x70 => UploadStart { req: ReqId, name: String, content_type: String, size: u64, sha256: Vec<u8> }
+    /// Bytes of an upload at `offset` (upload stream).
+    0x71 => UploadChunk { upload: String, offset: u64, data: Vec<u8> }
+    /// All bytes sent: verify size and SHA-256.
+    0x72 => UploadComplete { req: ReqId, upload: String }
 
     // ---- datagrams 0x80-0x8F (unreliable; payloads stay under 1,200 bytes) ----
     /// Someone is typing in a room (the client sends user 0 and an empty nick; the server fills them in).
@@ -226,6 +245,9 @@ impl Message {
             Message::RoomList(m) => m.req,
             Message::UserList(m) => m.req,
             Message::Done(m) => m.req,
+            Message::HistoryPage(m) => m.req,
+            Message::UploadReady(m) => m.req,
+            Message::UploadDone(m) => m.req,
             Message::MessageAck(m) => m.req,
             Message::Error(m) => return m.req,
             _ => return None,
@@ -247,6 +269,9 @@ impl Message {
             Message::ListRooms(m) => m.req,
             Message::ListUsers(m) => m.req,
             Message::SetRole(m) => m.req,
+            Message::History(m) => m.req,
+            Message::UploadStart(m) => m.req,
+            Message::UploadComplete(m) => m.req,
             _ => return None,
         })
     }

@@ -80,6 +80,29 @@ pub struct RoomInfo {
     pub members: u32,
 }
 
+/// Where a client left off in a room: recovery asks for everything after `offset`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Since {
+    pub offset: Offset,
+    pub epoch: u64,
+}
+
+/// A message as history returns it (its latest text; edits and deletion applied).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub offset: Offset,
+    pub id: MsgId,
+    pub author: UserId,
+    pub nick: String,
+    pub ts_ms: u64,
+    pub text: String,
+    pub edited: bool,
+    pub deleted: bool,
+    pub attachment: Option<String>,
+    /// (emoji, count)
+    pub reactions: Vec<(String, u32)>,
+}
+
 /// A member of a room as listed to clients.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct MemberInfo {

@@ -442,6 +442,9 @@ impl Hub {
                 role,
                 offset: first,
                 members: room.members(&st),
+                epoch: 0,
+                resumed: false,
+                unread: 0,
             }
         };
         self.users
@@ -516,6 +519,7 @@ impl Hub {
                 nick,
                 ts_ms: now_ms(),
                 text,
+                attachment: None,
             }
             .into()
         });
