@@ -645,6 +645,7 @@ mod tests {
                 nick: nick.into(),
                 ts_ms: 0,
                 text: text.into(),
+                attachment: None,
             }
             .into(),
             via: garou_client::protocol::StreamKind::Shard(0),

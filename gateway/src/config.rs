@@ -12,6 +12,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::store::Retention;
+
 /// Everything the gateway can be told.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -20,6 +22,8 @@ pub struct ServerConfig {
     pub quic: SocketAddr,
     /// TCP address for HTTP: the chat page, `/cert-hash`, `/health`, `/ws`.
     pub http: SocketAddr,
+    /// Where the embedded store (SQLite) and uploads live; created on first start.
+    pub data: PathBuf,
     /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
@@ -42,6 +46,41 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     pub stream: StreamConfig,
     pub shard: ShardConfig,
+    pub retention: RetentionConfig,
+    pub uploads: UploadConfig,
+}
+
+/// History kept per room kind (0 = no limit).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub direct: Retention,
+    pub group: Retention,
+    pub channel: Retention,
+}
+
+/// Upload limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Largest upload, bytes.
+    pub max_size: u64,
+    /// Content types accepted (prefix match, e.g. "image/").
+    pub content_types: Vec<String>,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            max_size: 25 * 1024 * 1024,
+            content_types: vec![
+                "image/".into(),
+                "text/plain".into(),
+                "application/pdf".into(),
+                "application/octet-stream".into(),
+            ],
+        }
+    }
 }
 
 /// Per-connection stream settings.
@@ -79,6 +118,7 @@ impl Default for ServerConfig {
         ServerConfig {
             quic: "[::]:4433".parse().expect("valid default address"),
             http: "[::]:8080".parse().expect("valid default address"),
+            data: PathBuf::from("data"),
             cert: None,
             key: None,
             max_connections: 10_000,
@@ -91,6 +131,8 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 5,
             stream: StreamConfig::default(),
             shard: ShardConfig::default(),
+            retention: RetentionConfig::default(),
+            uploads: UploadConfig::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,6 +43,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/cert-hash", get(cert_hash))
         .route("/health", get(health))
+        .route("/api/rooms/{room}/messages", get(history))
         .route("/ws", get(websocket))
         .fallback(get(static_file))
         // The page may live on another origin (a front-end app): these are public GETs.
@@ -78,6 +79,58 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
         "status": "ok",
         "connections": s.hub.connection_count(),
     }))
+}
+
+/// `?after=&before=&limit=` of the history API.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/rooms/{room}/messages`: a page of history, oldest first, for back-ends and
+/// tests. Open in dev mode (no auth configured yet).
+async fn history(
+    State(s): State<HttpState>,
+    Path(room): Path<String>,
+    Query(p): Query<PageQuery>,
+) -> Response {
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    match s.hub.history_page(None, &room, p.before, p.after, limit).await {
+        Ok((epoch, messages)) => {
+            let messages: Vec<serde_json::Value> = messages
+                .into_iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "offset": m.offset,
+                        "id": m.id,
+                        "author": m.nick,
+                        "author_id": m.author,
+                        "text": m.text,
+                        "ts": m.ts_ms,
+                        "edited": m.edited,
+                        "deleted": m.deleted,
+                        "attachment": m.attachment,
+                        "reactions": m.reactions,
+                    })
+                })
+                .collect();
+            Json(serde_json::json!({ "messages": messages, "epoch": epoch })).into_response()
+        }
+        Err((code, message)) => {
+            let status = if code == garou_protocol::ErrorCode::NoSuchRoom {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (
+                status,
+                Json(serde_json::json!({ "error": format!("{code:?}"), "message": message })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn websocket(

@@ -13,5 +13,6 @@ pub mod http;
 pub mod hub;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;
 pub mod transport;

@@ -41,6 +41,9 @@ struct ServeArgs {
     /// TCP address for HTTP: chat page, /cert-hash, /health, /ws [default: [::]:8080]
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Directory of the SQLite store and uploads, created if missing [default: ./data]
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// PEM certificate chain (default: a fresh self-signed one, valid 14 days)
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
@@ -58,6 +61,9 @@ impl ServeArgs {
         }
         if let Some(h) = self.http {
             o.insert("http".into(), h.to_string().into());
+        }
+        if let Some(d) = &self.data {
+            o.insert("data".into(), d.display().to_string().into());
         }
         if let Some(c) = &self.cert {
             o.insert("cert".into(), c.display().to_string().into());

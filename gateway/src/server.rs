@@ -49,7 +49,9 @@ impl Gateway {
         let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN, H3])?;
         let quic_addr = endpoint.local_addr()?;
         info!(%quic_addr, "QUIC listening: native clients (ALPN garou/1) and WebTransport (h3) on one port");
-        let hub = Arc::new(Hub::new(HubConfig::from(&*cfg)));
+        let store = crate::store::sqlite::SqliteStore::open(&cfg.data).await?;
+        info!(data = %cfg.data.display(), "store: SQLite (WAL, synchronous=FULL)");
+        let hub = Hub::open(HubConfig::from(&*cfg), Arc::new(store)).await?;
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::from_std(quic::bind_tcp_dual_stack(cfg.http)?)?;
         let http_addr = listener.local_addr()?;
@@ -120,9 +122,16 @@ async fn accept_loop(
         let (hub, shutdown) = (hub.clone(), shutdown.clone());
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks: u64 = 0;
             loop {
                 tokio::select! {
-                    _ = every.tick() => hub.tick(),
+                    _ = every.tick() => {
+                        hub.tick();
+                        ticks += 1;
+                        if ticks.is_multiple_of(60) {
+                            hub.trim_all().await; // age-based retention, once a minute
+                        }
+                    }
                     _ = shutdown.cancelled() => return,
                 }
             }
@@ -161,6 +170,8 @@ async fn accept_loop(
         endpoint.close(0u32.into(), b"server shutting down");
     }
     ticker.abort();
+    // Whatever was accepted is on disk before we exit.
+    let _ = tokio::time::timeout(Duration::from_secs(5), hub.flush()).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), http_server).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     info!("shutdown complete");

@@ -66,8 +66,17 @@ struct Server {
 }
 
 fn serve() -> Server {
+    let data = tempfile::tempdir().unwrap().keep();
     let mut child = garou()
-        .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--quic",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

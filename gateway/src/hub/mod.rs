@@ -5,6 +5,7 @@
 //! awaits, and no lock is held across one. Lock order, where two are held: a room's state,
 //! then a connection's lane map. The users table is never held while a room is locked.
 
+pub mod commit;
 pub mod permissions;
 pub mod rate;
 pub mod room;
@@ -22,10 +23,17 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::ServerConfig;
 use crate::session::outbound::{Conn, ConnId};
+use crate::store::{Op, Retention, Store};
+use commit::{Committer, Refusal};
 use permissions::Action;
-use room::{Member, Room};
+use room::{Member, Recent, Room};
 
-type Reply = Result<Message, (ErrorCode, String)>;
+/// A command's outcome: the reply now, `None` when it is sent once the change is durable,
+/// or a refusal.
+type Reply = Result<Option<Message>, Refusal>;
+
+/// Recovery replays at most this many events; further behind, the client reloads history.
+pub const MAX_REPLAY: u64 = 10_000;
 
 fn err<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, (ErrorCode, String)> {
     Err((code, msg.into()))
@@ -49,6 +57,14 @@ pub struct HubConfig {
     pub cool_down_period_secs: u64,
     pub max_hot_rooms: usize,
     pub rate_window_secs: u64,
+    /// Retention per room kind: direct, group, channel.
+    pub retention: [Retention; 3],
+}
+
+impl HubConfig {
+    fn retention(&self, kind: RoomKind) -> Retention {
+        self.retention[crate::store::kind_to_i64(kind) as usize]
+    }
 }
 
 impl From<&ServerConfig> for HubConfig {
@@ -61,6 +77,7 @@ impl From<&ServerConfig> for HubConfig {
             cool_down_period_secs: c.shard.cool_down_period_secs,
             max_hot_rooms: c.shard.max_hot_rooms,
             rate_window_secs: c.shard.rate_window_secs,
+            retention: [c.retention.direct, c.retention.group, c.retention.channel],
         }
     }
 }
@@ -80,6 +97,8 @@ struct Users {
 /// Shared state of the gateway. See the module docs.
 pub struct Hub {
     cfg: HubConfig,
+    store: Arc<dyn Store>,
+    commits: Committer,
     rooms: RwLock<HashMap<Arc<str>, Arc<Room>>>,
     users: Mutex<Users>,
     conns: Mutex<HashMap<ConnId, Arc<Conn>>>,
@@ -89,6 +108,12 @@ pub struct Hub {
     started: Instant,
     /// Seconds added to the clock (tests move time instead of sleeping).
     skew: AtomicU64,
+}
+
+/// A continuation that sends `msg` to `conn` (once the committer ran it).
+fn reply_later(conn: &Arc<Conn>, msg: Message) -> Box<dyn FnOnce() + std::marker::Send> {
+    let conn = conn.clone();
+    Box::new(move || conn.control(&msg))
 }
 
 /// Valid nicks: 1-32 chars of letters, digits, `_`, `-`, `.`.
@@ -108,7 +133,7 @@ pub fn valid_room(room: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '#'))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -116,18 +141,82 @@ fn now_ms() -> u64 {
 }
 
 impl Hub {
-    pub fn new(cfg: HubConfig) -> Hub {
-        Hub {
+    /// Load users, rooms, memberships and recent messages from `store`, and start the
+    /// committer (on the current tokio runtime).
+    pub async fn open(cfg: HubConfig, store: Arc<dyn Store>) -> Result<Arc<Hub>, crate::store::StoreError> {
+        let (commits, committer) = Committer::new(store.clone());
+        let mut users = Users::default();
+        for (id, nick) in store.users().await? {
+            users.by_nick.insert(nick.clone(), id);
+            users.by_id.insert(
+                id,
+                User {
+                    nick,
+                    conns: Vec::new(),
+                    rooms: HashSet::new(),
+                },
+            );
+        }
+        let mut rooms = HashMap::new();
+        for rec in store.rooms().await? {
+            let room = Arc::new(Room::new(
+                &rec.name,
+                rec.kind,
+                rec.epoch,
+                cfg.num_shards,
+                cfg.rate_window_secs,
+            ));
+            let recent = store.recent(&rec.name, room::RECENT_MESSAGES as u32).await?;
+            {
+                let mut st = room.state.lock();
+                st.offset = rec.last_offset;
+                st.durable = rec.last_offset;
+                st.first_offset = rec.first_offset;
+                for (user, role) in rec.members {
+                    let Some(u) = users.by_id.get_mut(&user) else {
+                        continue;
+                    };
+                    u.rooms.insert(room.name.clone());
+                    let nick = u.nick.clone();
+                    room.set_member(&mut st, user, Member { nick, role });
+                }
+                for r in recent {
+                    let entry = Recent {
+                        author: r.author,
+                        offset: r.offset,
+                        client_id: r.client_id,
+                        deleted: r.deleted,
+                        reactions: r.reactions,
+                    };
+                    st.remember(r.id, entry);
+                }
+            }
+            rooms.insert(room.name.clone(), room);
+        }
+        for (room, user, read) in store.read_marks().await? {
+            if let Some(r) = rooms.get(room.as_str()) {
+                r.state.lock().read.insert(user, read);
+            }
+        }
+        tokio::spawn(committer);
+        Ok(Arc::new(Hub {
             cfg,
-            rooms: RwLock::new(HashMap::new()),
-            users: Mutex::new(Users::default()),
+            commits,
+            next_id: AtomicU64::new(store.max_id().await? + 1),
+            store,
+            rooms: RwLock::new(rooms),
+            users: Mutex::new(users),
             conns: Mutex::new(HashMap::new()),
             hot: Mutex::new(HashSet::new()),
-            next_id: AtomicU64::new(1),
             hot_count: AtomicUsize::new(0),
             started: Instant::now(),
             skew: AtomicU64::new(0),
-        }
+        }))
+    }
+
+    /// Resolves once every change queued so far is durable.
+    pub async fn flush(&self) {
+        self.commits.flush().await;
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -205,6 +294,13 @@ impl Hub {
                 Some(id) => id,
                 None => {
                     let id = self.next_id();
+                    self.commits.push(
+                        vec![Op::User {
+                            id,
+                            nick: nick.clone(),
+                        }],
+                        None,
+                    )?;
                     users.by_nick.insert(nick.clone(), id);
                     users.by_id.insert(
                         id,
@@ -283,34 +379,36 @@ impl Hub {
 
     // ------------------------------------------------------------------ commands
 
-    /// Handle one command from `conn`; the result is the reply frame for its control stream.
-    pub fn command(&self, conn: &Arc<Conn>, msg: Message) -> Message {
+    /// Handle one command from `conn`. The result is the reply frame for its control
+    /// stream, or `None` when the reply is sent once the command's change is durable.
+    /// (History and uploads are async: see [`Hub::history`] and the session.)
+    pub fn command(&self, conn: &Arc<Conn>, msg: Message) -> Option<Message> {
         let req = msg.request_id();
         let result = match msg {
             Message::SetNick(m) => self.set_nick(conn, m),
-            Message::CreateRoom(m) => self.join(conn, m.req, &m.room, Some(m.kind)),
-            Message::Join(m) => self.join(conn, m.req, &m.room, None),
+            Message::CreateRoom(m) => self.join(conn, m.req, &m.room, Some(m.kind), None),
+            Message::Join(m) => self.join(conn, m.req, &m.room, None, m.since),
             Message::Leave(m) => self.leave(conn, m),
-            Message::Send(m) => self.send(conn, m.req, &m.room, m.text),
+            Message::Send(m) => self.send(conn, m.req, &m.room, m.client_id, m.text, m.attachment),
             Message::DirectMessage(m) => self.direct(conn, m),
             Message::Edit(m) => self.edit(conn, m),
             Message::Delete(m) => self.delete(conn, m),
             Message::React(m) => self.react(conn, m),
-            Message::ListRooms(m) => Ok(self.list_rooms(conn, m.req)),
+            Message::ListRooms(m) => Ok(Some(self.list_rooms(conn, m.req))),
             Message::ListUsers(m) => self.list_users(conn, m),
             Message::SetRole(m) => self.set_role(conn, m),
             other => err(
                 ErrorCode::OutOfState,
-                format!("{:?} is not a command", other.frame_type()),
+                format!("{:?} is not a command here", other.frame_type()),
             ),
         };
         match result {
             Ok(reply) => reply,
-            Err((code, message)) => Message::Error(Error { req, code, message }),
+            Err((code, message)) => Some(Message::Error(Error { req, code, message })),
         }
     }
 
-    fn set_nick(&self, conn: &Conn, m: SetNick) -> Reply {
+    fn set_nick(&self, conn: &Arc<Conn>, m: SetNick) -> Reply {
         let nick = m.nick.trim().to_owned();
         if !valid_nick(&nick) {
             return err(
@@ -321,7 +419,7 @@ impl Hub {
         let rooms = {
             let mut users = self.users.lock();
             match users.by_nick.get(&nick) {
-                Some(&id) if id == conn.user => return Ok(NickOk { req: m.req, nick }.into()),
+                Some(&id) if id == conn.user => return Ok(Some(NickOk { req: m.req, nick }.into())),
                 Some(_) => return err(ErrorCode::NickUnavailable, format!("nick {nick} is in use")),
                 None => {}
             }
@@ -334,21 +432,28 @@ impl Hub {
             users.by_nick.insert(nick.clone(), conn.user);
             rooms
         };
+        let ok = NickOk {
+            req: m.req,
+            nick: nick.clone(),
+        }
+        .into();
+        let user_op = Op::User {
+            id: conn.user,
+            nick: nick.clone(),
+        };
+        self.commits.push(vec![user_op], Some(reply_later(conn, ok)))?;
         for name in rooms {
             let Some(room) = self.room(&name) else { continue };
             let mut st = room.state.lock();
             let Some(role) = st.role_of(conn.user) else {
                 continue;
             };
-            room.set_member(
-                &mut st,
-                conn.user,
-                Member {
-                    nick: nick.clone(),
-                    role,
-                },
-            );
-            room.publish(&mut st, |offset| {
+            let member = Member {
+                nick: nick.clone(),
+                role,
+            };
+            room.set_member(&mut st, conn.user, member);
+            let event = |offset| {
                 MemberUpdated {
                     room: name.to_string(),
                     offset,
@@ -357,13 +462,22 @@ impl Hub {
                     role,
                 }
                 .into()
-            });
+            };
+            room.publish(&mut st, &self.commits, event, Vec::new(), None)?;
         }
-        Ok(NickOk { req: m.req, nick }.into())
+        Ok(None)
     }
 
-    /// Join (or create, with `create = Some(kind)`) a room.
-    fn join(&self, conn: &Arc<Conn>, req: ReqId, name: &str, create: Option<RoomKind>) -> Reply {
+    /// Join (or create, with `create = Some(kind)`) a room; with `since`, replay what the
+    /// client missed if the history still has it.
+    fn join(
+        &self,
+        conn: &Arc<Conn>,
+        req: ReqId,
+        name: &str,
+        create: Option<RoomKind>,
+        since: Option<Since>,
+    ) -> Reply {
         let direct_name = create.is_none() && name.starts_with("dm:");
         if !valid_room(name) && !direct_name {
             return err(
@@ -382,87 +496,150 @@ impl Hub {
             match (rooms.get(name), create) {
                 (Some(_), Some(_)) => return err(ErrorCode::RoomExists, format!("room {name} exists")),
                 (Some(r), None) => (r.clone(), false),
-                (None, _) if name.starts_with("dm:") => {
+                (None, _) if direct_name => {
                     return err(ErrorCode::NoSuchRoom, format!("no direct room {name}"))
                 }
                 (None, kind) => {
-                    let kind = kind.unwrap_or(RoomKind::Group);
-                    let r = Arc::new(Room::new(
-                        name,
-                        kind,
-                        self.cfg.num_shards,
-                        self.cfg.rate_window_secs,
-                    ));
+                    let r = self.new_room(name, kind.unwrap_or(RoomKind::Group));
                     rooms.insert(r.name.clone(), r.clone());
                     (r, true)
                 }
             }
         };
         let nick = self.nick_of(conn.user);
-        let reply = {
-            let mut st = room.state.lock();
-            // `first`: the first offset this client delivers: its own MemberJoined when it
-            // is new, else the next event.
-            let (role, first) = match st.role_of(conn.user) {
-                Some(role) => {
-                    room.subscribe(&mut st, conn);
-                    (role, st.offset + 1)
-                }
-                None if room.kind == RoomKind::Direct => {
-                    return err(ErrorCode::Forbidden, "direct rooms have exactly two members")
-                }
-                None => {
-                    let role = if created {
-                        Role::Owner
-                    } else {
-                        permissions::join_role(room.kind)
-                    };
-                    let member = Member {
-                        nick: nick.clone(),
-                        role,
-                    };
-                    room.set_member(&mut st, conn.user, member);
-                    room.subscribe(&mut st, conn);
-                    let first = room.publish(&mut st, |offset| {
-                        MemberJoined {
-                            room: name.to_owned(),
-                            offset,
-                            user: conn.user,
-                            nick: nick.clone(),
-                            role,
-                        }
-                        .into()
-                    });
-                    (role, first)
-                }
-            };
-            Joined {
+        let mut st = room.state.lock();
+        let joined = |st: &room::RoomState, role, offset, resumed| {
+            Message::from(Joined {
                 req,
                 room: room.info(),
                 role,
-                offset: first,
-                members: room.members(&st),
-                epoch: 0,
-                resumed: false,
-                unread: 0,
-            }
+                offset,
+                members: room.members(st),
+                epoch: room.epoch,
+                resumed,
+                unread: st.unread(conn.user),
+            })
         };
-        self.users
-            .lock()
-            .by_id
-            .get_mut(&conn.user)
-            .map(|u| u.rooms.insert(room.name.clone()));
-        Ok(reply.into())
+        let Some(role) = st.role_of(conn.user) else {
+            if room.kind == RoomKind::Direct {
+                return err(ErrorCode::Forbidden, "direct rooms have exactly two members");
+            }
+            // A new member: the first event it delivers is its own MemberJoined.
+            let role = if created {
+                Role::Owner
+            } else {
+                permissions::join_role(room.kind)
+            };
+            let member = Member {
+                nick: nick.clone(),
+                role,
+            };
+            room.set_member(&mut st, conn.user, member);
+            room.subscribe(&mut st, conn);
+            let mut ops = Vec::new();
+            if created {
+                ops.push(Op::Room {
+                    name: name.to_owned(),
+                    kind: room.kind,
+                    epoch: room.epoch,
+                });
+            }
+            ops.push(Op::Member {
+                room: name.to_owned(),
+                user: conn.user,
+                role,
+            });
+            let first = st.offset + 1;
+            let reply = joined(&st, role, first, false);
+            let event = |offset| {
+                MemberJoined {
+                    room: name.to_owned(),
+                    offset,
+                    user: conn.user,
+                    nick: nick.clone(),
+                    role,
+                }
+                .into()
+            };
+            room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), reply)))?;
+            drop(st);
+            self.user_rooms(conn.user, |r| {
+                r.insert(room.name.clone());
+            });
+            return Ok(None);
+        };
+        // An existing member (a rejoin): resume after `since` when the history allows.
+        let resumable = since.filter(|s| {
+            s.epoch == room.epoch
+                && s.offset + 1 >= st.first_offset
+                && s.offset <= st.offset
+                && st.offset - s.offset <= MAX_REPLAY
+        });
+        room.subscribe(&mut st, conn);
+        let (first, resumed) = match resumable {
+            Some(s) => (s.offset + 1, true),
+            None => (st.offset + 1, false),
+        };
+        if let Some(s) = resumable {
+            // Durable events come from the store; later ones reach this new subscriber
+            // through the committer like any other. The client orders them by offset.
+            let upto = st.durable;
+            if upto > s.offset {
+                let tx = conn.lane(&room.lane(st.hot));
+                let (store, room_name) = (self.store.clone(), name.to_owned());
+                tokio::spawn(async move {
+                    match store.events(&room_name, s.offset, upto).await {
+                        Ok(frames) => {
+                            for f in frames {
+                                if tx.send(f).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, room = room_name, "replay failed"),
+                    }
+                });
+            }
+        }
+        Ok(Some(joined(&st, role, first, resumed)))
+    }
+
+    fn new_room(&self, name: &str, kind: RoomKind) -> Arc<Room> {
+        let epoch = rand::random::<u64>() >> 11; // exact in a JS number
+        Arc::new(Room::new(
+            name,
+            kind,
+            epoch,
+            self.cfg.num_shards,
+            self.cfg.rate_window_secs,
+        ))
+    }
+
+    fn user_rooms(&self, user: UserId, f: impl FnOnce(&mut HashSet<Arc<str>>)) {
+        if let Some(u) = self.users.lock().by_id.get_mut(&user) {
+            f(&mut u.rooms);
+        }
     }
 
     fn leave(&self, conn: &Arc<Conn>, m: Leave) -> Reply {
         let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         {
             let mut st = room.state.lock();
-            let member = room
-                .remove_member(&mut st, conn.user)
+            let member = st
+                .members
+                .get(&conn.user)
+                .cloned()
                 .ok_or_else(|| not_member(&m.room))?;
-            room.publish(&mut st, |offset| {
+            let ops = vec![Op::RemoveMember {
+                room: m.room.clone(),
+                user: conn.user,
+            }];
+            let reply = Left {
+                req: m.req,
+                room: m.room.clone(),
+            }
+            .into();
+            let event = |offset| {
                 MemberLeft {
                     room: m.room.clone(),
                     offset,
@@ -470,20 +647,19 @@ impl Hub {
                     nick: member.nick,
                 }
                 .into()
-            });
+            };
+            room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), reply)))?;
+            room.remove_member(&mut st, conn.user);
+            // The leaver's client stops tracking the room on the Left reply.
             room.unsubscribe(&mut st, |c| c.user == conn.user);
         }
-        if let Some(u) = self.users.lock().by_id.get_mut(&conn.user) {
-            u.rooms.remove(&*m.room);
-        }
-        Ok(Left {
-            req: m.req,
-            room: m.room,
-        }
-        .into())
+        self.user_rooms(conn.user, |r| {
+            r.remove(&*m.room);
+        });
+        Ok(None)
     }
 
-    fn check_text(&self, text: &str) -> Result<(), (ErrorCode, String)> {
+    fn check_text(&self, text: &str) -> Result<(), Refusal> {
         if text.trim().is_empty() {
             return err(ErrorCode::InvalidArgument, "empty message");
         }
@@ -496,7 +672,15 @@ impl Hub {
         Ok(())
     }
 
-    fn send(&self, conn: &Conn, req: ReqId, name: &str, text: String) -> Reply {
+    fn send(
+        &self,
+        conn: &Arc<Conn>,
+        req: ReqId,
+        name: &str,
+        client_id: u64,
+        text: String,
+        attachment: Option<String>,
+    ) -> Reply {
         self.check_text(&text)?;
         let room = self.room(name).ok_or_else(|| no_room(name))?;
         let now = self.now_sec();
@@ -508,35 +692,115 @@ impl Hub {
                 format!("a {} may not post in {name}", role.as_str()),
             );
         }
+        let ack = |id, offset| {
+            Message::from(MessageAck {
+                req,
+                room: name.to_owned(),
+                id,
+                offset,
+            })
+        };
+        // A retry (after a reconnect) of a message we already have: the first ack again,
+        // once that message is durable.
+        if let Some(&(id, offset)) = st.client_ids.get(&(conn.user, client_id)) {
+            if offset <= st.durable {
+                return Ok(Some(ack(id, offset)));
+            }
+            self.commits
+                .push(Vec::new(), Some(reply_later(conn, ack(id, offset))))?;
+            return Ok(None);
+        }
         let nick = st.members[&conn.user].nick.clone();
         let id = self.next_id();
-        let offset = room.publish(&mut st, |offset| {
+        let ts_ms = now_ms();
+        let offset = st.offset + 1;
+        let row = Op::Message {
+            id,
+            room: name.to_owned(),
+            offset,
+            author: conn.user,
+            nick: nick.clone(),
+            ts_ms,
+            text: text.clone(),
+            client_id,
+            attachment: attachment.clone(),
+        };
+        let event = |offset| {
             RoomMessage {
                 room: name.to_owned(),
                 offset,
                 id,
                 author: conn.user,
                 nick,
-                ts_ms: now_ms(),
+                ts_ms,
                 text,
-                attachment: None,
+                attachment,
             }
             .into()
-        });
-        st.remember(id, conn.user);
+        };
+        room.publish(
+            &mut st,
+            &self.commits,
+            event,
+            vec![row],
+            Some((conn.clone(), ack(id, offset))),
+        )?;
+        let recent = Recent {
+            author: conn.user,
+            offset,
+            client_id,
+            deleted: false,
+            reactions: Vec::new(),
+        };
+        st.remember(id, recent);
         st.rate.record(now);
         if !st.hot && st.rate.rate(now) > self.cfg.hot_room_threshold && self.reserve_hot() {
             tracing::info!(room = name, "room promoted to its own stream");
             room.promote(&mut st);
             self.hot.lock().insert(room.name.clone());
         }
-        Ok(MessageAck {
-            req,
-            room: name.to_owned(),
-            id,
-            offset,
+        self.maybe_trim(&room, &st);
+        Ok(None)
+    }
+
+    /// Apply retention once a room holds comfortably more than its limit (in the background).
+    fn maybe_trim(&self, room: &Arc<Room>, st: &room::RoomState) {
+        let rule = self.cfg.retention(room.kind);
+        if rule.max_messages == 0
+            || st.offset + 1 - st.first_offset <= rule.max_messages + rule.max_messages / 10
+        {
+            return;
         }
-        .into())
+        let (store, room, upto) = (self.store.clone(), room.clone(), st.offset);
+        let commits = self.commits.clone();
+        tokio::spawn(async move {
+            commits.flush().await; // trim only what is committed
+            match store.trim(&room.name, rule, now_ms()).await {
+                Ok(first) => {
+                    let mut st = room.state.lock();
+                    st.first_offset = st.first_offset.max(first.min(upto + 1));
+                }
+                Err(e) => tracing::warn!(error = %e, room = &*room.name, "retention failed"),
+            }
+        });
+    }
+
+    /// Apply age-based retention to every room (called periodically).
+    pub async fn trim_all(&self) {
+        let rooms: Vec<Arc<Room>> = self.rooms.read().values().cloned().collect();
+        for room in rooms {
+            let rule = self.cfg.retention(room.kind);
+            if rule.max_age_secs == 0 && rule.max_messages == 0 {
+                continue;
+            }
+            match self.store.trim(&room.name, rule, now_ms()).await {
+                Ok(first) => {
+                    let mut st = room.state.lock();
+                    st.first_offset = st.first_offset.max(first);
+                }
+                Err(e) => tracing::warn!(error = %e, room = &*room.name, "retention failed"),
+            }
+        }
     }
 
     /// Take one of the `max_hot_rooms` slots.
@@ -564,44 +828,57 @@ impl Hub {
         };
         let (lo, hi) = (me.0.min(them.0), me.0.max(them.0));
         let name = format!("dm:{lo}:{hi}");
-        let room = self
-            .rooms
-            .write()
-            .entry(name.as_str().into())
-            .or_insert_with(|| {
-                Arc::new(Room::new(
-                    &name,
-                    RoomKind::Direct,
-                    self.cfg.num_shards,
-                    self.cfg.rate_window_secs,
-                ))
-            })
-            .clone();
+        let (room, created) = {
+            let mut rooms = self.rooms.write();
+            match rooms.get(name.as_str()) {
+                Some(r) => (r.clone(), false),
+                None => {
+                    let r = self.new_room(&name, RoomKind::Direct);
+                    rooms.insert(r.name.clone(), r.clone());
+                    (r, true)
+                }
+            }
+        };
         let mut added = false;
         {
             let mut st = room.state.lock();
+            let mut ops = Vec::new();
+            if created {
+                ops.push(Op::Room {
+                    name: name.clone(),
+                    kind: RoomKind::Direct,
+                    epoch: room.epoch,
+                });
+            }
             for (user, nick, conns) in [(me.0, &me.1, vec![conn.clone()]), (them.0, &them.1, their_conns)] {
-                if st.role_of(user).is_none() {
-                    added = true;
-                    let member = Member {
+                if st.role_of(user).is_some() {
+                    continue;
+                }
+                added = true;
+                let member = Member {
+                    nick: nick.clone(),
+                    role: Role::Member,
+                };
+                room.set_member(&mut st, user, member);
+                for c in &conns {
+                    room.subscribe(&mut st, c);
+                }
+                ops.push(Op::Member {
+                    room: name.clone(),
+                    user,
+                    role: Role::Member,
+                });
+                let event = |offset| {
+                    MemberJoined {
+                        room: name.clone(),
+                        offset,
+                        user,
                         nick: nick.clone(),
                         role: Role::Member,
-                    };
-                    room.set_member(&mut st, user, member);
-                    for c in &conns {
-                        room.subscribe(&mut st, c);
                     }
-                    room.publish(&mut st, |offset| {
-                        MemberJoined {
-                            room: name.clone(),
-                            offset,
-                            user,
-                            nick: nick.clone(),
-                            role: Role::Member,
-                        }
-                        .into()
-                    });
-                }
+                    .into()
+                };
+                room.publish(&mut st, &self.commits, event, std::mem::take(&mut ops), None)?;
             }
             // The sender may have this direct room open on another connection only.
             room.subscribe(&mut st, conn);
@@ -614,29 +891,46 @@ impl Hub {
                 }
             }
         }
-        self.send(conn, m.req, &name, m.text)
+        self.send(conn, m.req, &name, m.client_id, m.text, None)
     }
 
-    fn edit(&self, conn: &Conn, m: Edit) -> Reply {
-        self.check_text(&m.text)?;
-        let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
-        let mut st = room.state.lock();
-        let role = st.role_of(conn.user).ok_or_else(|| not_member(&m.room))?;
-        let Some(recent) = st.recent.get(&m.id).filter(|r| !r.deleted) else {
-            return err(
-                ErrorCode::NoSuchMessage,
-                format!("no message {} in {}", m.id, m.room),
-            );
-        };
-        let action = if recent.author == conn.user {
-            Action::EditOwn
-        } else {
-            Action::EditAny
-        };
-        if !permissions::allowed(room.kind, role, action) {
-            return err(ErrorCode::Forbidden, "you may not edit this message");
+    /// Who may change message `id` of `room`, and how: the shared checks of edit, delete
+    /// and react. Returns the room and its locked state for the change.
+    fn message_action(
+        &self,
+        conn: &Conn,
+        room: &str,
+        id: MsgId,
+        own: Action,
+        any: Action,
+    ) -> Result<Arc<Room>, Refusal> {
+        let r = self.room(room).ok_or_else(|| no_room(room))?;
+        {
+            let st = r.state.lock();
+            let role = st.role_of(conn.user).ok_or_else(|| not_member(room))?;
+            let Some(recent) = st.recent.get(&id).filter(|x| !x.deleted) else {
+                return err(ErrorCode::NoSuchMessage, format!("no message {id} in {room}"));
+            };
+            let action = if recent.author == conn.user { own } else { any };
+            if !permissions::allowed(r.kind, role, action) {
+                return err(
+                    ErrorCode::Forbidden,
+                    format!("a {} may not do that here", role.as_str()),
+                );
+            }
         }
-        room.publish(&mut st, |offset| {
+        Ok(r)
+    }
+
+    fn edit(&self, conn: &Arc<Conn>, m: Edit) -> Reply {
+        self.check_text(&m.text)?;
+        let room = self.message_action(conn, &m.room, m.id, Action::EditOwn, Action::EditAny)?;
+        let mut st = room.state.lock();
+        let ops = vec![Op::Edit {
+            id: m.id,
+            text: m.text.clone(),
+        }];
+        let event = |offset| {
             MessageEdited {
                 room: m.room.clone(),
                 offset,
@@ -646,32 +940,16 @@ impl Hub {
                 text: m.text,
             }
             .into()
-        });
-        Ok(Done { req: m.req }.into())
+        };
+        let done = Done { req: m.req }.into();
+        room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), done)))?;
+        Ok(None)
     }
 
-    fn delete(&self, conn: &Conn, m: Delete) -> Reply {
-        let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
+    fn delete(&self, conn: &Arc<Conn>, m: Delete) -> Reply {
+        let room = self.message_action(conn, &m.room, m.id, Action::DeleteOwn, Action::DeleteAny)?;
         let mut st = room.state.lock();
-        let role = st.role_of(conn.user).ok_or_else(|| not_member(&m.room))?;
-        let Some(recent) = st.recent.get(&m.id).filter(|r| !r.deleted) else {
-            return err(
-                ErrorCode::NoSuchMessage,
-                format!("no message {} in {}", m.id, m.room),
-            );
-        };
-        let action = if recent.author == conn.user {
-            Action::DeleteOwn
-        } else {
-            Action::DeleteAny
-        };
-        if !permissions::allowed(room.kind, role, action) {
-            return err(ErrorCode::Forbidden, "you may not delete this message");
-        }
-        if let Some(r) = st.recent.get_mut(&m.id) {
-            r.deleted = true;
-        }
-        room.publish(&mut st, |offset| {
+        let event = |offset| {
             MessageDeleted {
                 room: m.room.clone(),
                 offset,
@@ -679,22 +957,33 @@ impl Hub {
                 by: conn.user,
             }
             .into()
-        });
-        Ok(Done { req: m.req }.into())
+        };
+        let done = Done { req: m.req }.into();
+        room.publish(
+            &mut st,
+            &self.commits,
+            event,
+            vec![Op::Delete { id: m.id }],
+            Some((conn.clone(), done)),
+        )?;
+        if let Some(r) = st.recent.get_mut(&m.id) {
+            r.deleted = true;
+        }
+        Ok(None)
     }
 
-    fn react(&self, conn: &Conn, m: React) -> Reply {
+    fn react(&self, conn: &Arc<Conn>, m: React) -> Reply {
         if m.emoji.is_empty() || m.emoji.chars().count() > 16 {
             return err(ErrorCode::InvalidArgument, "a reaction is 1-16 characters");
         }
-        let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
+        let room = self.message_action(conn, &m.room, m.id, Action::React, Action::React)?;
         let mut st = room.state.lock();
-        let role = st.role_of(conn.user).ok_or_else(|| not_member(&m.room))?;
-        if !permissions::allowed(room.kind, role, Action::React) {
-            return err(ErrorCode::Forbidden, format!("a {} may not react", role.as_str()));
-        }
-        let nick = st.members[&conn.user].nick.clone();
-        let Some(recent) = st.recent.get_mut(&m.id).filter(|r| !r.deleted) else {
+        let nick = st
+            .members
+            .get(&conn.user)
+            .map(|x| x.nick.clone())
+            .unwrap_or_default();
+        let Some(recent) = st.recent.get_mut(&m.id) else {
             return err(
                 ErrorCode::NoSuchMessage,
                 format!("no message {} in {}", m.id, m.room),
@@ -704,33 +993,37 @@ impl Hub {
             .reactions
             .iter()
             .position(|(u, e)| *u == conn.user && *e == m.emoji);
-        let changed = match (m.add, pos) {
+        match (m.add, pos) {
             (true, None) if recent.reactions.len() < room::MAX_REACTIONS => {
-                recent.reactions.push((conn.user, m.emoji.clone()));
-                true
+                recent.reactions.push((conn.user, m.emoji.clone()))
             }
             (true, None) => return err(ErrorCode::LimitReached, "too many reactions on this message"),
             (false, Some(i)) => {
                 recent.reactions.swap_remove(i);
-                true
             }
-            _ => false,
-        };
-        if changed {
-            room.publish(&mut st, |offset| {
-                ReactionChanged {
-                    room: m.room.clone(),
-                    offset,
-                    id: m.id,
-                    user: conn.user,
-                    nick,
-                    emoji: m.emoji,
-                    added: m.add,
-                }
-                .into()
-            });
+            _ => return Ok(Some(Done { req: m.req }.into())), // nothing changes
         }
-        Ok(Done { req: m.req }.into())
+        let ops = vec![Op::React {
+            id: m.id,
+            user: conn.user,
+            emoji: m.emoji.clone(),
+            add: m.add,
+        }];
+        let event = |offset| {
+            ReactionChanged {
+                room: m.room.clone(),
+                offset,
+                id: m.id,
+                user: conn.user,
+                nick,
+                emoji: m.emoji,
+                added: m.add,
+            }
+            .into()
+        };
+        let done = Done { req: m.req }.into();
+        room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), done)))?;
+        Ok(None)
     }
 
     fn list_rooms(&self, conn: &Conn, req: ReqId) -> Message {
@@ -758,15 +1051,17 @@ impl Hub {
         if room.kind == RoomKind::Direct && st.role_of(conn.user).is_none() {
             return Err(not_member(&m.room));
         }
-        Ok(UserList {
-            req: m.req,
-            room: m.room,
-            users: room.members(&st),
-        }
-        .into())
+        Ok(Some(
+            UserList {
+                req: m.req,
+                room: m.room,
+                users: room.members(&st),
+            }
+            .into(),
+        ))
     }
 
-    fn set_role(&self, conn: &Conn, m: SetRole) -> Reply {
+    fn set_role(&self, conn: &Arc<Conn>, m: SetRole) -> Reply {
         let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         let mut st = room.state.lock();
         let actor = st.role_of(conn.user).ok_or_else(|| not_member(&m.room))?;
@@ -787,41 +1082,108 @@ impl Hub {
                 ),
             );
         }
-        let member = Member {
-            nick: member.nick.clone(),
-            role: m.role,
-        };
         let nick = member.nick.clone();
-        room.set_member(&mut st, user, member);
-        room.publish(&mut st, |offset| {
+        let ops = vec![Op::Member {
+            room: m.room.clone(),
+            user,
+            role: m.role,
+        }];
+        let event = |offset| {
             MemberUpdated {
                 room: m.room.clone(),
                 offset,
                 user,
-                nick,
+                nick: nick.clone(),
                 role: m.role,
             }
             .into()
-        });
-        Ok(Done { req: m.req }.into())
+        };
+        let done = Done { req: m.req }.into();
+        room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), done)))?;
+        room.set_member(&mut st, user, Member { nick, role: m.role });
+        Ok(None)
+    }
+
+    /// A page of history (oldest first) for a member, or anyone for a public room.
+    pub async fn history(&self, conn: &Conn, m: History) -> Message {
+        match self
+            .history_page(Some(conn.user), &m.room, m.before, m.after, m.limit)
+            .await
+        {
+            Ok((epoch, messages)) => HistoryPage {
+                req: m.req,
+                room: m.room,
+                epoch,
+                messages,
+            }
+            .into(),
+            Err((code, message)) => Error::reply(m.req, code, message),
+        }
+    }
+
+    /// History for `user` (`None`: a back-end with full access).
+    pub async fn history_page(
+        &self,
+        user: Option<UserId>,
+        room_name: &str,
+        before: Option<Offset>,
+        after: Option<Offset>,
+        limit: u32,
+    ) -> Result<(u64, Vec<StoredMessage>), Refusal> {
+        let room = self.room(room_name).ok_or_else(|| no_room(room_name))?;
+        if let Some(user) = user {
+            let member = room.state.lock().role_of(user).is_some();
+            if room.kind == RoomKind::Direct && !member {
+                return Err(not_member(room_name));
+            }
+        }
+        let messages = self
+            .store
+            .messages(room_name, before, after, limit.clamp(1, 1000))
+            .await
+            .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        Ok((room.epoch, messages))
+    }
+
+    /// The store, for handlers that read it directly (uploads, downloads).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Whether `user` is a member of `room`.
+    pub fn is_member(&self, room: &str, user: UserId) -> bool {
+        self.room(room)
+            .is_some_and(|r| r.state.lock().role_of(user).is_some())
     }
 
     // ------------------------------------------------------------------ acks and datagrams
 
-    /// A Delivered or Read ack: tell the message's author.
+    /// A Delivered or Read ack: persist the user's mark and tell the message's author.
     pub fn receipt(&self, conn: &Conn, room_name: &str, id: MsgId, read: bool) {
         let Some(room) = self.room(room_name) else { return };
-        let (author, nick) = {
-            let st = room.state.lock();
-            let Some(me) = st.members.get(&conn.user) else {
+        let (author, nick, offset) = {
+            let mut st = room.state.lock();
+            let Some(me) = st.members.get(&conn.user).map(|m| m.nick.clone()) else {
                 return;
             };
             let Some(recent) = st.recent.get(&id) else { return };
-            if recent.author == conn.user {
-                return;
+            let (author, offset) = (recent.author, recent.offset);
+            if read {
+                let mark = st.read.entry(conn.user).or_insert(0);
+                *mark = (*mark).max(offset);
             }
-            (recent.author, me.nick.clone())
+            (author, me, offset)
         };
+        let op = Op::Receipt {
+            room: room_name.to_owned(),
+            user: conn.user,
+            offset,
+            read,
+        };
+        let _ = self.commits.push(vec![op], None);
+        if author == conn.user {
+            return;
+        }
         let frame = Message::from(Receipt {
             room: room_name.to_owned(),
             id,

@@ -17,8 +17,10 @@ use garou_protocol::{
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use super::commit::{Commit, Committer, Refusal};
 use super::rate::RateWindow;
 use crate::session::outbound::Conn;
+use crate::store::Op;
 
 /// Messages remembered per room for edits, deletes, reactions and receipts.
 /// (Durable history comes with the store; this is the in-memory window.)
@@ -30,6 +32,8 @@ pub struct Room {
     pub name: Arc<str>,
     pub kind: RoomKind,
     pub shard: u16,
+    /// Identifies this room's history: recovery across another epoch is refused.
+    pub epoch: u64,
     member_count: AtomicU32,
     pub state: Mutex<RoomState>,
 }
@@ -51,6 +55,8 @@ pub struct Sub {
 #[derive(Debug, Clone)]
 pub struct Recent {
     pub author: UserId,
+    pub offset: Offset,
+    pub client_id: u64,
     pub deleted: bool,
     pub reactions: Vec<(UserId, String)>,
 }
@@ -58,6 +64,14 @@ pub struct Recent {
 pub struct RoomState {
     /// Offset of the last event published.
     pub offset: Offset,
+    /// Offset of the last event the store has committed (and subscribers were sent).
+    pub durable: Offset,
+    /// Oldest offset still in the store (retention moves it forward).
+    pub first_offset: Offset,
+    /// (author, client message id) -> (id, offset): a retried publish gets the first ack.
+    pub client_ids: HashMap<(UserId, u64), (MsgId, Offset)>,
+    /// Read marks (highest offset read) per member.
+    pub read: HashMap<UserId, Offset>,
     pub members: HashMap<UserId, Member>,
     pub subs: Vec<Sub>,
     pub recent: HashMap<MsgId, Recent>,
@@ -69,14 +83,19 @@ pub struct RoomState {
 }
 
 impl Room {
-    pub fn new(name: &str, kind: RoomKind, num_shards: u16, rate_window_secs: u64) -> Room {
+    pub fn new(name: &str, kind: RoomKind, epoch: u64, num_shards: u16, rate_window_secs: u64) -> Room {
         Room {
             name: name.into(),
             kind,
             shard: garou_protocol::shard_of(name, num_shards),
+            epoch,
             member_count: AtomicU32::new(0),
             state: Mutex::new(RoomState {
                 offset: 0,
+                durable: 0,
+                first_offset: 1,
+                client_ids: HashMap::new(),
+                read: HashMap::new(),
                 members: HashMap::new(),
                 subs: Vec::new(),
                 recent: HashMap::new(),
@@ -106,14 +125,48 @@ impl Room {
         }
     }
 
-    /// Publish one event: next offset, encode once, queue to every subscriber.
-    pub fn publish(&self, st: &mut RoomState, make: impl FnOnce(Offset) -> Message) -> Offset {
+    /// Publish one event: take the next offset and encode the event once; the committer
+    /// stores it with `ops` (one group commit with whatever else is queued), then queues
+    /// the shared bytes to every subscriber and sends `reply`. Nothing reaches anyone
+    /// before it is durable, and a room's events are committed in offset order.
+    pub fn publish(
+        self: &Arc<Self>,
+        st: &mut RoomState,
+        commits: &Committer,
+        make: impl FnOnce(Offset) -> Message,
+        mut ops: Vec<Op>,
+        reply: Option<(Arc<Conn>, Message)>,
+    ) -> Result<Offset, Refusal> {
+        let permit = commits.reserve()?;
         st.offset += 1;
-        let frame = make(st.offset).encode();
-        for sub in &st.subs {
-            sub.conn.deliver(&sub.tx, &frame);
+        let offset = st.offset;
+        let frame = make(offset).encode();
+        ops.push(Op::Event {
+            room: self.name.to_string(),
+            offset,
+            ts_ms: super::now_ms(),
+            frame: frame.clone(),
+        });
+        let room = self.clone();
+        permit.send(Commit {
+            ops,
+            then: Some(Box::new(move || room.deliver_durable(offset, &frame, reply))),
+        });
+        Ok(offset)
+    }
+
+    /// Called by the committer once `offset` is durable.
+    fn deliver_durable(&self, offset: Offset, frame: &Bytes, reply: Option<(Arc<Conn>, Message)>) {
+        {
+            let mut st = self.state.lock();
+            st.durable = st.durable.max(offset);
+            for sub in &st.subs {
+                sub.conn.deliver(&sub.tx, frame);
+            }
         }
-        st.offset
+        if let Some((conn, msg)) = reply {
+            conn.control(&msg);
+        }
     }
 
     /// Add a member (or change its entry) and keep the listed count in step.
@@ -217,21 +270,27 @@ impl Room {
 
 impl RoomState {
     /// Remember a new message, forgetting the oldest past [`RECENT_MESSAGES`].
-    pub fn remember(&mut self, id: MsgId, author: UserId) {
-        self.recent.insert(
-            id,
-            Recent {
-                author,
-                deleted: false,
-                reactions: Vec::new(),
-            },
-        );
+    pub fn remember(&mut self, id: MsgId, recent: Recent) {
+        self.client_ids
+            .insert((recent.author, recent.client_id), (id, recent.offset));
+        self.recent.insert(id, recent);
         self.recent_order.push_back(id);
         if self.recent_order.len() > RECENT_MESSAGES {
             if let Some(old) = self.recent_order.pop_front() {
-                self.recent.remove(&old);
+                if let Some(r) = self.recent.remove(&old) {
+                    self.client_ids.remove(&(r.author, r.client_id));
+                }
             }
         }
+    }
+
+    /// Messages after `user`'s read mark not written by `user` (within the recent window).
+    pub fn unread(&self, user: UserId) -> u64 {
+        let mark = self.read.get(&user).copied().unwrap_or(0);
+        self.recent
+            .values()
+            .filter(|r| r.offset > mark && r.author != user && !r.deleted)
+            .count() as u64
     }
 
     /// The role of `user`, `None` if not a member.

@@ -34,11 +34,38 @@ struct Probe {
     conn: Arc<Conn>,
     wire: Arc<TestWire>,
     control: mpsc::Receiver<Ctl>,
+    /// Control frames read while looking for a reply, kept for `control()`.
+    seen: Vec<Message>,
 }
 
 impl Probe {
-    fn cmd(&self, hub: &Hub, msg: impl Into<Message>) -> Message {
-        hub.command(&self.conn, msg.into())
+    /// Run a command and return its reply, immediate or sent once durable.
+    async fn cmd(&mut self, hub: &Hub, msg: impl Into<Message>) -> Message {
+        let msg = msg.into();
+        let req = msg.request_id();
+        if let Some(reply) = hub.command(&self.conn, msg) {
+            return reply;
+        }
+        hub.flush().await;
+        let mut frames = self.control_raw();
+        let at = frames
+            .iter()
+            .position(|m| m.reply_to() == req)
+            .expect("a reply once the change is durable");
+        let reply = frames.remove(at);
+        self.seen.extend(frames);
+        reply
+    }
+
+    fn control_raw(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Ok(c) = self.control.try_recv() {
+            match c {
+                Ctl::Frame(b) => out.push(Message::decode_datagram(&b, DEFAULT_MAX_FRAME).unwrap()),
+                Ctl::Close { code, .. } => out.push(Error::fatal(code, "closed")),
+            }
+        }
+        out
     }
 
     /// Every frame queued so far on lanes of `kind`, decoded.
@@ -69,19 +96,15 @@ impl Probe {
     }
 
     fn control(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        while let Ok(c) = self.control.try_recv() {
-            match c {
-                Ctl::Frame(b) => out.push(Message::decode_datagram(&b, DEFAULT_MAX_FRAME).unwrap()),
-                Ctl::Close { code, .. } => out.push(Error::fatal(code, "closed")),
-            }
-        }
+        let mut out = std::mem::take(&mut self.seen);
+        out.extend(self.control_raw());
         out
     }
 }
 
 fn cfg() -> HubConfig {
     HubConfig {
+        retention: Default::default(),
         num_shards: 8,
         max_message_len: 1000,
         hot_room_threshold: 1_000_000.0,
@@ -90,6 +113,13 @@ fn cfg() -> HubConfig {
         max_hot_rooms: 2,
         rate_window_secs: 1,
     }
+}
+
+/// A hub on a fresh SQLite store (kept alive by the returned directory).
+async fn hub_with(cfg: HubConfig) -> (Arc<Hub>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(dir.path()).await.unwrap();
+    (Hub::open(cfg, Arc::new(store)).await.unwrap(), dir)
 }
 
 fn login(hub: &Hub, nick: &str, lane_queue: usize) -> Result<Probe, ErrorCode> {
@@ -101,13 +131,19 @@ fn login(hub: &Hub, nick: &str, lane_queue: usize) -> Result<Probe, ErrorCode> {
             Arc::new(Conn::new(hub.next_id(), user, "test", tx, w, lane_queue, true))
         })
         .map_err(|(c, _)| c)?;
-    Ok(Probe { conn, wire, control })
+    Ok(Probe {
+        conn,
+        wire,
+        control,
+        seen: Vec::new(),
+    })
 }
 
 fn join(req: ReqId, room: &str) -> Join {
     Join {
         req,
         room: room.into(),
+        since: None,
     }
 }
 
@@ -117,6 +153,7 @@ fn send(req: ReqId, room: &str, text: &str) -> Send {
         room: room.into(),
         client_id: req.into(),
         text: text.into(),
+        attachment: None,
     }
 }
 
@@ -127,20 +164,20 @@ fn error_code(m: &Message) -> Option<ErrorCode> {
     }
 }
 
-#[test]
-fn join_send_fan_out_in_order_on_the_rooms_shard() {
-    let hub = Hub::new(cfg());
-    let a = login(&hub, "alice", 64).unwrap();
-    let b = login(&hub, "bob", 64).unwrap();
-    let Message::Joined(j) = a.cmd(&hub, join(1, "general")) else {
+#[tokio::test]
+async fn join_send_fan_out_in_order_on_the_rooms_shard() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut a = login(&hub, "alice", 64).unwrap();
+    let mut b = login(&hub, "bob", 64).unwrap();
+    let Message::Joined(j) = a.cmd(&hub, join(1, "general")).await else {
         panic!()
     };
     assert_eq!((j.role, j.offset), (Role::Owner, 1));
-    let Message::Joined(j) = b.cmd(&hub, join(1, "general")) else {
+    let Message::Joined(j) = b.cmd(&hub, join(1, "general")).await else {
         panic!()
     };
     assert_eq!((j.role, j.offset, j.members.len()), (Role::Member, 2, 2));
-    let Message::MessageAck(ack) = a.cmd(&hub, send(2, "general", "hi")) else {
+    let Message::MessageAck(ack) = a.cmd(&hub, send(2, "general", "hi")).await else {
         panic!()
     };
     assert_eq!(ack.offset, 3);
@@ -153,20 +190,20 @@ fn join_send_fan_out_in_order_on_the_rooms_shard() {
     assert!(matches!(&seen_by_b[1], Message::RoomMessage(m) if m.text == "hi" && m.nick == "alice"));
 }
 
-#[test]
-fn a_message_is_encoded_once_for_all_recipients() {
-    let hub = Hub::new(cfg());
-    let probes: Vec<Probe> = (0..3)
+#[tokio::test]
+async fn a_message_is_encoded_once_for_all_recipients() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut probes: Vec<Probe> = (0..3)
         .map(|i| login(&hub, &format!("u{i}"), 64).unwrap())
         .collect();
-    for p in &probes {
-        p.cmd(&hub, join(1, "r"));
+    for p in &mut probes {
+        p.cmd(&hub, join(1, "r")).await;
     }
     let lane = StreamKind::Shard(shard_of("r", 8));
     for p in &probes {
         p.lane(&lane);
     }
-    probes[0].cmd(&hub, send(2, "r", "shared"));
+    probes[0].cmd(&hub, send(2, "r", "shared")).await;
     let ptrs: Vec<*const u8> = probes
         .iter()
         .map(|p| {
@@ -180,25 +217,27 @@ fn a_message_is_encoded_once_for_all_recipients() {
     );
 }
 
-#[test]
-fn guests_cannot_post_until_promoted() {
-    let hub = Hub::new(cfg());
-    let owner = login(&hub, "owner", 64).unwrap();
-    let guest = login(&hub, "guest", 64).unwrap();
-    owner.cmd(
-        &hub,
-        CreateRoom {
-            req: 1,
-            room: "news".into(),
-            kind: RoomKind::Channel,
-        },
-    );
-    let Message::Joined(j) = guest.cmd(&hub, join(1, "news")) else {
+#[tokio::test]
+async fn guests_cannot_post_until_promoted() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut owner = login(&hub, "owner", 64).unwrap();
+    let mut guest = login(&hub, "guest", 64).unwrap();
+    owner
+        .cmd(
+            &hub,
+            CreateRoom {
+                req: 1,
+                room: "news".into(),
+                kind: RoomKind::Channel,
+            },
+        )
+        .await;
+    let Message::Joined(j) = guest.cmd(&hub, join(1, "news")).await else {
         panic!()
     };
     assert_eq!(j.role, Role::Guest);
     assert_eq!(
-        error_code(&guest.cmd(&hub, send(2, "news", "hello"))),
+        error_code(&guest.cmd(&hub, send(2, "news", "hello")).await),
         Some(ErrorCode::Forbidden)
     );
     let set = SetRole {
@@ -208,32 +247,32 @@ fn guests_cannot_post_until_promoted() {
         role: Role::Member,
     };
     assert_eq!(
-        error_code(&guest.cmd(&hub, set.clone())),
+        error_code(&guest.cmd(&hub, set.clone()).await),
         Some(ErrorCode::Forbidden),
         "no self-promotion"
     );
-    assert!(matches!(owner.cmd(&hub, set), Message::Done(_)));
+    assert!(matches!(owner.cmd(&hub, set).await, Message::Done(_)));
     assert!(matches!(
-        guest.cmd(&hub, send(3, "news", "hello")),
+        guest.cmd(&hub, send(3, "news", "hello")).await,
         Message::MessageAck(_)
     ));
 }
 
-#[test]
-fn nicks_are_unique_while_online_and_memberships_survive_reconnect() {
-    let hub = Hub::new(cfg());
-    let a = login(&hub, "alice", 64).unwrap();
+#[tokio::test]
+async fn nicks_are_unique_while_online_and_memberships_survive_reconnect() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut a = login(&hub, "alice", 64).unwrap();
     assert_eq!(login(&hub, "alice", 64).err(), Some(ErrorCode::NickUnavailable));
     assert_eq!(
         login(&hub, "bad nick!", 64).err(),
         Some(ErrorCode::NickUnavailable)
     );
-    a.cmd(&hub, join(1, "general"));
+    a.cmd(&hub, join(1, "general")).await;
     let user = a.conn.user;
     hub.disconnect(&a.conn);
-    let a2 = login(&hub, "alice", 64).unwrap();
+    let mut a2 = login(&hub, "alice", 64).unwrap();
     assert_eq!(a2.conn.user, user, "same user again");
-    let Message::Joined(j) = a2.cmd(&hub, join(1, "general")) else {
+    let Message::Joined(j) = a2.cmd(&hub, join(1, "general")).await else {
         panic!()
     };
     assert_eq!(
@@ -241,27 +280,30 @@ fn nicks_are_unique_while_online_and_memberships_survive_reconnect() {
         (Role::Owner, 2),
         "still owner; no new join event"
     );
-    let b = login(&hub, "bob", 64).unwrap();
+    let mut b = login(&hub, "bob", 64).unwrap();
     assert_eq!(
-        error_code(&b.cmd(
-            &hub,
-            SetNick {
-                req: 1,
-                nick: "alice".into()
-            }
-        )),
+        error_code(
+            &b.cmd(
+                &hub,
+                SetNick {
+                    req: 1,
+                    nick: "alice".into()
+                }
+            )
+            .await
+        ),
         Some(ErrorCode::NickUnavailable)
     );
 }
 
-#[test]
-fn edit_and_delete_follow_the_matrix() {
-    let hub = Hub::new(cfg());
-    let owner = login(&hub, "owner", 64).unwrap();
-    let bob = login(&hub, "bob", 64).unwrap();
-    owner.cmd(&hub, join(1, "g"));
-    bob.cmd(&hub, join(1, "g"));
-    let Message::MessageAck(ack) = bob.cmd(&hub, send(2, "g", "typo")) else {
+#[tokio::test]
+async fn edit_and_delete_follow_the_matrix() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut owner = login(&hub, "owner", 64).unwrap();
+    let mut bob = login(&hub, "bob", 64).unwrap();
+    owner.cmd(&hub, join(1, "g")).await;
+    bob.cmd(&hub, join(1, "g")).await;
+    let Message::MessageAck(ack) = bob.cmd(&hub, send(2, "g", "typo")).await else {
         panic!()
     };
     let edit = |req, text: &str| Edit {
@@ -271,10 +313,10 @@ fn edit_and_delete_follow_the_matrix() {
         text: text.into(),
     };
     assert_eq!(
-        error_code(&owner.cmd(&hub, edit(3, "mine now"))),
+        error_code(&owner.cmd(&hub, edit(3, "mine now")).await),
         Some(ErrorCode::Forbidden)
     );
-    assert!(matches!(bob.cmd(&hub, edit(3, "fixed")), Message::Done(_)));
+    assert!(matches!(bob.cmd(&hub, edit(3, "fixed")).await, Message::Done(_)));
     let react = React {
         req: 4,
         room: "g".into(),
@@ -282,17 +324,20 @@ fn edit_and_delete_follow_the_matrix() {
         emoji: "👍".into(),
         add: true,
     };
-    assert!(matches!(owner.cmd(&hub, react), Message::Done(_)));
+    assert!(matches!(owner.cmd(&hub, react).await, Message::Done(_)));
     let delete = Delete {
         req: 5,
         room: "g".into(),
         id: ack.id,
     };
     assert!(
-        matches!(owner.cmd(&hub, delete.clone()), Message::Done(_)),
+        matches!(owner.cmd(&hub, delete.clone()).await, Message::Done(_)),
         "owners delete any"
     );
-    assert_eq!(error_code(&bob.cmd(&hub, delete)), Some(ErrorCode::NoSuchMessage));
+    assert_eq!(
+        error_code(&bob.cmd(&hub, delete).await),
+        Some(ErrorCode::NoSuchMessage)
+    );
     let kinds: Vec<FrameType> = bob.room_events().iter().map(|(_, m)| m.frame_type()).collect();
     assert_eq!(
         kinds[kinds.len() - 3..],
@@ -304,19 +349,19 @@ fn edit_and_delete_follow_the_matrix() {
     );
 }
 
-#[test]
-fn direct_messages_open_a_private_room_for_two() {
-    let hub = Hub::new(cfg());
-    let a = login(&hub, "alice", 64).unwrap();
-    let b = login(&hub, "bob", 64).unwrap();
-    let c = login(&hub, "carol", 64).unwrap();
+#[tokio::test]
+async fn direct_messages_open_a_private_room_for_two() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut a = login(&hub, "alice", 64).unwrap();
+    let mut b = login(&hub, "bob", 64).unwrap();
+    let mut c = login(&hub, "carol", 64).unwrap();
     let dm = DirectMessage {
         req: 1,
         to: "bob".into(),
         client_id: 1,
         text: "psst".into(),
     };
-    let Message::MessageAck(ack) = a.cmd(&hub, dm) else {
+    let Message::MessageAck(ack) = a.cmd(&hub, dm).await else {
         panic!()
     };
     assert!(ack.room.starts_with("dm:"));
@@ -326,31 +371,32 @@ fn direct_messages_open_a_private_room_for_two() {
         "{got:?}"
     );
     assert_eq!(
-        error_code(&c.cmd(&hub, join(1, &ack.room))),
+        error_code(&c.cmd(&hub, join(1, &ack.room)).await),
         Some(ErrorCode::Forbidden)
     );
-    let Message::RoomList(l) = c.cmd(&hub, ListRooms { req: 2 }) else {
+    let Message::RoomList(l) = c.cmd(&hub, ListRooms { req: 2 }).await else {
         panic!()
     };
     assert!(l.rooms.is_empty(), "direct rooms are not listed to others");
-    let Message::RoomList(l) = b.cmd(&hub, ListRooms { req: 2 }) else {
+    let Message::RoomList(l) = b.cmd(&hub, ListRooms { req: 2 }).await else {
         panic!()
     };
     assert_eq!(l.rooms.len(), 1);
 }
 
-#[test]
-fn hot_rooms_move_to_their_own_stream_and_back_without_reordering() {
-    let hub = Hub::new(HubConfig {
+#[tokio::test]
+async fn hot_rooms_move_to_their_own_stream_and_back_without_reordering() {
+    let (hub, _dir) = hub_with(HubConfig {
         hot_room_threshold: 5.0,
         ..cfg()
-    });
+    })
+    .await;
     let mut a = login(&hub, "alice", 1024).unwrap();
     let mut b = login(&hub, "bob", 1024).unwrap();
-    a.cmd(&hub, join(1, "busy"));
-    b.cmd(&hub, join(1, "busy"));
+    a.cmd(&hub, join(1, "busy")).await;
+    b.cmd(&hub, join(1, "busy")).await;
     for i in 0..20 {
-        a.cmd(&hub, send(10 + i, "busy", &format!("m{i}")));
+        a.cmd(&hub, send(10 + i, "busy", &format!("m{i}"))).await;
     }
     assert_eq!(hub.hot_rooms(), 1);
     for p in [&mut a, &mut b] {
@@ -369,21 +415,21 @@ fn hot_rooms_move_to_their_own_stream_and_back_without_reordering() {
     hub.tick();
     assert_eq!(hub.hot_rooms(), 0);
     assert!(b.control().iter().any(|m| matches!(m, Message::RoomDemoted(_))));
-    b.cmd(&hub, send(99, "busy", "calm"));
+    b.cmd(&hub, send(99, "busy", "calm")).await;
     let after = b.room_events();
     assert!(matches!(&after[..], [(StreamKind::Shard(_), Message::RoomMessage(m))] if m.text == "calm"));
 }
 
-#[test]
-fn a_slow_consumer_is_dropped_and_the_others_keep_everything() {
-    let hub = Hub::new(cfg());
-    let a = login(&hub, "alice", 1024).unwrap();
+#[tokio::test]
+async fn a_slow_consumer_is_dropped_and_the_others_keep_everything() {
+    let (hub, _dir) = hub_with(cfg()).await;
+    let mut a = login(&hub, "alice", 1024).unwrap();
     let mut slow = login(&hub, "slow", 4).unwrap();
-    a.cmd(&hub, join(1, "r"));
-    slow.cmd(&hub, join(1, "r"));
+    a.cmd(&hub, join(1, "r")).await;
+    slow.cmd(&hub, join(1, "r")).await;
     for i in 0..50 {
         assert!(matches!(
-            a.cmd(&hub, send(10 + i, "r", "x")),
+            a.cmd(&hub, send(10 + i, "r", "x")).await,
             Message::MessageAck(_)
         ));
     }
@@ -395,20 +441,20 @@ fn a_slow_consumer_is_dropped_and_the_others_keep_everything() {
     assert_eq!(a.room_events().len(), 52, "2 joins + 50 messages");
 }
 
-#[test]
-fn typing_reaches_others_and_receipts_reach_the_author() {
-    let hub = Hub::new(cfg());
+#[tokio::test]
+async fn typing_reaches_others_and_receipts_reach_the_author() {
+    let (hub, _dir) = hub_with(cfg()).await;
     let mut a = login(&hub, "alice", 64).unwrap();
-    let b = login(&hub, "bob", 64).unwrap();
-    a.cmd(&hub, join(1, "r"));
-    b.cmd(&hub, join(1, "r"));
+    let mut b = login(&hub, "bob", 64).unwrap();
+    a.cmd(&hub, join(1, "r")).await;
+    b.cmd(&hub, join(1, "r")).await;
     a.wire.datagrams.lock().clear();
     hub.typing(&b.conn, "r");
     let d = a.wire.datagrams.lock().clone();
     assert_eq!(d.len(), 1);
     assert!(matches!(Message::decode_datagram(&d[0], 2048).unwrap(), Message::Typing(t) if t.nick == "bob"));
     assert!(b.wire.datagrams.lock().is_empty(), "not echoed to the typist");
-    let Message::MessageAck(ack) = a.cmd(&hub, send(2, "r", "read me")) else {
+    let Message::MessageAck(ack) = a.cmd(&hub, send(2, "r", "read me")).await else {
         panic!()
     };
     a.control();

@@ -24,7 +24,7 @@ use crate::transport::{Connection, RecvStream, SendStream};
 use outbound::{Conn, Ctl, Wire};
 
 /// Frames queued on a control stream before the client counts as a slow consumer.
-const CONTROL_QUEUE: usize = 256;
+const CONTROL_QUEUE: usize = 1024;
 /// How long a closing connection waits for its last frame to reach the client.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// Frames a writer takes from its queue per write.
@@ -415,8 +415,18 @@ async fn read_client_stream<R: RecvStream>(
                         format!("{:?} is not a command", msg.frame_type()),
                     ));
                 }
-                let reply = hub.command(handle, msg);
-                handle.control(&reply);
+                let reply = match msg {
+                    Message::History(h) => Some(hub.history(handle, h).await),
+                    Message::UploadStart(_) | Message::UploadComplete(_) => Some(Error::reply(
+                        msg.request_id().unwrap_or(0),
+                        ErrorCode::Unsupported,
+                        "uploads are not supported yet",
+                    )),
+                    msg => hub.command(handle, msg),
+                };
+                if let Some(reply) = reply {
+                    handle.control(&reply);
+                }
             }
         }
         StreamKind::Acks => {

@@ -21,6 +21,7 @@ pub async fn gateway(tweak: impl FnOnce(&mut ServerConfig)) -> Gateway {
     let mut cfg = ServerConfig {
         quic: "127.0.0.1:0".parse().unwrap(),
         http: "127.0.0.1:0".parse().unwrap(),
+        data: tempfile::tempdir().unwrap().keep(),
         ..ServerConfig::default()
     };
     tweak(&mut cfg);

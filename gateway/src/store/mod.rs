@@ -1,0 +1,199 @@
+//! Durable state behind one trait: SQLite embedded by default ([`sqlite`]), PostgreSQL for a
+//! cluster later. The hub keeps the live state in memory and writes every change through
+//! [`Store::apply`] in batches (group commit); it loads everything back at start.
+
+pub mod sqlite;
+
+use bytes::Bytes;
+use garou_protocol::{MsgId, Offset, Role, RoomKind, StoredMessage, UserId};
+
+/// A store failure. The gateway treats it as an internal error for the affected request.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One change, applied with others of its batch in a single transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    User {
+        id: UserId,
+        nick: String,
+    },
+    Room {
+        name: String,
+        kind: RoomKind,
+        epoch: u64,
+    },
+    Member {
+        room: String,
+        user: UserId,
+        role: Role,
+    },
+    RemoveMember {
+        room: String,
+        user: UserId,
+    },
+    /// A sequenced room event, stored as the frame clients receive.
+    Event {
+        room: String,
+        offset: Offset,
+        ts_ms: u64,
+        frame: Bytes,
+    },
+    Message {
+        id: MsgId,
+        room: String,
+        offset: Offset,
+        author: UserId,
+        nick: String,
+        ts_ms: u64,
+        text: String,
+        client_id: u64,
+        attachment: Option<String>,
+    },
+    Edit {
+        id: MsgId,
+        text: String,
+    },
+    Delete {
+        id: MsgId,
+    },
+    React {
+        id: MsgId,
+        user: UserId,
+        emoji: String,
+        add: bool,
+    },
+    Receipt {
+        room: String,
+        user: UserId,
+        offset: Offset,
+        read: bool,
+    },
+}
+
+/// A room as loaded at start.
+#[derive(Debug, Clone)]
+pub struct RoomRecord {
+    pub name: String,
+    pub kind: RoomKind,
+    pub epoch: u64,
+    pub last_offset: Offset,
+    pub first_offset: Offset,
+    pub members: Vec<(UserId, Role)>,
+}
+
+/// A recent message as loaded at start (for edits, reactions, receipts, idempotency).
+#[derive(Debug, Clone)]
+pub struct RecentRecord {
+    pub id: MsgId,
+    pub offset: Offset,
+    pub author: UserId,
+    pub client_id: u64,
+    pub deleted: bool,
+    pub reactions: Vec<(UserId, String)>,
+}
+
+/// An upload's bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub owner: UserId,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: Vec<u8>,
+    pub received: u64,
+    pub complete: bool,
+    /// The room of the first message that referenced it (download needs membership).
+    pub room: Option<String>,
+}
+
+/// Retention rule of one room kind.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Keep at most this many messages (0: no limit).
+    pub max_messages: u64,
+    /// Drop messages older than this (0: no limit).
+    pub max_age_secs: u64,
+}
+
+/// The store. Methods are called from the hub's committer (writes, in order) and from
+/// request handlers (reads).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply a batch atomically and durably: when this returns Ok, it survives a crash.
+    async fn apply(&self, ops: &[Op]) -> Result<()>;
+    async fn users(&self) -> Result<Vec<(UserId, String)>>;
+    async fn rooms(&self) -> Result<Vec<RoomRecord>>;
+    /// The newest `limit` messages of a room, oldest first.
+    async fn recent(&self, room: &str, limit: u32) -> Result<Vec<RecentRecord>>;
+    /// Highest id used by users and messages (ids continue after it).
+    async fn max_id(&self) -> Result<u64>;
+    /// Encoded events with `after < offset <= upto`, in order.
+    async fn events(&self, room: &str, after: Offset, upto: Offset) -> Result<Vec<Bytes>>;
+    /// A page of messages, oldest first.
+    async fn messages(
+        &self,
+        room: &str,
+        before: Option<Offset>,
+        after: Option<Offset>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>>;
+    /// Messages after the user's read mark, not written by the user.
+    async fn unread(&self, room: &str, user: UserId) -> Result<u64>;
+    /// Every (room, user, read offset).
+    async fn read_marks(&self) -> Result<Vec<(String, UserId, Offset)>>;
+    /// Apply a room kind's retention; returns the room's new first offset.
+    async fn trim(&self, room: &str, rule: Retention, now_ms: u64) -> Result<Offset>;
+    /// Find a resumable upload of `owner` with this hash and size, or record a new one.
+    async fn upload_begin(&self, new: UploadRecord) -> Result<UploadRecord>;
+    async fn upload_progress(&self, id: &str, received: u64, complete: bool) -> Result<()>;
+    async fn upload_attach(&self, id: &str, room: &str) -> Result<()>;
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>>;
+}
+
+pub(crate) fn kind_to_i64(k: RoomKind) -> i64 {
+    match k {
+        RoomKind::Direct => 0,
+        RoomKind::Group => 1,
+        RoomKind::Channel => 2,
+    }
+}
+
+pub(crate) fn kind_from_i64(k: i64) -> RoomKind {
+    match k {
+        0 => RoomKind::Direct,
+        2 => RoomKind::Channel,
+        _ => RoomKind::Group,
+    }
+}
+
+pub(crate) fn role_to_i64(r: Role) -> i64 {
+    r as i64
+}
+
+pub(crate) fn role_from_i64(r: i64) -> Role {
+    match r {
+        0 => Role::Guest,
+        2 => Role::Moderator,
+        3 => Role::Admin,
+        4 => Role::Owner,
+        _ => Role::Member,
+    }
+}

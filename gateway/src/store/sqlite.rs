@@ -1,0 +1,577 @@
+//! The embedded default store: SQLite in WAL mode with `synchronous = FULL`.
+//!
+//! Why FULL: an acknowledged message must survive `kill -9` and a power cut. In WAL mode,
+//! NORMAL already survives a killed process (the WAL write is in the OS page cache), but
+//! not losing power; FULL fsyncs the WAL at every commit. Its cost is paid once per batch,
+//! not per message: the hub's committer groups everything queued into one transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use garou_protocol::{Offset, StoredMessage, UserId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+
+use super::*;
+
+/// SQLite behind [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) `dir/garou.db` and run the migrations.
+    pub async fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
+        let url = format!("sqlite://{}", dir.join("garou.db").display());
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn i(v: u64) -> i64 {
+    v as i64
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn apply(&self, ops: &[Op]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for op in ops {
+            match op {
+                Op::User { id, nick } => {
+                    sqlx::query("INSERT INTO users (id, nick) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET nick = excluded.nick")
+                        .bind(i(*id))
+                        .bind(nick)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Room { name, kind, epoch } => {
+                    sqlx::query("INSERT OR IGNORE INTO rooms (name, kind, epoch) VALUES (?, ?, ?)")
+                        .bind(name)
+                        .bind(kind_to_i64(*kind))
+                        .bind(i(*epoch))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Member { room, user, role } => {
+                    sqlx::query(
+                        "INSERT INTO memberships (room, user, role) VALUES (?, ?, ?) \
+                         ON CONFLICT(room, user) DO UPDATE SET role = excluded.role",
+                    )
+                    .bind(room)
+                    .bind(i(*user))
+                    .bind(role_to_i64(*role))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Op::RemoveMember { room, user } => {
+                    sqlx::query("DELETE FROM memberships WHERE room = ? AND user = ?")
+                        .bind(room)
+                        .bind(i(*user))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Event {
+                    room,
+                    offset,
+                    ts_ms,
+                    frame,
+                } => {
+                    sqlx::query("INSERT INTO events (room, offset, ts_ms, frame) VALUES (?, ?, ?, ?)")
+                        .bind(room)
+                        .bind(i(*offset))
+                        .bind(i(*ts_ms))
+                        .bind(frame.as_ref())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE rooms SET last_offset = MAX(last_offset, ?) WHERE name = ?")
+                        .bind(i(*offset))
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Message {
+                    id,
+                    room,
+                    offset,
+                    author,
+                    nick,
+                    ts_ms,
+                    text,
+                    client_id,
+                    attachment,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO messages (id, room, offset, author, nick, ts_ms, text, client_id, attachment) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(i(*id))
+                    .bind(room)
+                    .bind(i(*offset))
+                    .bind(i(*author))
+                    .bind(nick)
+                    .bind(i(*ts_ms))
+                    .bind(text)
+                    .bind(i(*client_id))
+                    .bind(attachment)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Op::Edit { id, text } => {
+                    sqlx::query("UPDATE messages SET text = ?, edited = 1 WHERE id = ?")
+                        .bind(text)
+                        .bind(i(*id))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Delete { id } => {
+                    sqlx::query("UPDATE messages SET deleted = 1, text = '' WHERE id = ?")
+                        .bind(i(*id))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::React { id, user, emoji, add } => {
+                    let q = if *add {
+                        "INSERT OR IGNORE INTO reactions (message, user, emoji) VALUES (?, ?, ?)"
+                    } else {
+                        "DELETE FROM reactions WHERE message = ? AND user = ? AND emoji = ?"
+                    };
+                    sqlx::query(q)
+                        .bind(i(*id))
+                        .bind(i(*user))
+                        .bind(emoji)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Receipt {
+                    room,
+                    user,
+                    offset,
+                    read,
+                } => {
+                    let q = if *read {
+                        "INSERT INTO receipts (room, user, delivered, read) VALUES (?1, ?2, ?3, ?3) \
+                         ON CONFLICT(room, user) DO UPDATE SET read = MAX(read, ?3), delivered = MAX(delivered, ?3)"
+                    } else {
+                        "INSERT INTO receipts (room, user, delivered) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT(room, user) DO UPDATE SET delivered = MAX(delivered, ?3)"
+                    };
+                    sqlx::query(q)
+                        .bind(room)
+                        .bind(i(*user))
+                        .bind(i(*offset))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn users(&self) -> Result<Vec<(UserId, String)>> {
+        let rows = sqlx::query("SELECT id, nick FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get::<String, _>(1)))
+            .collect())
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        let rows = sqlx::query("SELECT name, kind, epoch, last_offset, first_offset FROM rooms")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rooms: Vec<RoomRecord> = rows
+            .iter()
+            .map(|r| RoomRecord {
+                name: r.get(0),
+                kind: kind_from_i64(r.get(1)),
+                epoch: r.get::<i64, _>(2) as u64,
+                last_offset: r.get::<i64, _>(3) as u64,
+                first_offset: r.get::<i64, _>(4) as u64,
+                members: Vec::new(),
+            })
+            .collect();
+        let members = sqlx::query("SELECT room, user, role FROM memberships")
+            .fetch_all(&self.pool)
+            .await?;
+        for m in members {
+            let room: String = m.get(0);
+            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
+                r.members
+                    .push((m.get::<i64, _>(1) as u64, role_from_i64(m.get(2))));
+            }
+        }
+        Ok(rooms)
+    }
+
+    async fn recent(&self, room: &str, limit: u32) -> Result<Vec<RecentRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, offset, author, client_id, deleted FROM messages WHERE room = ? \
+             ORDER BY offset DESC LIMIT ?",
+        )
+        .bind(room)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows.iter().rev() {
+            let id = r.get::<i64, _>(0);
+            let reactions = sqlx::query("SELECT user, emoji FROM reactions WHERE message = ?")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|x| (x.get::<i64, _>(0) as u64, x.get::<String, _>(1)))
+                .collect();
+            out.push(RecentRecord {
+                id: id as u64,
+                offset: r.get::<i64, _>(1) as u64,
+                author: r.get::<i64, _>(2) as u64,
+                client_id: r.get::<i64, _>(3) as u64,
+                deleted: r.get::<i64, _>(4) != 0,
+                reactions,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn max_id(&self) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM users), 0), COALESCE((SELECT MAX(id) FROM messages), 0))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    async fn events(&self, room: &str, after: Offset, upto: Offset) -> Result<Vec<Bytes>> {
+        let rows = sqlx::query(
+            "SELECT frame FROM events WHERE room = ? AND offset > ? AND offset <= ? ORDER BY offset",
+        )
+        .bind(room)
+        .bind(i(after))
+        .bind(i(upto))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| Bytes::from(r.get::<Vec<u8>, _>(0))).collect())
+    }
+
+    async fn messages(
+        &self,
+        room: &str,
+        before: Option<Offset>,
+        after: Option<Offset>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        let limit = i64::from(limit.clamp(1, 1000));
+        let before = before.map_or(i64::MAX, i);
+        // With only `after` (or neither after nor before: the newest), page forwards or backwards.
+        let rows = if let Some(after) = after {
+            sqlx::query(
+                "SELECT id, offset, author, nick, ts_ms, text, edited, deleted, attachment FROM messages \
+                 WHERE room = ? AND offset > ? AND offset < ? ORDER BY offset ASC LIMIT ?",
+            )
+            .bind(room)
+            .bind(i(after))
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            let mut rows = sqlx::query(
+                "SELECT id, offset, author, nick, ts_ms, text, edited, deleted, attachment FROM messages \
+                 WHERE room = ? AND offset < ? ORDER BY offset DESC LIMIT ?",
+            )
+            .bind(room)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.reverse();
+            rows
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.get(0);
+            let reactions = sqlx::query(
+                "SELECT emoji, COUNT(*) FROM reactions WHERE message = ? GROUP BY emoji ORDER BY MIN(rowid)",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .or_else(|_| Ok::<_, sqlx::Error>(Vec::new()))?
+            .iter()
+            .map(|x| (x.get::<String, _>(0), x.get::<i64, _>(1) as u32))
+            .collect();
+            out.push(StoredMessage {
+                offset: r.get::<i64, _>(1) as u64,
+                id: id as u64,
+                author: r.get::<i64, _>(2) as u64,
+                nick: r.get(3),
+                ts_ms: r.get::<i64, _>(4) as u64,
+                text: r.get(5),
+                edited: r.get::<i64, _>(6) != 0,
+                deleted: r.get::<i64, _>(7) != 0,
+                attachment: r.get(8),
+                reactions,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn unread(&self, room: &str, user: UserId) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM messages WHERE room = ?1 AND author != ?2 AND deleted = 0 AND offset > \
+             COALESCE((SELECT read FROM receipts WHERE room = ?1 AND user = ?2), 0)",
+        )
+        .bind(room)
+        .bind(i(user))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+
+    async fn read_marks(&self) -> Result<Vec<(String, UserId, Offset)>> {
+        let rows = sqlx::query("SELECT room, user, read FROM receipts WHERE read > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64))
+            .collect())
+    }
+
+    async fn trim(&self, room: &str, rule: Retention, now_ms: u64) -> Result<Offset> {
+        let mut cutoff: i64 = 0; // events with offset <= cutoff go
+        if rule.max_messages > 0 {
+            if let Some(r) = sqlx::query(
+                "SELECT offset FROM messages WHERE room = ? ORDER BY offset DESC LIMIT 1 OFFSET ?",
+            )
+            .bind(room)
+            .bind(i(rule.max_messages))
+            .fetch_optional(&self.pool)
+            .await?
+            {
+                cutoff = cutoff.max(r.get::<i64, _>(0));
+            }
+        }
+        if rule.max_age_secs > 0 {
+            let oldest = i(now_ms.saturating_sub(rule.max_age_secs * 1000));
+            if let Some(r) = sqlx::query("SELECT MAX(offset) FROM events WHERE room = ? AND ts_ms < ?")
+                .bind(room)
+                .bind(oldest)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                cutoff = cutoff.max(r.get::<Option<i64>, _>(0).unwrap_or(0));
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        if cutoff > 0 {
+            sqlx::query("DELETE FROM reactions WHERE message IN (SELECT id FROM messages WHERE room = ? AND offset <= ?)")
+                .bind(room)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM messages WHERE room = ? AND offset <= ?")
+                .bind(room)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM events WHERE room = ? AND offset <= ?")
+                .bind(room)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE rooms SET first_offset = MAX(first_offset, ?) WHERE name = ?")
+                .bind(cutoff + 1)
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let first = sqlx::query("SELECT first_offset FROM rooms WHERE name = ?")
+            .bind(room)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map_or(1, |r| r.get::<i64, _>(0) as u64);
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    async fn upload_begin(&self, new: UploadRecord) -> Result<UploadRecord> {
+        let existing = sqlx::query(
+            "SELECT id FROM uploads WHERE owner = ? AND sha256 = ? AND size = ? AND name = ? LIMIT 1",
+        )
+        .bind(i(new.owner))
+        .bind(&new.sha256)
+        .bind(i(new.size))
+        .bind(&new.name)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = existing {
+            let id: String = row.get(0);
+            if let Some(rec) = self.upload(&id).await? {
+                return Ok(rec);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO uploads (id, owner, name, content_type, size, sha256, received, complete) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, 0)",
+        )
+        .bind(&new.id)
+        .bind(i(new.owner))
+        .bind(&new.name)
+        .bind(&new.content_type)
+        .bind(i(new.size))
+        .bind(&new.sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(UploadRecord {
+            received: 0,
+            complete: false,
+            room: None,
+            ..new
+        })
+    }
+
+    async fn upload_progress(&self, id: &str, received: u64, complete: bool) -> Result<()> {
+        sqlx::query("UPDATE uploads SET received = ?, complete = ? WHERE id = ?")
+            .bind(i(received))
+            .bind(complete)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upload_attach(&self, id: &str, room: &str) -> Result<()> {
+        sqlx::query("UPDATE uploads SET room = COALESCE(room, ?) WHERE id = ?")
+            .bind(room)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: &str) -> Result<Option<UploadRecord>> {
+        let row = sqlx::query(
+            "SELECT id, owner, name, content_type, size, sha256, received, complete, room FROM uploads WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| UploadRecord {
+            id: r.get(0),
+            owner: r.get::<i64, _>(1) as u64,
+            name: r.get(2),
+            content_type: r.get(3),
+            size: r.get::<i64, _>(4) as u64,
+            sha256: r.get(5),
+            received: r.get::<i64, _>(6) as u64,
+            complete: r.get::<i64, _>(7) != 0,
+            room: r.get(8),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use garou_protocol::{Role, RoomKind};
+
+    #[tokio::test]
+    async fn batches_survive_reopening_and_history_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path()).await.unwrap();
+            let mut ops = vec![
+                Op::User {
+                    id: 1,
+                    nick: "ann".into(),
+                },
+                Op::Room {
+                    name: "r".into(),
+                    kind: RoomKind::Group,
+                    epoch: 77,
+                },
+                Op::Member {
+                    room: "r".into(),
+                    user: 1,
+                    role: Role::Owner,
+                },
+            ];
+            for o in 1..=30u64 {
+                ops.push(Op::Event {
+                    room: "r".into(),
+                    offset: o,
+                    ts_ms: o,
+                    frame: Bytes::from(vec![o as u8]),
+                });
+                ops.push(Op::Message {
+                    id: 100 + o,
+                    room: "r".into(),
+                    offset: o,
+                    author: 1,
+                    nick: "ann".into(),
+                    ts_ms: o,
+                    text: format!("m{o}"),
+                    client_id: o,
+                    attachment: None,
+                });
+            }
+            ops.push(Op::Edit {
+                id: 101,
+                text: "edited".into(),
+            });
+            s.apply(&ops).await.unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let rooms = s.rooms().await.unwrap();
+        assert_eq!(
+            (rooms[0].epoch, rooms[0].last_offset, rooms[0].members.len()),
+            (77, 30, 1)
+        );
+        assert_eq!(s.max_id().await.unwrap(), 130);
+        assert_eq!(
+            s.events("r", 10, 12).await.unwrap(),
+            vec![Bytes::from(vec![11u8]), Bytes::from(vec![12u8])]
+        );
+        let page = s.messages("r", None, None, 5).await.unwrap();
+        assert_eq!(
+            page.iter().map(|m| m.offset).collect::<Vec<_>>(),
+            vec![26, 27, 28, 29, 30]
+        );
+        let page = s.messages("r", None, Some(0), 2).await.unwrap();
+        assert_eq!((page[0].text.as_str(), page[0].edited), ("edited", true));
+        let first = s
+            .trim(
+                "r",
+                Retention {
+                    max_messages: 10,
+                    max_age_secs: 0,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first, 21);
+        assert!(s.events("r", 0, 20).await.unwrap().is_empty());
+        assert_eq!(s.messages("r", None, Some(0), 100).await.unwrap().len(), 10);
+    }
+}
