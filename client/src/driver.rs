@@ -263,7 +263,7 @@ impl Driver {
             config.client_name = self.opts.client_name.clone();
             config.request_timeout_ms = self.opts.request_timeout.as_millis() as u64;
             if reconnect {
-                config.rejoin = self.rooms.clone();
+                config.resume = garou_protocol::ResumeState::with_rooms(self.rooms.clone());
             }
             let mut conn = Conn {
                 link,

@@ -12,6 +12,16 @@
 //! ids and their replies (with timeouts), room -> shard routing, hot-room bookkeeping and
 //! per-room ordering: room events are delivered strictly by offset, whichever stream they
 //! came on, so a room's promotion to its own stream (or demotion back) never reorders it.
+//!
+//! Recovery across connections: [`ClientSession::suspend`] (or the snapshot
+//! [`ClientSession::resume_state`]) yields a [`ResumeState`]: every room with where its
+//! delivery stopped ([`Since`]: last delivered offset and the room's epoch) and every send
+//! the server has not acknowledged. A new session started with it
+//! ([`ClientConfig::resume`]) rejoins each room with `Join { since }`, so the server
+//! replays what was missed, drops whatever it had delivered already (by offset), and then
+//! re-sends the unacknowledged messages with their original `client_id` (the server
+//! answers a duplicate with the original ack) **and their original request ids**, so a
+//! driver keeps waiting on the same [`ReqId`] across the reconnect.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -37,10 +47,23 @@ pub struct ClientConfig {
     pub request_timeout_ms: u64,
     /// Largest frame accepted from the server.
     pub max_frame: usize,
-    /// Out-of-order room events buffered per room before the session gives up.
+    /// Out-of-order room events buffered per room before the session gives up. This also
+    /// bounds the events of a room that may arrive before the reply to its join.
     pub reorder_limit: usize,
-    /// Rooms to join as soon as the session is ready (used on reconnect).
-    pub rejoin: Vec<String>,
+    /// Where a previous session left off (used on reconnect): its rooms are rejoined as
+    /// soon as this session is ready (each reports [`Event::Rejoined`]), then its
+    /// unacknowledged sends are sent again, before any command issued on this session.
+    pub resume: ResumeState,
+    /// Random bits that make this client's message `client_id`s unique across the user's
+    /// sessions and devices (the server de-duplicates by room, author and client id):
+    /// message `n` gets `client_id_base.wrapping_add(n)`, with `n` counting from 1 and
+    /// carried over in [`ResumeState::next_client_id`]. Drivers pass 64 random bits once
+    /// per client; the default 0 is only unique within one session.
+    pub client_id_base: u64,
+    /// Most unacknowledged sends kept (with their text) for re-sending after a reconnect;
+    /// sends beyond it work as usual but fail with `Disconnected` if the connection drops
+    /// before their ack. Default 10,000.
+    pub max_unacked: usize,
 }
 
 impl ClientConfig {
@@ -52,7 +75,87 @@ impl ClientConfig {
             request_timeout_ms: 10_000,
             max_frame: crate::DEFAULT_MAX_FRAME,
             reorder_limit: 4096,
-            rejoin: Vec::new(),
+            resume: ResumeState::default(),
+            client_id_base: 0,
+            max_unacked: MAX_UNACKED,
+        }
+    }
+}
+
+/// Default of [`ClientConfig::max_unacked`].
+pub const MAX_UNACKED: usize = 10_000;
+
+/// What a new session needs to take over from a lost one; see the module docs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeState {
+    /// Rooms to rejoin, each with where delivery stopped: `Some(since)` once the room's
+    /// join was answered (`since.offset` is the last offset delivered, `since.epoch` the
+    /// room's epoch), `None` for a room whose join never completed or whose epoch is not
+    /// known (a direct room we were added to): the server then has nothing to resume from.
+    pub rooms: Vec<(String, Option<Since>)>,
+    /// Sends (Send, DirectMessage) without an ack yet, oldest first, at most
+    /// [`ClientConfig::max_unacked`]. The next session sends them again with the same
+    /// request id and client id, and answers them with [`Event::Reply`] for that request id.
+    pub unacked: Vec<Unacked>,
+    /// The next request id to use (0: start at 1), so new requests never reuse the id of
+    /// a carried send.
+    pub next_req: ReqId,
+    /// The next client-id counter (0: start at 1); see [`ClientConfig::client_id_base`].
+    pub next_client_id: u64,
+}
+
+impl ResumeState {
+    /// A state that only joins `rooms` (no resume point, nothing to re-send).
+    pub fn with_rooms<S: Into<String>>(rooms: impl IntoIterator<Item = S>) -> Self {
+        ResumeState {
+            rooms: rooms.into_iter().map(|r| (r.into(), None)).collect(),
+            ..ResumeState::default()
+        }
+    }
+
+    /// Whether it has neither rooms nor sends to carry over.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty() && self.unacked.is_empty()
+    }
+}
+
+/// A message the server has not acknowledged yet, as it will be sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unacked {
+    Send(Send),
+    Direct(DirectMessage),
+}
+
+impl Unacked {
+    /// The request id its reply will carry (the same in every session).
+    pub fn req(&self) -> ReqId {
+        match self {
+            Unacked::Send(m) => m.req,
+            Unacked::Direct(m) => m.req,
+        }
+    }
+
+    /// The sender's id for the message, which the server de-duplicates by.
+    pub fn client_id(&self) -> u64 {
+        match self {
+            Unacked::Send(m) => m.client_id,
+            Unacked::Direct(m) => m.client_id,
+        }
+    }
+
+    /// The message as sent.
+    pub fn message(&self) -> Message {
+        match self {
+            Unacked::Send(m) => m.clone().into(),
+            Unacked::Direct(m) => m.clone().into(),
+        }
+    }
+
+    fn of(m: &Message) -> Option<Unacked> {
+        match m {
+            Message::Send(m) => Some(Unacked::Send(m.clone())),
+            Message::DirectMessage(m) => Some(Unacked::Direct(m.clone())),
+            _ => None,
         }
     }
 }
@@ -96,13 +199,29 @@ pub enum Reply {
         room: String,
         users: Vec<MemberInfo>,
     },
-    /// A Send or DirectMessage was accepted.
+    /// A Send or DirectMessage was accepted (for a re-sent message: its original ack).
     Sent {
         room: String,
         id: MsgId,
         offset: Offset,
     },
     Done,
+    /// A page of history, oldest first.
+    History {
+        room: String,
+        epoch: u64,
+        messages: Vec<StoredMessage>,
+    },
+    /// An upload may proceed from `offset`.
+    UploadReady {
+        upload: String,
+        offset: u64,
+    },
+    /// An upload is complete.
+    UploadDone {
+        upload: String,
+        url: String,
+    },
 }
 
 /// The answer to a join.
@@ -110,8 +229,19 @@ pub enum Reply {
 pub struct JoinInfo {
     pub room: RoomInfo,
     pub role: Role,
+    /// The first offset of the room delivered from now on: our own MemberJoined when we
+    /// are new, the event after the resume point when `resumed`, else the next event.
     pub offset: Offset,
     pub members: Vec<MemberInfo>,
+    /// The room's epoch (its offsets are only comparable within one epoch).
+    pub epoch: u64,
+    /// The server replays everything after the resume point ([`ResumeState::rooms`]), so
+    /// nothing was missed. False for a plain join, and after a reconnect when the gap
+    /// cannot be replayed (history trimmed, another epoch): events may have been missed,
+    /// reload the room's history (e.g. [`ClientSession::history`] before `offset`).
+    pub resumed: bool,
+    /// Messages after the user's read mark.
+    pub unread: u64,
 }
 
 /// Something the application should know about.
@@ -130,7 +260,8 @@ pub enum Event {
         req: ReqId,
         result: Result<Reply, Failure>,
     },
-    /// A room from [`ClientConfig::rejoin`] was joined again (or could not be).
+    /// A room from [`ClientConfig::resume`] was joined again (or could not be). With
+    /// `JoinInfo::resumed == false` events may have been missed: reload history.
     Rejoined {
         room: String,
         result: Result<JoinInfo, Failure>,
@@ -195,6 +326,12 @@ enum PendingKind {
     Join(String),
     Rejoin(String),
     Leave(String),
+    /// A Send or DirectMessage: `seq` orders them; `keep` is the message while it is kept
+    /// for re-sending (see [`ClientConfig::max_unacked`]).
+    Send {
+        seq: u64,
+        keep: Option<Unacked>,
+    },
 }
 
 #[derive(Debug)]
@@ -210,6 +347,10 @@ struct RoomTrack {
     next: Option<Offset>,
     /// Events that arrived ahead of `next`.
     ahead: BTreeMap<Offset, (Message, StreamKind)>,
+    /// The room's epoch, from the Joined reply.
+    epoch: Option<u64>,
+    /// The resume point of a rejoin in flight.
+    since: Option<Since>,
 }
 
 #[derive(Debug)]
@@ -231,6 +372,10 @@ pub struct ClientSession {
     max_frame: usize,
     next_req: ReqId,
     next_client_id: u64,
+    /// Orders sends (for [`ResumeState::unacked`]).
+    next_seq: u64,
+    /// Pending sends holding their message for re-sending.
+    kept: usize,
     pending: HashMap<ReqId, Pending>,
     /// Commands issued before the handshake finished, sent on Ready.
     held: Vec<Message>,
@@ -247,9 +392,17 @@ pub struct ClientSession {
 
 impl ClientSession {
     /// A new session; the Hello frame is queued at once.
-    pub fn new(config: ClientConfig, now_ms: u64) -> Self {
+    /// Sends carried over in [`ClientConfig::resume`] are held (like commands issued
+    /// before the handshake) and sent right after the rejoins.
+    pub fn new(mut config: ClientConfig, now_ms: u64) -> Self {
+        let held: Vec<Message> = std::mem::take(&mut config.resume.unacked)
+            .iter()
+            .map(Unacked::message)
+            .collect();
         let mut s = ClientSession {
             max_frame: config.max_frame,
+            next_req: config.resume.next_req.max(1),
+            next_client_id: config.resume.next_client_id.max(1),
             config,
             state: State::AwaitHelloAck,
             session: 0,
@@ -257,10 +410,10 @@ impl ClientSession {
             nick: String::new(),
             num_shards: 0,
             heartbeat_ms: 15_000,
-            next_req: 1,
-            next_client_id: 1,
+            next_seq: 0,
+            kept: 0,
             pending: HashMap::new(),
-            held: Vec::new(),
+            held,
             rooms: HashMap::new(),
             hot: HashSet::new(),
             streams: HashMap::new(),
@@ -317,7 +470,7 @@ impl ClientSession {
         self.hot.contains(room)
     }
     /// Rooms joined (or being joined), for rejoining after a reconnect. Before Ready that
-    /// includes the rooms still waiting in [`ClientConfig::rejoin`] (so a connection lost
+    /// includes the rooms still waiting in [`ClientConfig::resume`] (so a connection lost
     /// during the handshake keeps them) and the joins held until Ready.
     pub fn rooms(&self) -> Vec<String> {
         let held = self.held.iter().filter_map(|m| match m {
@@ -328,13 +481,71 @@ impl ClientSession {
         let mut v: Vec<String> = self
             .rooms
             .keys()
-            .chain(&self.config.rejoin)
+            .chain(self.config.resume.rooms.iter().map(|(r, _)| r))
             .chain(held)
             .cloned()
             .collect();
         v.sort();
         v.dedup();
         v
+    }
+
+    /// The last offset delivered in `room` and the room's epoch, once its join was
+    /// answered (what a rejoin resumes from).
+    pub fn since(&self, room: &str) -> Option<Since> {
+        let t = self.rooms.get(room)?;
+        match (t.next, t.epoch) {
+            (Some(next), Some(epoch)) => Some(Since {
+                offset: next.saturating_sub(1),
+                epoch,
+            }),
+            _ => t.since,
+        }
+    }
+
+    /// What a new session needs to take over if this connection were lost now (see
+    /// [`ResumeState`]), as [`ClientSession::suspend`] would return it. Rooms come sorted
+    /// by name, each once: the rooms joined (with their resume point) and those being
+    /// rejoined or still waiting to be. Joins the application issued that are still
+    /// unanswered are left out: they fail with `Disconnected` at a disconnect.
+    /// Unacknowledged sends come oldest first, at most `max_unacked`.
+    pub fn resume_state(&self) -> ResumeState {
+        let rejoining: HashSet<&str> = self
+            .pending
+            .values()
+            .filter_map(|p| match &p.kind {
+                PendingKind::Rejoin(room) => Some(room.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut rooms: BTreeMap<String, Option<Since>> = BTreeMap::new();
+        for (name, track) in &self.rooms {
+            if track.next.is_some() || rejoining.contains(name.as_str()) {
+                rooms.insert(name.clone(), self.since(name));
+            }
+        }
+        for (name, since) in &self.config.resume.rooms {
+            rooms.entry(name.clone()).or_insert(*since);
+        }
+        let mut sends: Vec<(u64, &Unacked)> = self
+            .pending
+            .values()
+            .filter_map(|p| match &p.kind {
+                PendingKind::Send { seq, keep: Some(u) } => Some((*seq, u)),
+                _ => None,
+            })
+            .collect();
+        sends.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut unacked: Vec<Unacked> = sends.into_iter().map(|(_, u)| u.clone()).collect();
+        // Before Ready the sends wait in `held` (nothing is pending then).
+        unacked.extend(self.held.iter().filter_map(Unacked::of));
+        unacked.truncate(self.config.max_unacked);
+        ResumeState {
+            rooms: rooms.into_iter().collect(),
+            unacked,
+            next_req: self.next_req,
+            next_client_id: self.next_client_id,
+        }
     }
     /// Number of requests still waiting for a reply.
     pub fn pending_requests(&self) -> usize {
@@ -396,6 +607,31 @@ impl ClientSession {
             self.next_ping = now_ms + self.heartbeat_ms;
         }
         Ok(())
+    }
+
+    /// The connection is gone and a new session will take over: returns its
+    /// [`ResumeState`] (as [`ClientSession::resume_state`]) and fails every other
+    /// outstanding request with `Disconnected`, like [`ClientSession::abort`]. What is
+    /// carried over gets no answer from this session: the sends in
+    /// `ResumeState::unacked` are answered by the next one under the same request ids,
+    /// and rejoins in flight are simply tried again (no `Rejoined` error). A driver that
+    /// will not start a next session must fail those sends itself (or call `abort`).
+    pub fn suspend(&mut self, reason: &str) -> ResumeState {
+        let state = self.resume_state();
+        let carried: HashSet<ReqId> = state.unacked.iter().map(Unacked::req).collect();
+        let rejoins: Vec<ReqId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.kind, PendingKind::Rejoin(_)))
+            .map(|(r, _)| *r)
+            .collect();
+        for req in carried.iter().chain(&rejoins) {
+            self.take_pending(*req);
+        }
+        self.held
+            .retain(|m| m.request_id().is_none_or(|r| !carried.contains(&r)));
+        self.abort(reason);
+        state
     }
 
     /// Fail every outstanding request with `Disconnected` (the connection is gone).
@@ -548,9 +784,12 @@ impl ClientSession {
                     nick: self.nick.clone(),
                     num_shards: self.num_shards,
                 });
-                for room in std::mem::take(&mut self.config.rejoin) {
+                // Rejoin first, then re-send what was not acknowledged (held first), then
+                // the commands issued during the handshake: all on the commands stream,
+                // which the server handles in order.
+                for (room, since) in std::mem::take(&mut self.config.resume.rooms) {
                     let req = self.alloc_req();
-                    self.rooms.entry(room.clone()).or_default();
+                    self.rooms.entry(room.clone()).or_default().since = since;
                     self.pending.insert(
                         req,
                         Pending {
@@ -558,15 +797,7 @@ impl ClientSession {
                             kind: PendingKind::Rejoin(room.clone()),
                         },
                     );
-                    self.queue(
-                        Lane::Commands,
-                        Join {
-                            req,
-                            room,
-                            since: None,
-                        }
-                        .into(),
-                    );
+                    self.queue(Lane::Commands, Join { req, room, since }.into());
                 }
                 for m in std::mem::take(&mut self.held) {
                     self.dispatch(m, now_ms);
@@ -599,9 +830,18 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Remove a pending request, releasing the message it kept for re-sending.
+    fn take_pending(&mut self, req: ReqId) -> Option<Pending> {
+        let p = self.pending.remove(&req)?;
+        if matches!(p.kind, PendingKind::Send { keep: Some(_), .. }) {
+            self.kept -= 1;
+        }
+        Some(p)
+    }
+
     fn on_reply(&mut self, msg: Message) {
         let req = msg.reply_to().expect("checked by caller");
-        let Some(p) = self.pending.remove(&req) else {
+        let Some(p) = self.take_pending(req) else {
             return; // late reply to a request that timed out
         };
         let result = match msg {
@@ -614,6 +854,9 @@ impl ClientSession {
                 role: m.role,
                 offset: m.offset,
                 members: m.members,
+                epoch: m.epoch,
+                resumed: m.resumed,
+                unread: m.unread,
             })),
             Message::Left(m) => Ok(Reply::Left(m.room)),
             Message::RoomList(m) => Ok(Reply::Rooms(m.rooms)),
@@ -627,6 +870,19 @@ impl ClientSession {
                 id: m.id,
                 offset: m.offset,
             }),
+            Message::HistoryPage(m) => Ok(Reply::History {
+                room: m.room,
+                epoch: m.epoch,
+                messages: m.messages,
+            }),
+            Message::UploadReady(m) => Ok(Reply::UploadReady {
+                upload: m.upload,
+                offset: m.offset,
+            }),
+            Message::UploadDone(m) => Ok(Reply::UploadDone {
+                upload: m.upload,
+                url: m.url,
+            }),
             Message::Error(e) => Err(Failure {
                 code: e.code,
                 message: e.message,
@@ -637,7 +893,7 @@ impl ClientSession {
     }
 
     fn fail_request(&mut self, req: ReqId, f: Failure) {
-        if let Some(p) = self.pending.remove(&req) {
+        if let Some(p) = self.take_pending(req) {
             self.finish_request(req, p.kind, Err(f));
         }
     }
@@ -646,20 +902,20 @@ impl ClientSession {
         match (kind, result) {
             // The reply first, then the room's events buffered while the join was in flight.
             (PendingKind::Join(room), Ok(Reply::Joined(info))) => {
-                let offset = info.offset;
+                let (offset, epoch, resumed) = (info.offset, info.epoch, info.resumed);
                 self.events.push_back(Event::Reply {
                     req,
                     result: Ok(Reply::Joined(info)),
                 });
-                self.start_room(&room, offset);
+                self.start_room(&room, offset, epoch, resumed);
             }
             (PendingKind::Rejoin(room), Ok(Reply::Joined(info))) => {
-                let offset = info.offset;
+                let (offset, epoch, resumed) = (info.offset, info.epoch, info.resumed);
                 self.events.push_back(Event::Rejoined {
                     room: room.clone(),
                     result: Ok(info),
                 });
-                self.start_room(&room, offset);
+                self.start_room(&room, offset, epoch, resumed);
             }
             (PendingKind::Join(room), result) => {
                 if result.is_err() && self.rooms.get(&room).is_some_and(|t| t.next.is_none()) {
@@ -687,7 +943,9 @@ impl ClientSession {
                 }
                 self.events.push_back(Event::Reply { req, result });
             }
-            (PendingKind::Plain, result) => self.events.push_back(Event::Reply { req, result }),
+            (PendingKind::Plain | PendingKind::Send { .. }, result) => {
+                self.events.push_back(Event::Reply { req, result })
+            }
         }
     }
 
@@ -718,7 +976,7 @@ impl ClientSession {
             // A room we were added to without asking (a direct message): start at our own join.
             None if self_join => self.rooms.entry(room.clone()).or_insert(RoomTrack {
                 next: Some(offset),
-                ahead: BTreeMap::new(),
+                ..RoomTrack::default()
             }),
             None => return Ok(()), // a room we left; late events are dropped
         };
@@ -741,11 +999,21 @@ impl ClientSession {
         Ok(())
     }
 
-    fn start_room(&mut self, room: &str, offset: Offset) {
+    /// The join of `room` was answered: delivery starts at `offset`, or after the resume
+    /// point when the server resumed from it (never delivering an offset twice).
+    fn start_room(&mut self, room: &str, offset: Offset, epoch: u64, resumed: bool) {
         let track = self.rooms.entry(room.to_owned()).or_default();
+        let since = track.since.take();
         if track.next.is_none() {
-            track.next = Some(offset);
-            track.ahead = track.ahead.split_off(&offset);
+            let first = match since {
+                Some(s) if resumed && s.epoch == epoch => offset.max(s.offset.saturating_add(1)),
+                _ => offset,
+            };
+            track.next = Some(first);
+            track.ahead = track.ahead.split_off(&first);
+            track.epoch = Some(epoch);
+        } else if track.epoch.is_none() {
+            track.epoch = Some(epoch);
         }
         self.drain_room(room);
     }
@@ -777,9 +1045,20 @@ impl ClientSession {
     // ------------------------------------------------------------------ commands
 
     fn alloc_req(&mut self) -> ReqId {
-        let r = self.next_req;
-        self.next_req = self.next_req.wrapping_add(1).max(1);
-        r
+        loop {
+            let r = self.next_req;
+            self.next_req = self.next_req.wrapping_add(1).max(1);
+            // After a wrap, never reuse the id of a request still waiting.
+            if !self.pending.contains_key(&r) {
+                return r;
+            }
+        }
+    }
+
+    fn alloc_client_id(&mut self) -> u64 {
+        let n = self.next_client_id;
+        self.next_client_id = self.next_client_id.wrapping_add(1).max(1);
+        self.config.client_id_base.wrapping_add(n)
     }
 
     fn queue(&mut self, lane: Lane, msg: Message) {
@@ -812,6 +1091,17 @@ impl ClientSession {
                     PendingKind::Join(c.room.clone())
                 }
                 Message::Leave(l) => PendingKind::Leave(l.room.clone()),
+                Message::Send(_) | Message::DirectMessage(_) => {
+                    let keep = (self.kept < self.config.max_unacked)
+                        .then(|| Unacked::of(&msg))
+                        .flatten();
+                    self.kept += usize::from(keep.is_some());
+                    self.next_seq += 1;
+                    PendingKind::Send {
+                        seq: self.next_seq,
+                        keep,
+                    }
+                }
                 _ => PendingKind::Plain,
             };
             self.pending.insert(
@@ -880,8 +1170,7 @@ impl ClientSession {
     }
     /// Post a message; the reply is [`Reply::Sent`] once the server accepted it.
     pub fn send(&mut self, room: &str, text: &str, now_ms: u64) -> ReqId {
-        let client_id = self.next_client_id;
-        self.next_client_id += 1;
+        let client_id = self.alloc_client_id();
         self.command(now_ms, |req| {
             Send {
                 req,
@@ -895,8 +1184,7 @@ impl ClientSession {
     }
     /// Direct message to a user by nick.
     pub fn direct(&mut self, to: &str, text: &str, now_ms: u64) -> ReqId {
-        let client_id = self.next_client_id;
-        self.next_client_id += 1;
+        let client_id = self.alloc_client_id();
         self.command(now_ms, |req| {
             DirectMessage {
                 req,
@@ -953,6 +1241,29 @@ impl ClientSession {
             ListUsers {
                 req,
                 room: room.into(),
+            }
+            .into()
+        })
+    }
+    /// A page of `room`'s message history, oldest first: at most `limit` messages (the
+    /// server caps it at 1,000) with offsets below `before` and above `after`, either
+    /// bound optional: the newest such messages, or with only `after` the oldest ones
+    /// (paging forward). The reply is [`Reply::History`] (with the room's epoch).
+    pub fn history(
+        &mut self,
+        room: &str,
+        before: Option<Offset>,
+        after: Option<Offset>,
+        limit: u32,
+        now_ms: u64,
+    ) -> ReqId {
+        self.command(now_ms, |req| {
+            History {
+                req,
+                room: room.into(),
+                before,
+                after,
+                limit,
             }
             .into()
         })

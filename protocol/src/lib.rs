@@ -17,7 +17,8 @@ pub mod types;
 pub mod ws;
 
 pub use client::{
-    ClientConfig, ClientSession, Event, Failure, JoinInfo, Lane, Reply, SessionError, Transmit,
+    ClientConfig, ClientSession, Event, Failure, JoinInfo, Lane, Reply, ResumeState, SessionError, Transmit,
+    Unacked,
 };
 pub use codec::{DecodeError, Decoder};
 pub use frame::{Category, Frame, DEFAULT_MAX_FRAME, HEADER_LEN};

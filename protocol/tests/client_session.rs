@@ -15,6 +15,7 @@ const TIMEOUT: u64 = 500;
 const SHARDS: u16 = 4;
 const SHARD_ID: StreamId = 1;
 const HOT_ID: StreamId = 2;
+const EPOCH: u64 = 77;
 
 fn cfg() -> ClientConfig {
     let mut c = ClientConfig::with_nick(NICK);
@@ -93,6 +94,7 @@ fn text(room: &str, offset: Offset) -> Message {
         nick: "bob".into(),
         ts_ms: offset,
         text: format!("m{offset}"),
+        attachment: None,
     }
     .into()
 }
@@ -123,19 +125,28 @@ fn info(room: &str, offset: Offset) -> JoinInfo {
             role: Role::Member,
             online: true,
         }],
+        epoch: EPOCH,
+        resumed: false,
+        unread: 0,
     }
 }
 
-fn joined(req: ReqId, room: &str, offset: Offset) -> Message {
-    let i = info(room, offset);
+fn joined_with(req: ReqId, i: JoinInfo) -> Message {
     Joined {
         req,
         room: i.room,
         role: i.role,
         offset: i.offset,
         members: i.members,
+        epoch: i.epoch,
+        resumed: i.resumed,
+        unread: i.unread,
     }
     .into()
+}
+
+fn joined(req: ReqId, room: &str, offset: Offset) -> Message {
+    joined_with(req, info(room, offset))
 }
 
 /// Join `room` with the reply saying our own MemberJoined is at `offset`.
@@ -262,7 +273,8 @@ fn handshake_yields_ready_and_transmits_on_the_right_lanes() {
                 Lane::Commands,
                 Join {
                     req: j,
-                    room: "lobby".into()
+                    room: "lobby".into(),
+                    since: None,
                 }
                 .into()
             ),
@@ -272,7 +284,8 @@ fn handshake_yields_ready_and_transmits_on_the_right_lanes() {
                     req: m,
                     room: "lobby".into(),
                     client_id: 1,
-                    text: "hi".into()
+                    text: "hi".into(),
+                    attachment: None,
                 }
                 .into()
             ),
@@ -395,7 +408,8 @@ fn commands_before_ready_are_held_then_sent_in_order() {
                 Lane::Commands,
                 Join {
                     req: j,
-                    room: "lobby".into()
+                    room: "lobby".into(),
+                    since: None,
                 }
                 .into()
             ),
@@ -405,7 +419,8 @@ fn commands_before_ready_are_held_then_sent_in_order() {
                     req: m,
                     room: "lobby".into(),
                     client_id: 1,
-                    text: "early".into()
+                    text: "early".into(),
+                    attachment: None,
                 }
                 .into()
             ),
@@ -1139,7 +1154,7 @@ fn direct_room_is_tracked_from_our_own_member_joined() {
 #[test]
 fn rejoin_rooms_produce_rejoined_events() {
     let mut c = cfg();
-    c.rejoin = vec!["a".into(), "b".into(), "c".into()];
+    c.resume = ResumeState::with_rooms(["a", "b", "c"]);
     let mut s = ClientSession::new(c, T0);
     let held = s.send("a", "queued", T0);
     handshake(&mut s, SHARDS);
@@ -1223,7 +1238,7 @@ fn rejoin_rooms_produce_rejoined_events() {
 #[test]
 fn rooms_include_rejoins_and_held_joins_before_ready() {
     let mut c = cfg();
-    c.rejoin = vec!["b".into(), "a".into()];
+    c.resume = ResumeState::with_rooms(["b", "a"]);
     let mut s = ClientSession::new(c.clone(), T0);
     let both = vec!["a".to_string(), "b".to_string()];
     // Waiting in the config: still "being joined", before and during the handshake.
@@ -1314,7 +1329,614 @@ fn config_defaults() {
     assert!(c.client_name.starts_with("garou-protocol/"));
     assert_eq!(c.max_frame, DEFAULT_MAX_FRAME);
     assert!(c.request_timeout_ms > 0 && c.reorder_limit > 0);
-    assert!(c.rejoin.is_empty());
+    assert!(c.resume.is_empty());
+    assert_eq!(c.resume, ResumeState::default());
+    assert_eq!(c.client_id_base, 0);
+    assert_eq!(c.max_unacked, 10_000);
+}
+
+// ---------------------------------------------------------------- recovery
+
+/// Offsets of the room events among `evs`, in order (other events are skipped).
+fn room_offsets(evs: &[Event]) -> Vec<Offset> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::Room { event, .. } => event.room_offset().map(|(_, o)| o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The commands a session sent (without the stream header).
+fn commands(s: &mut ClientSession) -> Vec<Message> {
+    transmits(s)
+        .into_iter()
+        .filter(|(lane, m)| *lane == Lane::Commands && !matches!(m, Message::StreamHeader(_)))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+fn since(offset: Offset, epoch: u64) -> Option<Since> {
+    Some(Since { offset, epoch })
+}
+
+fn resumed_info(room: &str, offset: Offset) -> JoinInfo {
+    JoinInfo {
+        resumed: true,
+        ..info(room, offset)
+    }
+}
+
+fn ack(req: ReqId, room: &str, id: MsgId, offset: Offset) -> Message {
+    MessageAck {
+        req,
+        room: room.into(),
+        id,
+        offset,
+    }
+    .into()
+}
+
+fn sent(room: &str, id: MsgId, offset: Offset) -> Result<Reply, Failure> {
+    Ok(Reply::Sent {
+        room: room.into(),
+        id,
+        offset,
+    })
+}
+
+fn disconnected(reason: &str) -> Result<Reply, Failure> {
+    Err(Failure {
+        code: ErrorCode::Disconnected,
+        message: reason.into(),
+    })
+}
+
+/// A new session resuming from `state`, through the handshake; returns it with the
+/// commands it sent at Ready.
+fn resume(state: ResumeState) -> (ClientSession, Vec<Message>) {
+    let mut c = cfg();
+    c.resume = state;
+    let mut s = ClientSession::new(c, T0);
+    transmits(&mut s);
+    handshake(&mut s, SHARDS);
+    assert!(matches!(events(&mut s)[..], [Event::Ready { .. }]));
+    let cmds = commands(&mut s);
+    (s, cmds)
+}
+
+#[test]
+fn resume_state_tracks_the_last_delivered_offset_and_epoch() {
+    let mut s = ready();
+    assert_eq!(
+        s.resume_state(),
+        ResumeState {
+            next_req: 1,
+            next_client_id: 1,
+            ..ResumeState::default()
+        }
+    );
+    join_room(&mut s, "lobby", 10);
+    // Joined, nothing delivered yet: resume from just before our own MemberJoined.
+    assert_eq!(s.since("lobby"), since(9, EPOCH));
+    open_shard_of(&mut s, "lobby");
+    feed(&mut s, SHARD_ID, self_join("lobby", 10)).unwrap();
+    feed(&mut s, SHARD_ID, text("lobby", 11)).unwrap();
+    // 13 waits for 12: it is not delivered, so it is not part of the resume point.
+    feed(&mut s, SHARD_ID, text("lobby", 13)).unwrap();
+    assert_eq!(room_offsets(&events(&mut s)), vec![10, 11]);
+    assert_eq!(s.since("lobby"), since(11, EPOCH));
+    // A join in flight has no resume point yet (and is not carried over: it fails at a
+    // disconnect); a room we never joined has none at all.
+    let j = s.join("den", T0);
+    assert_eq!(s.since("den"), None);
+    assert_eq!(s.since("nowhere"), None);
+    let state = s.resume_state();
+    assert_eq!(state.rooms, vec![("lobby".to_string(), since(11, EPOCH))]);
+    assert!(state.unacked.is_empty());
+    assert_eq!(state.next_req, j + 1);
+    ctl(&mut s, joined(j, "den", 1)).unwrap();
+    assert_eq!(s.since("den"), since(0, EPOCH));
+    assert_eq!(s.resume_state().rooms.len(), 2);
+}
+
+#[test]
+fn resume_across_two_sessions_replays_the_gap_exactly_once() {
+    // Session 1: joined at 10, delivered 10..=12, then the connection drops.
+    let mut s1 = ready();
+    join_room(&mut s1, "lobby", 10);
+    open_shard_of(&mut s1, "lobby");
+    for o in 10..=12 {
+        let m = if o == 10 {
+            self_join("lobby", o)
+        } else {
+            text("lobby", o)
+        };
+        feed(&mut s1, SHARD_ID, m).unwrap();
+    }
+    feed(&mut s1, SHARD_ID, text("lobby", 14)).unwrap(); // early, never delivered
+    assert_eq!(room_offsets(&events(&mut s1)), vec![10, 11, 12]);
+    let state = s1.suspend("connection lost");
+    assert_eq!(events(&mut s1), vec![]);
+    assert_eq!(state.rooms, vec![("lobby".to_string(), since(12, EPOCH))]);
+
+    // Session 2 rejoins with `since`.
+    let (mut s2, cmds) = resume(state);
+    let Message::Join(join) = &cmds[0] else {
+        panic!("expected a Join first, got {cmds:?}")
+    };
+    assert_eq!(join.room, "lobby");
+    assert_eq!(join.since, since(12, EPOCH));
+    assert_eq!(cmds.len(), 1);
+    assert_eq!(s2.rooms(), vec!["lobby".to_string()]);
+    // Until the Joined reply the resume point still stands (for a drop right now).
+    assert_eq!(
+        s2.resume_state().rooms,
+        vec![("lobby".to_string(), since(12, EPOCH))]
+    );
+
+    // The replay races the reply: some of it (with duplicates) comes first, on both the
+    // shard and the hot stream.
+    let shard = StreamKind::Shard(s2.shard_of("lobby"));
+    open(&mut s2, SHARD_ID, shard);
+    open(&mut s2, HOT_ID, StreamKind::Hot("lobby".into()));
+    feed(&mut s2, SHARD_ID, text("lobby", 11)).unwrap();
+    feed(&mut s2, HOT_ID, text("lobby", 14)).unwrap();
+    feed(&mut s2, SHARD_ID, text("lobby", 12)).unwrap();
+    assert_eq!(events(&mut s2), vec![]);
+    ctl(&mut s2, joined_with(join.req, resumed_info("lobby", 13))).unwrap();
+    assert_eq!(
+        events(&mut s2),
+        vec![Event::Rejoined {
+            room: "lobby".into(),
+            result: Ok(resumed_info("lobby", 13))
+        }]
+    );
+    feed(&mut s2, SHARD_ID, text("lobby", 12)).unwrap();
+    feed(&mut s2, HOT_ID, text("lobby", 13)).unwrap();
+    feed(&mut s2, SHARD_ID, text("lobby", 13)).unwrap();
+    feed(&mut s2, SHARD_ID, text("lobby", 15)).unwrap();
+    feed(&mut s2, HOT_ID, text("lobby", 10)).unwrap();
+    assert_eq!(room_offsets(&events(&mut s2)), vec![13, 14, 15]);
+    assert_eq!(s2.since("lobby"), since(15, EPOCH));
+}
+
+#[test]
+fn a_rejoin_in_flight_at_a_disconnect_is_carried_quietly() {
+    let state = ResumeState {
+        rooms: vec![("lobby".into(), since(12, EPOCH))],
+        next_req: 5,
+        ..ResumeState::default()
+    };
+    let (mut s, cmds) = resume(state.clone());
+    assert_eq!(cmds.len(), 1);
+    let again = s.suspend("lost before Joined");
+    assert_eq!(events(&mut s), vec![], "no Rejoined error for a carried room");
+    assert_eq!(again.rooms, state.rooms);
+    assert_eq!(again.next_req, 6);
+    // Whereas `abort` reports it.
+    let (mut s, _) = resume(state);
+    s.abort("closed");
+    assert_eq!(failure_code(&events(&mut s)[0]), Some(ErrorCode::Disconnected));
+}
+
+#[test]
+fn a_resumed_join_that_starts_early_never_repeats_an_offset() {
+    // The server resumes from further back than asked: what was delivered is skipped.
+    let state = ResumeState::with_rooms(["lobby"]);
+    let state = ResumeState {
+        rooms: vec![("lobby".into(), since(20, EPOCH))],
+        ..state
+    };
+    let (mut s, cmds) = resume(state);
+    let Message::Join(join) = &cmds[0] else {
+        panic!("{cmds:?}")
+    };
+    ctl(&mut s, joined_with(join.req, resumed_info("lobby", 18))).unwrap();
+    assert!(matches!(&events(&mut s)[..], [Event::Rejoined { result: Ok(i), .. }] if i.offset == 18));
+    open_shard_of(&mut s, "lobby");
+    for o in 18..=22 {
+        feed(&mut s, SHARD_ID, text("lobby", o)).unwrap();
+    }
+    assert_eq!(room_offsets(&events(&mut s)), vec![21, 22]);
+}
+
+#[test]
+fn rejoin_that_cannot_resume_reports_resumed_false() {
+    let state = ResumeState {
+        rooms: vec![
+            ("lobby".into(), since(40, EPOCH)),
+            ("den".into(), since(3, EPOCH)),
+        ],
+        ..ResumeState::default()
+    };
+    let (mut s, cmds) = resume(state);
+    let reqs: Vec<(String, ReqId, Option<Since>)> = cmds
+        .iter()
+        .map(|m| match m {
+            Message::Join(j) => (j.room.clone(), j.req, j.since),
+            other => panic!("expected Join, got {other:?}"),
+        })
+        .collect();
+    // In the order given.
+    let (lobby, den) = (reqs[0].1, reqs[1].1);
+    assert_eq!(reqs[0].0, "lobby");
+    assert_eq!(reqs[0].2, since(40, EPOCH));
+    assert_eq!(reqs[1].0, "den");
+
+    // Another epoch (the room was reset): offsets start again, and the app is told.
+    let reset = JoinInfo {
+        epoch: EPOCH + 1,
+        unread: 4,
+        ..info("lobby", 3)
+    };
+    ctl(&mut s, joined_with(lobby, reset.clone())).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(
+        ev,
+        vec![Event::Rejoined {
+            room: "lobby".into(),
+            result: Ok(reset)
+        }]
+    );
+    let Event::Rejoined { result: Ok(i), .. } = &ev[0] else {
+        unreachable!()
+    };
+    assert!(!i.resumed);
+    open_shard_of(&mut s, "lobby");
+    feed(&mut s, SHARD_ID, text("lobby", 3)).unwrap();
+    feed(&mut s, SHARD_ID, text("lobby", 4)).unwrap();
+    assert_eq!(room_offsets(&events(&mut s)), vec![3, 4]);
+    assert_eq!(s.since("lobby"), since(4, EPOCH + 1));
+
+    // Same epoch but history trimmed: delivery starts where the server says.
+    ctl(&mut s, joined_with(den, info("den", 50))).unwrap();
+    assert!(
+        matches!(&events(&mut s)[..], [Event::Rejoined { result: Ok(i), .. }] if !i.resumed && i.offset == 50)
+    );
+    assert_eq!(s.since("den"), since(49, EPOCH));
+}
+
+#[test]
+fn unacked_sends_are_resent_with_the_same_ids() {
+    let mut c = cfg();
+    c.client_id_base = 0xABCD_0000_0000_0000;
+    let mut s = ready_with(c.clone());
+    join_room(&mut s, "lobby", 1);
+    let a = s.send("lobby", "one", T0);
+    let b = s.send("lobby", "two", T0);
+    let d = s.direct("bob", "psst", T0);
+    let l = s.list_rooms(T0);
+    let tx = commands(&mut s);
+    let ids: Vec<u64> = tx
+        .iter()
+        .filter_map(|m| match m {
+            Message::Send(m) => Some(m.client_id),
+            Message::DirectMessage(m) => Some(m.client_id),
+            _ => None,
+        })
+        .collect();
+    let base = c.client_id_base;
+    assert_eq!(ids, vec![base + 1, base + 2, base + 3]);
+    ctl(&mut s, ack(a, "lobby", 100, 2)).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: a,
+            result: sent("lobby", 100, 2)
+        }]
+    );
+    assert_eq!(s.resume_state().unacked.len(), 2);
+
+    // Lost: only the list request fails; the two sends are carried over.
+    let state = s.suspend("lost");
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: l,
+            result: disconnected("lost")
+        }]
+    );
+    assert_eq!(s.pending_requests(), 0);
+    assert_eq!(
+        state.unacked,
+        vec![
+            Unacked::Send(Send {
+                req: b,
+                room: "lobby".into(),
+                client_id: base + 2,
+                text: "two".into(),
+                attachment: None,
+            }),
+            Unacked::Direct(DirectMessage {
+                req: d,
+                to: "bob".into(),
+                client_id: base + 3,
+                text: "psst".into(),
+            }),
+        ]
+    );
+    assert_eq!(state.unacked[0].req(), b);
+    assert_eq!(state.unacked[1].client_id(), base + 3);
+    assert_eq!(state.next_client_id, 4);
+    assert!(state.next_req > l);
+
+    // The next session: rejoin first, then the re-sends (same req and client id), then
+    // what the app issued during the handshake (fresh ids).
+    c.resume = state;
+    let mut s2 = ClientSession::new(c, T0);
+    let e = s2.send("lobby", "three", T0);
+    assert!(![a, b, d, l].contains(&e));
+    assert_eq!(s2.pending_requests(), 3);
+    handshake(&mut s2, SHARDS);
+    events(&mut s2);
+    let tx = commands(&mut s2);
+    assert_eq!(tx.len(), 4, "{tx:?}");
+    let Message::Join(j) = &tx[0] else {
+        panic!("{tx:?}")
+    };
+    assert_eq!(j.since, since(0, EPOCH)); // joined at 1, nothing delivered
+    assert!(matches!(&tx[1], Message::Send(m) if m.req == b && m.client_id == base + 2 && m.text == "two"));
+    assert!(matches!(&tx[2], Message::DirectMessage(m) if m.req == d && m.client_id == base + 3));
+    assert!(matches!(&tx[3], Message::Send(m) if m.req == e && m.client_id == base + 4));
+
+    // The server answers the duplicate with the original ack; it resolves request `b`.
+    ctl(&mut s2, ack(b, "lobby", 101, 3)).unwrap();
+    assert_eq!(
+        events(&mut s2),
+        vec![Event::Reply {
+            req: b,
+            result: sent("lobby", 101, 3)
+        }]
+    );
+    // Lost again before the others were acked: both are still carried, same ids.
+    let state = s2.suspend("lost again");
+    let carried: Vec<(ReqId, u64)> = state.unacked.iter().map(|u| (u.req(), u.client_id())).collect();
+    assert_eq!(carried, vec![(d, base + 3), (e, base + 4)]);
+    assert_eq!(state.next_client_id, 5);
+}
+
+#[test]
+fn a_connection_lost_during_the_handshake_carries_everything_again() {
+    let state = ResumeState {
+        rooms: vec![("lobby".into(), since(5, EPOCH))],
+        unacked: vec![Unacked::Send(Send {
+            req: 40,
+            room: "lobby".into(),
+            client_id: 9,
+            text: "again".into(),
+            attachment: Some("up-1".into()),
+        })],
+        next_req: 41,
+        next_client_id: 10,
+    };
+    let mut c = cfg();
+    c.resume = state.clone();
+    let mut s = ClientSession::new(c, T0);
+    let j = s.join("den", T0);
+    let m = s.send("den", "new", T0);
+    let l = s.list_rooms(T0);
+    assert_eq!((j, m, l), (41, 42, 43));
+    assert_eq!(s.pending_requests(), 4);
+    // The held join is the app's: it is not carried (it fails at a disconnect).
+    assert_eq!(s.rooms(), vec!["den".to_string(), "lobby".to_string()]);
+    assert_eq!(s.resume_state().rooms, state.rooms);
+    ctl(&mut s, hello_ack(PROTOCOL_VERSION, HB as u32)).unwrap();
+    let again = s.suspend("lost in the handshake");
+    // The held join and list fail; the sends (carried and new) are carried on.
+    let mut failed: Vec<ReqId> = events(&mut s)
+        .iter()
+        .map(|e| match e {
+            Event::Reply { req, result } => {
+                assert_eq!(result, &disconnected("lost in the handshake"));
+                *req
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, vec![j, l]);
+    assert_eq!(again.rooms, state.rooms);
+    assert_eq!(again.unacked[0], state.unacked[0]);
+    assert!(matches!(&again.unacked[1], Unacked::Send(x) if x.req == m && x.client_id == 10));
+    assert_eq!((again.next_req, again.next_client_id), (44, 11));
+}
+
+#[test]
+fn unacked_sends_kept_for_resending_are_bounded() {
+    let mut c = cfg();
+    c.max_unacked = 2;
+    let mut s = ready_with(c);
+    let r: Vec<ReqId> = (0..3).map(|i| s.send("lobby", &format!("m{i}"), T0)).collect();
+    transmits(&mut s);
+    let kept: Vec<ReqId> = s.resume_state().unacked.iter().map(Unacked::req).collect();
+    assert_eq!(kept, vec![r[0], r[1]]);
+    // An ack frees a slot for the next send.
+    ctl(&mut s, ack(r[0], "lobby", 1, 1)).unwrap();
+    let r3 = s.send("lobby", "m3", T0);
+    let kept: Vec<ReqId> = s.resume_state().unacked.iter().map(Unacked::req).collect();
+    assert_eq!(kept, vec![r[1], r3]);
+    events(&mut s);
+    // The one not kept fails at the disconnect.
+    let state = s.suspend("gone");
+    assert_eq!(state.unacked.len(), 2);
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: r[2],
+            result: disconnected("gone")
+        }]
+    );
+}
+
+#[test]
+fn timed_out_and_refused_sends_are_not_carried() {
+    let mut s = ready();
+    let a = s.send("lobby", "slow", T0);
+    let b = s.send("lobby", "refused", T0 + 100);
+    transmits(&mut s);
+    ctl(&mut s, Error::reply(b, ErrorCode::Forbidden, "muted")).unwrap();
+    s.handle_timeout(T0 + TIMEOUT).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 2);
+    assert!(matches!(ev[1], Event::Reply { req, .. } if req == a));
+    assert_eq!(failure_code(&ev[1]), Some(ErrorCode::Timeout));
+    assert!(s.resume_state().unacked.is_empty());
+    assert!(s.suspend("x").unacked.is_empty());
+}
+
+#[test]
+fn abort_fails_the_unacked_sends_too() {
+    let mut c = cfg();
+    c.resume = ResumeState {
+        unacked: vec![Unacked::Direct(DirectMessage {
+            req: 7,
+            to: "bob".into(),
+            client_id: 3,
+            text: "x".into(),
+        })],
+        next_req: 8,
+        ..ResumeState::default()
+    };
+    let mut s = ClientSession::new(c, T0);
+    s.abort("closed");
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Reply {
+            req: 7,
+            result: disconnected("closed")
+        }]
+    );
+    assert!(s.resume_state().unacked.is_empty());
+}
+
+#[test]
+fn client_ids_wrap_around_the_base() {
+    let mut c = cfg();
+    c.client_id_base = u64::MAX;
+    c.resume.next_client_id = 1;
+    let mut s = ready_with(c);
+    s.send("r", "a", T0);
+    s.direct("bob", "b", T0);
+    let ids: Vec<u64> = commands(&mut s)
+        .iter()
+        .filter_map(|m| match m {
+            Message::Send(m) => Some(m.client_id),
+            Message::DirectMessage(m) => Some(m.client_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![0, 1]);
+}
+
+#[test]
+fn history_requests_and_replies() {
+    let mut s = ready();
+    let h = s.history("lobby", Some(120), None, 20, T0);
+    let f = s.history("lobby", None, Some(7), 1000, T0);
+    assert_eq!(
+        commands(&mut s),
+        vec![
+            History {
+                req: h,
+                room: "lobby".into(),
+                before: Some(120),
+                after: None,
+                limit: 20,
+            }
+            .into(),
+            History {
+                req: f,
+                room: "lobby".into(),
+                before: None,
+                after: Some(7),
+                limit: 1000,
+            }
+            .into(),
+        ]
+    );
+    let messages = vec![StoredMessage {
+        offset: 118,
+        id: 9,
+        author: 7,
+        nick: "bob".into(),
+        ts_ms: 5,
+        text: "old".into(),
+        edited: true,
+        deleted: false,
+        attachment: Some("up-9".into()),
+        reactions: vec![("+1".into(), 2)],
+    }];
+    ctl(
+        &mut s,
+        HistoryPage {
+            req: h,
+            room: "lobby".into(),
+            epoch: EPOCH,
+            messages: messages.clone(),
+        },
+    )
+    .unwrap();
+    ctl(&mut s, Error::reply(f, ErrorCode::NotMember, "join first")).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(
+        ev[0],
+        Event::Reply {
+            req: h,
+            result: Ok(Reply::History {
+                room: "lobby".into(),
+                epoch: EPOCH,
+                messages
+            })
+        }
+    );
+    assert_eq!(failure_code(&ev[1]), Some(ErrorCode::NotMember));
+    // History is not a join: nothing is tracked.
+    assert_eq!(s.rooms(), Vec::<String>::new());
+}
+
+#[test]
+fn upload_replies_map_to_their_replies() {
+    let mut s = ready();
+    let a = s.list_rooms(T0);
+    let b = s.list_rooms(T0);
+    ctl(
+        &mut s,
+        UploadReady {
+            req: a,
+            upload: "u1".into(),
+            offset: 64,
+        },
+    )
+    .unwrap();
+    ctl(
+        &mut s,
+        UploadDone {
+            req: b,
+            upload: "u1".into(),
+            url: "/u/u1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Reply {
+                req: a,
+                result: Ok(Reply::UploadReady {
+                    upload: "u1".into(),
+                    offset: 64
+                })
+            },
+            Event::Reply {
+                req: b,
+                result: Ok(Reply::UploadDone {
+                    upload: "u1".into(),
+                    url: "/u/u1".into()
+                })
+            },
+        ]
+    );
 }
 
 // ---------------------------------------------------------------- property
@@ -1397,5 +2019,56 @@ proptest! {
             .collect();
         prop_assert_eq!(got, want);
         prop_assert_eq!(s.pending_requests(), 0);
+    }
+
+    /// A room's events over two sessions: the first delivers a prefix (with early events
+    /// buffered and lost at the disconnect), the second resumes and gets a replay that
+    /// overlaps what was delivered, in any order across two streams, duplicates and the
+    /// Joined reply anywhere. Together they deliver every offset exactly once, in order.
+    #[test]
+    fn resumed_sessions_deliver_every_offset_once(
+        (base, n, arrivals) in arrivals(),
+        cut in any::<Index>(),
+        early in prop::collection::vec(any::<Index>(), 0..4),
+    ) {
+        let room = "lobby";
+        let mut s1 = ready();
+        join_room(&mut s1, room, base);
+        open_shard_of(&mut s1, room);
+        let upto = cut.index(n + 1) as u64; // delivered offsets base..base+upto
+        for i in 0..upto {
+            let m = if i == 0 { self_join(room, base) } else { text(room, base + i) };
+            feed(&mut s1, SHARD_ID, m).unwrap();
+        }
+        for e in &early {
+            let o = base + upto + 1 + e.index(n) as u64; // beyond the gap at base+upto
+            feed(&mut s1, SHARD_ID, text(room, o)).unwrap();
+        }
+        let mut got = room_offsets(&events(&mut s1));
+        let state = s1.suspend("lost");
+        let last = base + upto - 1; // base - 1 when nothing was delivered
+        prop_assert_eq!(&state.rooms, &vec![(room.to_string(), since(last, EPOCH))]);
+
+        let (mut s2, cmds) = resume(state);
+        let req = match &cmds[0] {
+            Message::Join(j) => j.req,
+            other => panic!("{other:?}"),
+        };
+        open_shard_of(&mut s2, room);
+        open(&mut s2, HOT_ID, StreamKind::Hot(room.into()));
+        for a in &arrivals {
+            match *a {
+                Arrival::JoinedReply => {
+                    ctl(&mut s2, joined_with(req, resumed_info(room, last + 1))).unwrap()
+                }
+                Arrival::Event { offset, hot } => {
+                    let m = if offset == base { self_join(room, offset) } else { text(room, offset) };
+                    feed(&mut s2, if hot { HOT_ID } else { SHARD_ID }, m).unwrap();
+                }
+            }
+        }
+        got.extend(room_offsets(&events(&mut s2)));
+        let want: Vec<Offset> = (base..base + n as u64).collect();
+        prop_assert_eq!(got, want);
     }
 }

@@ -35,12 +35,16 @@ const ALL: &[FrameType] = &[
     FrameType::ListRooms,
     FrameType::ListUsers,
     FrameType::SetRole,
+    FrameType::History,
     FrameType::NickOk,
     FrameType::Joined,
     FrameType::Left,
     FrameType::RoomList,
     FrameType::UserList,
     FrameType::Done,
+    FrameType::HistoryPage,
+    FrameType::UploadReady,
+    FrameType::UploadDone,
     FrameType::RoomMessage,
     FrameType::MessageEdited,
     FrameType::MessageDeleted,
@@ -55,6 +59,9 @@ const ALL: &[FrameType] = &[
     FrameType::Delivered,
     FrameType::Read,
     FrameType::Receipt,
+    FrameType::UploadStart,
+    FrameType::UploadChunk,
+    FrameType::UploadComplete,
     FrameType::Typing,
     FrameType::Presence,
     FrameType::Error,
@@ -209,13 +216,19 @@ fn build(ty: FrameType, p: &P) -> Message {
             kind,
         }
         .into(),
-        FrameType::Join => Join { req: z, room: a }.into(),
+        FrameType::Join => Join {
+            req: z,
+            room: a,
+            since: flag.then_some(Since { offset: y, epoch: x }),
+        }
+        .into(),
         FrameType::Leave => Leave { req: z, room: a }.into(),
         FrameType::Send => Send {
             req: z,
             room: a,
             client_id: x,
             text: c,
+            attachment: flag.then_some(b),
         }
         .into(),
         FrameType::Edit => Edit {
@@ -255,6 +268,14 @@ fn build(ty: FrameType, p: &P) -> Message {
             role,
         }
         .into(),
+        FrameType::History => History {
+            req: z,
+            room: a,
+            before: flag.then_some(x),
+            after: Some(y),
+            limit: z,
+        }
+        .into(),
         FrameType::NickOk => NickOk { req: z, nick: b }.into(),
         FrameType::Joined => Joined {
             req: z,
@@ -266,6 +287,9 @@ fn build(ty: FrameType, p: &P) -> Message {
             role,
             offset: y,
             members,
+            epoch: x,
+            resumed: flag,
+            unread: u64::from(z),
         }
         .into(),
         FrameType::Left => Left { req: z, room: a }.into(),
@@ -277,14 +301,59 @@ fn build(ty: FrameType, p: &P) -> Message {
         }
         .into(),
         FrameType::Done => Done { req: z }.into(),
+        FrameType::HistoryPage => HistoryPage {
+            req: z,
+            room: a.clone(),
+            epoch: x,
+            messages: vec![
+                StoredMessage {
+                    offset: y,
+                    id: x,
+                    author: x ^ 1,
+                    nick: b.clone(),
+                    ts_ms: x.rotate_left(3),
+                    text: c.clone(),
+                    edited: flag,
+                    deleted: !flag,
+                    attachment: flag.then(|| a.clone()),
+                    reactions: vec![(b.clone(), z), (String::new(), 0)],
+                },
+                StoredMessage {
+                    offset: y.wrapping_add(1),
+                    id: 0,
+                    author: 0,
+                    nick: String::new(),
+                    ts_ms: 0,
+                    text: String::new(),
+                    edited: false,
+                    deleted: false,
+                    attachment: None,
+                    reactions: Vec::new(),
+                },
+            ],
+        }
+        .into(),
+        FrameType::UploadReady => UploadReady {
+            req: z,
+            upload: b,
+            offset: x,
+        }
+        .into(),
+        FrameType::UploadDone => UploadDone {
+            req: z,
+            upload: b,
+            url: c,
+        }
+        .into(),
         FrameType::RoomMessage => RoomMessage {
             room: a,
             offset: y,
             id: x,
             author: x ^ 1,
-            nick: b,
+            nick: b.clone(),
             ts_ms: x.rotate_left(7),
             text: c,
+            attachment: flag.then_some(b),
         }
         .into(),
         FrameType::MessageEdited => MessageEdited {
@@ -356,6 +425,21 @@ fn build(ty: FrameType, p: &P) -> Message {
             read: flag,
         }
         .into(),
+        FrameType::UploadStart => UploadStart {
+            req: z,
+            name: b,
+            content_type: a,
+            size: x,
+            sha256: vec![flag as u8; 32],
+        }
+        .into(),
+        FrameType::UploadChunk => UploadChunk {
+            upload: b,
+            offset: y,
+            data: c.into_bytes(),
+        }
+        .into(),
+        FrameType::UploadComplete => UploadComplete { req: z, upload: b }.into(),
         FrameType::Typing => Typing {
             room: a,
             user: x,
@@ -548,6 +632,7 @@ fn decoder_waits_for_header_and_payload() {
     let wire = Message::Join(Join {
         req: 1,
         room: "lobby".into(),
+        since: None,
     })
     .encode();
     let mut dec = Decoder::default();
@@ -712,12 +797,9 @@ fn frame_types_sit_in_their_category() {
             "{:?}",
             m.frame_type()
         );
-        assert_eq!(
-            m.request_id().is_some(),
-            (0x10..=0x1F).contains(&code),
-            "{:?}",
-            m.frame_type()
-        );
+        // Commands, and the upload commands that get a reply (start, complete).
+        let is_request = (0x10..=0x1F).contains(&code) || code == 0x70 || code == 0x72;
+        assert_eq!(m.request_id().is_some(), is_request, "{:?}", m.frame_type());
         let is_reply = (0x20..=0x2F).contains(&code) || code == 0x60 || code == 0xFF;
         assert_eq!(m.reply_to().is_some(), is_reply, "{:?}", m.frame_type());
         let datagram = matches!(m, Message::Typing(_) | Message::Presence(_));

@@ -139,6 +139,9 @@ mod tests {
                     role: Role::Member,
                     offset: 4,
                     members: vec![],
+                    epoch: 1,
+                    resumed: false,
+                    unread: 0,
                 }
                 .into(),
             ),

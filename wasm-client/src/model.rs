@@ -6,9 +6,10 @@
 //! timestamp) becomes an `f64`: a plain JS number, exact up to 2^53.
 
 use garou_protocol::{
-    ErrorCode, Event, Failure, JoinInfo, MemberInfo, Message, Reply, ReqId, Role, RoomInfo, RoomKind,
+    ErrorCode, Event, Failure, JoinInfo, MemberInfo, Message, Offset, Reply, ReqId, Role, RoomInfo, RoomKind,
+    StoredMessage,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A room as listed to JS: `{ name, kind, members }`.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -34,6 +35,54 @@ pub struct JsJoinInfo {
     pub role: &'static str,
     pub offset: f64,
     pub members: Vec<JsMemberInfo>,
+    /// The room's epoch: offsets compare only within one epoch.
+    pub epoch: f64,
+    /// Whether the server replayed what was missed since a resume point (always false
+    /// for a plain `join`).
+    pub resumed: bool,
+    /// Messages after the user's read mark.
+    pub unread: f64,
+}
+
+/// A reaction count on a stored message: `{ emoji, count }`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct JsReaction {
+    pub emoji: String,
+    pub count: u32,
+}
+
+/// A message of a history page (its latest text; edits and deletion applied).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct JsStoredMessage {
+    pub offset: f64,
+    pub id: f64,
+    pub author: f64,
+    pub nick: String,
+    pub ts: f64,
+    pub text: String,
+    pub edited: bool,
+    pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<String>,
+    pub reactions: Vec<JsReaction>,
+}
+
+/// The value a `history` promise resolves to: `{ room, epoch, messages }`, oldest first.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct JsHistoryPage {
+    pub room: String,
+    pub epoch: f64,
+    pub messages: Vec<JsStoredMessage>,
+}
+
+/// Upload replies (`{ upload, offset }` / `{ upload, url }`), for the upload API to come.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct JsUpload {
+    pub upload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The value a `send` / `direct` promise resolves to, once the server acked the message.
@@ -54,6 +103,8 @@ pub enum JsReply {
     Rooms(Vec<JsRoomInfo>),
     Users(Vec<JsMemberInfo>),
     Sent(JsSent),
+    History(JsHistoryPage),
+    Upload(JsUpload),
 }
 
 /// Which transport a client runs on.
@@ -85,6 +136,9 @@ pub enum JsEvent {
         nick: String,
         ts: f64,
         text: String,
+        /// An upload id, when the message carries an attachment.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attachment: Option<String>,
     },
     Edit {
         room: String,
@@ -259,6 +313,72 @@ pub fn join_info(j: JoinInfo) -> JsJoinInfo {
         role: role_str(j.role),
         offset: n(j.offset),
         members: j.members.into_iter().map(member_info).collect(),
+        epoch: n(j.epoch),
+        resumed: j.resumed,
+        unread: n(j.unread),
+    }
+}
+
+pub fn stored_message(m: StoredMessage) -> JsStoredMessage {
+    JsStoredMessage {
+        offset: n(m.offset),
+        id: n(m.id),
+        author: n(m.author),
+        nick: m.nick,
+        ts: n(m.ts_ms),
+        text: m.text,
+        edited: m.edited,
+        deleted: m.deleted,
+        attachment: m.attachment,
+        reactions: m
+            .reactions
+            .into_iter()
+            .map(|(emoji, count)| JsReaction { emoji, count })
+            .collect(),
+    }
+}
+
+/// Default page size of `history()`.
+pub const HISTORY_LIMIT: u32 = 50;
+
+/// The options of `history(room, options)`: `{ before?, after?, limit? }` (offsets, and a
+/// page size that defaults to [`HISTORY_LIMIT`]; the server caps it at 1,000).
+#[derive(Deserialize, Default, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct HistoryOptions {
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+    pub limit: Option<f64>,
+}
+
+impl HistoryOptions {
+    /// `(before, after, limit)` checked: offsets are non-negative integers, `limit` a
+    /// positive integer.
+    pub fn parse(&self) -> Result<(Option<Offset>, Option<Offset>, u32), Failure> {
+        let offset = |v: Option<f64>, what: &str| -> Result<Option<Offset>, Failure> {
+            v.map(|v| {
+                parse_id(v).map_err(|_| Failure {
+                    code: ErrorCode::InvalidArgument,
+                    message: format!("history: {what} must be an offset, not {v}"),
+                })
+            })
+            .transpose()
+        };
+        let limit = match self.limit {
+            None => HISTORY_LIMIT,
+            Some(l) if l.fract() == 0.0 && l >= 1.0 && l <= f64::from(u32::MAX) => l as u32,
+            Some(l) => {
+                return Err(Failure {
+                    code: ErrorCode::InvalidArgument,
+                    message: format!("history: limit must be a positive integer, not {l}"),
+                })
+            }
+        };
+        Ok((
+            offset(self.before, "before")?,
+            offset(self.after, "after")?,
+            limit,
+        ))
     }
 }
 
@@ -275,6 +395,25 @@ pub fn reply(r: Reply) -> JsReply {
             id: n(id),
             offset: n(offset),
         }),
+        Reply::History {
+            room,
+            epoch,
+            messages,
+        } => JsReply::History(JsHistoryPage {
+            room,
+            epoch: n(epoch),
+            messages: messages.into_iter().map(stored_message).collect(),
+        }),
+        Reply::UploadReady { upload, offset } => JsReply::Upload(JsUpload {
+            upload,
+            offset: Some(n(offset)),
+            url: None,
+        }),
+        Reply::UploadDone { upload, url } => JsReply::Upload(JsUpload {
+            upload,
+            offset: None,
+            url: Some(url),
+        }),
     }
 }
 
@@ -289,6 +428,7 @@ pub fn room_event(m: Message) -> Option<JsEvent> {
             nick: m.nick,
             ts: n(m.ts_ms),
             text: m.text,
+            attachment: m.attachment,
         },
         Message::MessageEdited(m) => JsEvent::Edit {
             room: m.room,
@@ -350,7 +490,7 @@ pub fn map_event(ev: Event) -> Mapped {
             req,
             result: result.map(reply),
         },
-        // This client never configures rejoin rooms.
+        // This client does not reconnect by itself, so it never resumes rooms.
         Event::Rejoined { .. } => Mapped::Ignore,
         Event::Room { event, .. } => room_event(event).map_or(Mapped::Ignore, Mapped::Event),
         Event::Typing { room, user, nick } => Mapped::Event(JsEvent::Typing {
@@ -390,7 +530,9 @@ pub fn map_event(ev: Event) -> Mapped {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use garou_protocol::{MemberJoined, MessageEdited, Receipt, RoomMessage, StreamKind, Typing};
+    use garou_protocol::{
+        MemberJoined, MessageEdited, Receipt, RoomMessage, StoredMessage, StreamKind, Typing,
+    };
     use serde_json::json;
 
     fn js(v: &impl Serialize) -> serde_json::Value {
@@ -414,6 +556,7 @@ mod tests {
             nick: "ann".into(),
             ts_ms: 1_700_000_000_123,
             text: "hi".into(),
+            attachment: None,
         };
         let got = ev(Event::Room {
             event: Message::RoomMessage(m),
@@ -424,6 +567,98 @@ mod tests {
             json!({"type": "message", "room": "general", "offset": 7.0, "id": 42.0, "author": 3.0,
                    "nick": "ann", "ts": 1_700_000_000_123.0, "text": "hi"})
         );
+        // With an attachment, its upload id.
+        let m = RoomMessage {
+            room: "general".into(),
+            offset: 8,
+            id: 43,
+            author: 3,
+            nick: "ann".into(),
+            ts_ms: 1,
+            text: "see".into(),
+            attachment: Some("up-1".into()),
+        };
+        let got = ev(Event::Room {
+            event: Message::RoomMessage(m),
+            via: StreamKind::Shard(0),
+        });
+        assert_eq!(got["attachment"], "up-1");
+    }
+
+    #[test]
+    fn history_and_upload_replies() {
+        let page = Reply::History {
+            room: "g".into(),
+            epoch: 2,
+            messages: vec![
+                StoredMessage {
+                    offset: 4,
+                    id: 10,
+                    author: 1,
+                    nick: "ann".into(),
+                    ts_ms: 99,
+                    text: "hi".into(),
+                    edited: true,
+                    deleted: false,
+                    attachment: None,
+                    reactions: vec![("+1".into(), 2)],
+                },
+                StoredMessage {
+                    offset: 6,
+                    id: 11,
+                    author: 2,
+                    nick: "bob".into(),
+                    ts_ms: 100,
+                    text: String::new(),
+                    edited: false,
+                    deleted: true,
+                    attachment: Some("up-2".into()),
+                    reactions: vec![],
+                },
+            ],
+        };
+        assert_eq!(
+            js(&reply(page)),
+            json!({"room": "g", "epoch": 2.0, "messages": [
+                {"offset": 4.0, "id": 10.0, "author": 1.0, "nick": "ann", "ts": 99.0, "text": "hi",
+                 "edited": true, "deleted": false, "reactions": [{"emoji": "+1", "count": 2}]},
+                {"offset": 6.0, "id": 11.0, "author": 2.0, "nick": "bob", "ts": 100.0, "text": "",
+                 "edited": false, "deleted": true, "attachment": "up-2", "reactions": []}
+            ]})
+        );
+        assert_eq!(
+            js(&reply(Reply::UploadReady {
+                upload: "u".into(),
+                offset: 5
+            })),
+            json!({"upload": "u", "offset": 5.0})
+        );
+        assert_eq!(
+            js(&reply(Reply::UploadDone {
+                upload: "u".into(),
+                url: "/u".into()
+            })),
+            json!({"upload": "u", "url": "/u"})
+        );
+    }
+
+    #[test]
+    fn history_options() {
+        let o: HistoryOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(o.parse().unwrap(), (None, None, HISTORY_LIMIT));
+        let o: HistoryOptions = serde_json::from_str(r#"{"before": 120, "limit": 20}"#).unwrap();
+        assert_eq!(o.parse().unwrap(), (Some(120), None, 20));
+        let o: HistoryOptions = serde_json::from_str(r#"{"after": 0, "before": null}"#).unwrap();
+        assert_eq!(o.parse().unwrap(), (None, Some(0), HISTORY_LIMIT));
+        for bad in [
+            r#"{"limit": 0}"#,
+            r#"{"limit": 2.5}"#,
+            r#"{"before": -1}"#,
+            r#"{"after": 1.5}"#,
+        ] {
+            let o: HistoryOptions = serde_json::from_str(bad).unwrap();
+            assert_eq!(o.parse().unwrap_err().code, ErrorCode::InvalidArgument, "{bad}");
+        }
     }
 
     #[test]
@@ -560,6 +795,9 @@ mod tests {
                 role: Role::Owner,
                 online: true,
             }],
+            epoch: 3,
+            resumed: true,
+            unread: 5,
         });
         let got = map_event(Event::Reply {
             req: 3,
@@ -575,7 +813,8 @@ mod tests {
         assert_eq!(
             js(&v),
             json!({"room": {"name": "g", "kind": "channel", "members": 2}, "role": "guest", "offset": 11.0,
-                   "members": [{"user": 1.0, "nick": "ann", "role": "owner", "online": true}]})
+                   "members": [{"user": 1.0, "nick": "ann", "role": "owner", "online": true}],
+                   "epoch": 3.0, "resumed": true, "unread": 5.0})
         );
         assert_eq!(
             js(&reply(Reply::Sent {
