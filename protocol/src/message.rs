@@ -94,8 +94,9 @@ messages! {
     0x09 => Shutdown { reason: String }
     /// First frame on every uni stream: what the stream carries.
     0x0A => StreamHeader { kind: StreamKind }
-    /// Greeting after the handshake.
-    0x0B => Welcome { message: String }
+    /// Greeting after the handshake; `ticket` authorizes this session's HTTP upload and
+    /// download requests (`?ticket=`) while it lives.
+    0x0B => Welcome { message: String, ticket: String }
 
     // ---- commands 0x10-0x1F (client->server, commands stream) ----
     /// Change nick.

@@ -348,6 +348,7 @@ fn handshake_from_bytes_split_one_by_one() {
         ShardAssignment { num_shards: 2 }.into(),
         Welcome {
             message: "welcome to garou".into(),
+            ticket: "t".into(),
         }
         .into(),
     ];
@@ -1017,7 +1018,7 @@ fn bad_server_streams_are_protocol_errors() {
     assert!(is_protocol(feed(&mut s, 5, header)));
     let mut s = ready();
     open(&mut s, 5, StreamKind::Shard(0));
-    assert!(is_protocol(feed(&mut s, 5, Welcome { message: "x".into() })));
+    assert!(is_protocol(feed(&mut s, 5, Welcome { message: "x".into(), ticket: String::new() })));
 }
 
 #[test]
@@ -1268,7 +1269,7 @@ fn rooms_include_rejoins_and_held_joins_before_ready() {
 #[test]
 fn control_stream_notifications_and_datagrams() {
     let mut s = ready();
-    ctl(&mut s, Welcome { message: "hi".into() }).unwrap();
+    ctl(&mut s, Welcome { message: "hi".into(), ticket: String::new() }).unwrap();
     ctl(&mut s, Throttle { retry_after_ms: 250 }).unwrap();
     let receipt = Receipt {
         room: "lobby".into(),

@@ -303,6 +303,7 @@ async fn handshake<C: Connection>(
     handle.control(
         &Welcome {
             message: format!("Welcome to garou, {nick}!"),
+            ticket: String::new(),
         }
         .into(),
     );
