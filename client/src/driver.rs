@@ -6,6 +6,16 @@
 //! event channel, inbound bytes, a command, a blocked lane freeing up, the session timer,
 //! or the connection closing.
 //!
+//! Recovery: when a connection is lost the session is suspended into a [`ResumeState`]
+//! (each room with the last offset delivered and its epoch, and the sends not yet
+//! acknowledged); the next session starts from it, so it rejoins with `since` (the
+//! server replays the gap, the session drops what was delivered already) and re-sends
+//! those messages with their original request and client ids. The reply channels of those
+//! sends are kept meanwhile ([`Carried`]): a send resolves with its original ack once a
+//! new session is up, or fails with `Disconnected` if none is ready within
+//! `request_timeout` of the disconnect (it is then dropped from the state, never sent
+//! again).
+//!
 //! Backpressure, without any unbounded buffer: reading room streams and datagrams pauses
 //! as soon as an event waits for room in the channel; the control stream keeps being read
 //! (so replies still resolve while the application is busy elsewhere) until `event_buffer`
@@ -19,7 +29,8 @@ use std::time::Duration;
 
 use garou_protocol::client::CONTROL;
 use garou_protocol::{
-    ClientConfig, ClientSession, Credentials, ErrorCode, Event, Failure, Lane, ReqId, SessionError, Transmit,
+    ClientConfig, ClientSession, Credentials, ErrorCode, Event, Failure, Lane, ReqId, ResumeState,
+    SessionError, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
@@ -75,8 +86,67 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     start: Instant,
     server: usize,
-    /// Rooms of the last ready session, rejoined after a reconnect.
-    rooms: Vec<String>,
+    /// What the next session takes over: rooms with their resume points, unacked sends.
+    resume: ResumeState,
+    /// Reply channels of the sends in `resume.unacked`, between sessions.
+    carried: Carried,
+    /// Random high bits of every client id this client generates (unique across the
+    /// user's clients), with a counter carried across sessions in `resume`.
+    client_id_base: u64,
+}
+
+/// The reply channels of sends carried over to the next session, each with the time it
+/// gives up (fails with `Disconnected`) if no session has re-sent it by then.
+#[derive(Default)]
+pub(crate) struct Carried {
+    waiting: HashMap<ReqId, (oneshot::Sender<ReplyResult>, Instant)>,
+}
+
+impl Carried {
+    fn insert(&mut self, req: ReqId, reply: oneshot::Sender<ReplyResult>, deadline: Instant) {
+        self.waiting.insert(req, (reply, deadline));
+    }
+
+    fn contains(&self, req: ReqId) -> bool {
+        self.waiting.contains_key(&req)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The earliest deadline.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.waiting.values().map(|(_, d)| *d).min()
+    }
+
+    /// Fail (Disconnected) and forget every send whose deadline is past; their ids.
+    fn expire(&mut self, now: Instant) -> Vec<ReqId> {
+        let gone: Vec<ReqId> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, d))| *d <= now)
+            .map(|(r, _)| *r)
+            .collect();
+        for req in &gone {
+            if let Some((tx, _)) = self.waiting.remove(req) {
+                let _ = tx.send(Err(ClientError::Disconnected));
+            }
+        }
+        gone
+    }
+
+    /// Hand every channel over (to the connection that re-sends them).
+    fn drain(&mut self) -> impl Iterator<Item = (ReqId, oneshot::Sender<ReplyResult>)> + '_ {
+        self.waiting.drain().map(|(r, (tx, _))| (r, tx))
+    }
+
+    /// Fail them all with `error`.
+    fn fail_all(&mut self, error: ClientError) {
+        for (_, tx) in self.drain() {
+            let _ = tx.send(Err(error.clone()));
+        }
+    }
 }
 
 impl Driver {
@@ -100,7 +170,9 @@ impl Driver {
             shared,
             start: Instant::now(),
             server: 0,
-            rooms: Vec::new(),
+            resume: ResumeState::default(),
+            carried: Carried::default(),
+            client_id_base: rand::random(),
         }
     }
 
@@ -178,8 +250,23 @@ impl Driver {
                 }
             };
         }
-        // Not reconnecting: hand over the last events, refuse commands, then end.
+        // Not reconnecting: the carried sends will never be re-sent; hand over the last
+        // events, refuse commands, then end.
+        self.carried.fail_all(ClientError::Disconnected);
+        self.resume.unacked.clear();
         self.idle(None).await;
+    }
+
+    /// Give up on the carried sends whose time is up: they fail and are not re-sent.
+    fn expire_carried(&mut self) {
+        let gone = self.carried.expire(Instant::now());
+        if !gone.is_empty() {
+            debug!(
+                count = gone.len(),
+                "unacknowledged sends given up: no session in time"
+            );
+            self.resume.unacked.retain(|u| !gone.contains(&u.req()));
+        }
     }
 
     /// Without a connection: deliver queued events and fail requests until `until` (or,
@@ -187,6 +274,8 @@ impl Driver {
     async fn idle(&mut self, until: Option<Instant>) -> bool {
         loop {
             self.deliver();
+            self.expire_carried();
+            let give_up = self.carried.next_deadline();
             if until.is_none() && (self.outbox.is_empty() || !self.events_open) {
                 return false;
             }
@@ -207,6 +296,7 @@ impl Driver {
                     Some(_) => {}
                 },
                 _ = sleep_until(until.unwrap_or_else(far_future)), if until.is_some() => return true,
+                _ = sleep_until(give_up.unwrap_or_else(far_future)), if give_up.is_some() => {}
             }
         }
     }
@@ -258,13 +348,13 @@ impl Driver {
                 Ok(link) => link,
                 Err(error) => return Outcome::Lost { error, ready: false },
             };
+            self.expire_carried();
             let mut config = ClientConfig::with_nick("");
             config.credentials = self.credentials();
             config.client_name = self.opts.client_name.clone();
             config.request_timeout_ms = self.opts.request_timeout.as_millis() as u64;
-            if reconnect {
-                config.resume = garou_protocol::ResumeState::with_rooms(self.rooms.clone());
-            }
+            config.client_id_base = self.client_id_base;
+            config.resume = self.resume.clone();
             let mut conn = Conn {
                 link,
                 session: ClientSession::new(config, self.now_ms()),
@@ -421,6 +511,15 @@ impl Driver {
                     ..
                 } => {
                     c.ready = true;
+                    // The session re-sends the carried messages now, under their ids: their
+                    // replies (and request timeouts) are this connection's from here on.
+                    if !self.carried.is_empty() {
+                        debug!(
+                            count = self.carried.waiting.len(),
+                            "re-sending unacknowledged messages"
+                        );
+                        c.pending.extend(self.carried.drain());
+                    }
                     tracing::Span::current().record("session", session);
                     info!(user, nick = %nick, "session ready");
                     let nick = nick.clone();
@@ -455,7 +554,8 @@ impl Driver {
         }
     }
 
-    /// The connection is gone: close it, fail what was in flight, remember the rooms.
+    /// The connection is gone: close it, fail what was in flight except the sends the next
+    /// session re-sends, remember where each room stopped.
     fn lose(&mut self, c: &mut Conn, error: ClientError, code: u16) -> Outcome {
         let error = match (error, &c.shutdown) {
             (ClientError::Lost(_), Some(reason)) => {
@@ -464,14 +564,22 @@ impl Driver {
             (error, _) => error,
         };
         c.link.close(code, &error.to_string());
-        c.session.abort(&error.to_string());
+        let state = c.session.suspend(&error.to_string());
         self.pump(c, &mut None, false);
+        // Sends carried over keep their reply channel; those of an earlier connection that
+        // never got ready keep their original deadline.
+        let give_up = Instant::now() + self.opts.request_timeout;
+        for u in &state.unacked {
+            if let Some(tx) = c.pending.remove(&u.req()) {
+                self.carried.insert(u.req(), tx, give_up);
+            } else if !self.carried.contains(u.req()) {
+                debug!(req = u.req(), "re-sending a message nobody waits for");
+            }
+        }
         for (_, tx) in c.pending.drain() {
             let _ = tx.send(Err(ClientError::Disconnected));
         }
-        if c.ready {
-            self.rooms = c.session.rooms();
-        }
+        self.resume = state;
         self.shared.connected.store(false, Ordering::Release);
         Outcome::Lost {
             error,
@@ -634,4 +742,42 @@ fn lost_reason(conn: &quinn::Connection) -> ClientError {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carried_sends_expire_with_disconnected_and_hand_over_the_rest() {
+        let now = Instant::now();
+        let mut c = Carried::default();
+        assert!(c.is_empty());
+        assert_eq!(c.next_deadline(), None);
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        c.insert(1, tx1, now + Duration::from_secs(1));
+        c.insert(2, tx2, now + Duration::from_secs(5));
+        assert!(c.contains(1) && c.contains(2) && !c.contains(3));
+        assert_eq!(c.next_deadline(), Some(now + Duration::from_secs(1)));
+
+        assert_eq!(c.expire(now), Vec::<ReqId>::new());
+        assert_eq!(c.expire(now + Duration::from_secs(2)), vec![1]);
+        assert!(matches!(rx1.try_recv(), Ok(Err(ClientError::Disconnected))));
+        assert!(rx2.try_recv().is_err(), "still waiting");
+        assert_eq!(c.next_deadline(), Some(now + Duration::from_secs(5)));
+
+        // Handed over to a connection, which answers with the original ack.
+        let mut pending: HashMap<ReqId, oneshot::Sender<ReplyResult>> = HashMap::new();
+        pending.extend(c.drain());
+        assert!(c.is_empty());
+        let _ = pending.remove(&2).unwrap().send(Ok(garou_protocol::Reply::Done));
+        assert!(matches!(rx2.try_recv(), Ok(Ok(garou_protocol::Reply::Done))));
+
+        let (tx3, mut rx3) = oneshot::channel();
+        c.insert(3, tx3, now);
+        c.fail_all(ClientError::Closed);
+        assert!(matches!(rx3.try_recv(), Ok(Err(ClientError::Closed))));
+        assert!(c.is_empty());
+    }
 }

@@ -16,12 +16,18 @@ pub enum ClientEvent {
     /// [`Pending`](crate::Pending) of their request instead.
     Session(Event),
     /// The connection was lost (or could not be kept). Requests in flight failed with
-    /// [`ClientError::Disconnected`](crate::ClientError::Disconnected).
+    /// [`ClientError::Disconnected`](crate::ClientError::Disconnected), except sends, which
+    /// wait to be re-sent by the next session (see [`Client::send`](crate::Client::send)).
     Disconnected { reason: String },
     /// Attempt `attempt` to reconnect starts after `delay`.
     Reconnecting { attempt: u32, delay: Duration },
-    /// A new session is ready; the rooms of the old one are being rejoined (each reports
-    /// `Event::Rejoined`).
+    /// A new session is ready; the rooms of the old one are being rejoined from where they
+    /// stopped (each reports `Event::Rejoined`; the server replays what was missed, and
+    /// the session drops what was already delivered). A `Rejoined` whose
+    /// [`JoinInfo::resumed`](crate::JoinInfo::resumed) is false could not be replayed
+    /// (history trimmed, room reset): events may be missing, reload the room's history
+    /// ([`Client::history`](crate::Client::history)). Then the unacknowledged messages
+    /// are sent again.
     Reconnected {
         session: u64,
         user: UserId,

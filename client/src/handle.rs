@@ -28,7 +28,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use garou_protocol::{
-    ClientSession, JoinInfo, MemberInfo, MsgId, Offset, Reply, ReqId, Role, RoomInfo, RoomKind, UserId,
+    ClientSession, JoinInfo, MemberInfo, MsgId, Offset, Reply, ReqId, Role, RoomInfo, RoomKind,
+    StoredMessage, UserId,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,6 +78,12 @@ pub(crate) enum Op {
         nick: String,
         role: Role,
     },
+    History {
+        room: String,
+        before: Option<Offset>,
+        after: Option<Offset>,
+        limit: u32,
+    },
 }
 
 impl Op {
@@ -95,6 +102,12 @@ impl Op {
             Op::ListRooms => s.list_rooms(now),
             Op::ListUsers(room) => s.list_users(room, now),
             Op::SetRole { room, nick, role } => s.set_role(room, nick, *role, now),
+            Op::History {
+                room,
+                before,
+                after,
+                limit,
+            } => s.history(room, *before, *after, *limit, now),
         }
     }
 }
@@ -148,6 +161,16 @@ pub struct Sent {
     pub offset: Offset,
 }
 
+/// A page of a room's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    pub room: String,
+    /// The room's epoch: offsets compare only within one epoch.
+    pub epoch: u64,
+    /// Latest text of each message, edits and deletion applied (deleted ones are marked).
+    pub messages: Vec<StoredMessage>,
+}
+
 /// Handle to a connected client. Cheap to clone; every clone talks to the same driver
 /// task. Dropping every clone closes the connection (like [`Client::close`], without
 /// waiting).
@@ -192,6 +215,14 @@ impl Client {
     }
 
     /// Post a message to a room; resolves once the server stored it.
+    ///
+    /// If the connection drops before the ack, the message is kept and sent again, with
+    /// the same client id so the server never stores it twice, as soon as the client has
+    /// reconnected (after rejoining its rooms); the future then resolves with the
+    /// original ack. It fails with [`ClientError::Disconnected`] (and is not sent again)
+    /// only if no new session is up within `request_timeout` of the disconnect (checked
+    /// between connection attempts), or when reconnecting is disabled. At most
+    /// 10,000 unacknowledged messages are kept this way; any beyond fail at a disconnect.
     pub fn send(&self, room: impl Into<String>, text: impl Into<String>) -> Request<Sent> {
         let op = Op::Send {
             room: room.into(),
@@ -200,7 +231,8 @@ impl Client {
         self.request(op, sent)
     }
 
-    /// Send a direct message to a user by nick; `Sent::room` is the direct room.
+    /// Send a direct message to a user by nick; `Sent::room` is the direct room. Kept and
+    /// re-sent across a reconnect like [`Client::send`].
     pub fn direct(&self, to: impl Into<String>, text: impl Into<String>) -> Request<Sent> {
         let op = Op::Direct {
             to: to.into(),
@@ -267,6 +299,37 @@ impl Client {
     pub fn list_users(&self, room: impl Into<String>) -> Request<Vec<MemberInfo>> {
         self.request(Op::ListUsers(room.into()), |r| match r {
             Reply::Users { users, .. } => Ok(users),
+            other => Err(other),
+        })
+    }
+
+    /// A page of `room`'s history, oldest first: at most `limit` messages (the server caps
+    /// it at 1,000) with offsets below `before` and above `after`, each bound optional:
+    /// the newest such messages, or with only `after` the oldest ones (paging forward).
+    /// E.g. the 20 messages before a join: `history(room, Some(info.offset), None, 20)`.
+    pub fn history(
+        &self,
+        room: impl Into<String>,
+        before: Option<Offset>,
+        after: Option<Offset>,
+        limit: u32,
+    ) -> Request<History> {
+        let op = Op::History {
+            room: room.into(),
+            before,
+            after,
+            limit,
+        };
+        self.request(op, |r| match r {
+            Reply::History {
+                room,
+                epoch,
+                messages,
+            } => Ok(History {
+                room,
+                epoch,
+                messages,
+            }),
             other => Err(other),
         })
     }
@@ -398,8 +461,9 @@ enum PendingState {
 /// The reply to a submitted request. Resolves to the typed result, or to
 /// [`ClientError::Failure`] (the server refused), [`ClientError::Timeout`] (no reply within
 /// `request_timeout`), [`ClientError::Disconnected`] (the connection dropped first; the
-/// request may or may not have been applied) or [`ClientError::Closed`]. Dropping it does
-/// not cancel the request.
+/// request may or may not have been applied; sends are re-sent after a reconnect instead,
+/// see [`Client::send`]) or [`ClientError::Closed`]. Dropping it does not cancel the
+/// request.
 #[must_use = "dropping a Pending ignores the server's answer"]
 pub struct Pending<T> {
     state: PendingState,

@@ -4,8 +4,10 @@
 //! All protocol logic (handshake, request ids, per-room ordering, hot-room streams) lives
 //! in `garou-protocol`, shared with the wasm client; this crate only moves bytes between
 //! QUIC and that state machine, keeps time, and adds what a long-lived app needs:
-//! reconnection with backoff across several gateways, automatic rejoin, typed request
-//! handles and a bounded event stream.
+//! reconnection with backoff across several gateways, recovery (rooms are rejoined where
+//! they stopped, the server replays what was missed, each room event is delivered once;
+//! unacknowledged messages are re-sent without duplicates), typed request handles and a
+//! bounded event stream.
 //!
 //! ```no_run
 //! use garou_client::{connect, ClientEvent, ClientOptions, Trust};
@@ -43,14 +45,15 @@ use tracing::Instrument;
 
 pub use backoff::backoff;
 pub use events::{ClientEvent, Events};
-pub use handle::{Client, Pending, Request, Sent};
+pub use handle::{Client, History, Pending, Request, Sent};
 pub use options::{ClientOptions, DEFAULT_PORT};
 pub use tls::{cert_hash, Trust};
 
 /// The protocol crate, re-exported so applications need only one dependency.
 pub use garou_protocol as protocol;
 pub use garou_protocol::{
-    Credentials, ErrorCode, Event, Failure, JoinInfo, MemberInfo, Role, RoomInfo, RoomKind,
+    Credentials, ErrorCode, Event, Failure, JoinInfo, MemberInfo, Role, RoomInfo, RoomKind, Since,
+    StoredMessage,
 };
 
 /// ALPN identifier of the Garou protocol over raw QUIC (the gateway imports it from here).
@@ -85,7 +88,8 @@ pub enum ClientError {
     #[error("server error: {0}")]
     Failure(Failure),
     /// The connection was lost before the reply came; the request may or may not have
-    /// taken effect. Also returned for requests made while reconnecting.
+    /// taken effect. Also returned for requests made while reconnecting, and for sends
+    /// that could not be re-sent in time (see [`Client::send`]).
     #[error("disconnected")]
     Disconnected,
     /// The client was closed.
