@@ -5,6 +5,13 @@
 //! print as `[#room] <nick> text` (direct ones as `[@peer] <nick> text`); every other
 //! notice starts with `* `, so a script can tell them apart; errors go to stderr.
 //!
+//! Joining a room prints its last [`HISTORY_LINES`] messages first, in the same format as
+//! live ones, then the live ones (the history page ends just before the join's first
+//! offset, and live lines wait while it loads, so nothing is printed twice or out of
+//! order). After a reconnect the client resumes each room where it stopped; when the server
+//! cannot replay the gap, a notice is printed and recent history fetched again (messages
+//! already printed are skipped).
+//!
 //! Sends are pipelined: each line is handed to the client as soon as it is read, without
 //! waiting for the previous acknowledgement, so piping a file in runs at network speed and
 //! keeps its order. At end of input (or `/quit`) the command waits (at most
@@ -19,12 +26,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use garou_client::protocol::Message;
-use garou_client::{connect, Client, ClientError, ClientEvent, ClientOptions, Event, RoomKind, Sent, Trust};
+use garou_client::protocol::{Message, Offset};
+use garou_client::{
+    connect, Client, ClientError, ClientEvent, ClientOptions, Event, History, RoomKind, Sent, Trust,
+};
 use tokio::sync::mpsc;
 
 /// Longest wait for outstanding acknowledgements at exit.
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// Messages of history printed on joining a room (and after an unrecoverable gap).
+pub const HISTORY_LINES: u32 = 20;
 
 /// Arguments of `garou chat`.
 #[derive(clap::Args, Debug, Clone)]
@@ -202,11 +214,32 @@ fn room_label(room: &str) -> String {
     }
 }
 
-/// What the printer knows about direct rooms (named by the server, e.g. `dm:1:2`).
+/// What the printer knows: direct rooms (named by the server, e.g. `dm:1:2`), what was
+/// printed of each room, and the rooms whose history is loading.
 #[derive(Debug, Default)]
 pub struct View {
     /// Direct room -> the other party's nick.
     direct: HashMap<String, String>,
+    /// Room -> its epoch and the last offset printed.
+    seen: HashMap<String, Seen>,
+    /// Rooms whose history is loading: what had been printed when it started, and the
+    /// live lines held back until the history is out.
+    loading: HashMap<String, Loading>,
+}
+
+/// How far a room was printed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    /// The room's epoch, once a join said it.
+    epoch: Option<u64>,
+    /// The last offset printed (any room event).
+    last: Option<Offset>,
+}
+
+#[derive(Debug, Default)]
+struct Loading {
+    before: Seen,
+    held: Vec<Line>,
 }
 
 impl View {
@@ -228,6 +261,86 @@ impl View {
         if user != me && self.is_direct(room) {
             self.direct.insert(room.to_owned(), nick.to_owned());
         }
+    }
+
+    /// An event at `offset` of `room` was printed (or held to be).
+    fn saw(&mut self, room: &str, offset: Offset) {
+        let seen = self.seen.entry(room.to_owned()).or_default();
+        seen.last = Some(seen.last.map_or(offset, |l| l.max(offset)));
+    }
+
+    /// A join told the room's epoch: offsets of another epoch are not comparable.
+    fn note_epoch(&mut self, room: &str, epoch: u64) {
+        let seen = self.seen.entry(room.to_owned()).or_default();
+        if seen.epoch.is_some_and(|e| e != epoch) {
+            seen.last = None;
+        }
+        seen.epoch = Some(epoch);
+    }
+
+    /// History of `room` starts loading: its live lines are held back until
+    /// [`View::end_load`].
+    fn begin_load(&mut self, room: &str) {
+        let before = self.seen.get(room).copied().unwrap_or_default();
+        self.loading.entry(room.to_owned()).or_insert(Loading {
+            before,
+            held: Vec::new(),
+        });
+    }
+
+    /// `line` of `room` to print now, or `None` when it is held back.
+    fn hold(&mut self, room: &str, line: Line) -> Option<Line> {
+        match self.loading.get_mut(room) {
+            Some(l) => {
+                l.held.push(line);
+                None
+            }
+            None => Some(line),
+        }
+    }
+
+    /// The lines of a history page of `room`, skipping deleted messages and those printed
+    /// already (when the page is of the epoch they were printed in).
+    fn history_lines(&mut self, room: &str, page: &History, me: u64) -> Vec<Line> {
+        let before = match self.loading.get(room) {
+            Some(l) => l.before,
+            None => self.seen.get(room).copied().unwrap_or_default(),
+        };
+        let skip_upto = if before.epoch.is_none_or(|e| e == page.epoch) {
+            before.last
+        } else {
+            None
+        };
+        self.note_epoch(room, page.epoch);
+        let mut lines = Vec::new();
+        for m in &page.messages {
+            if m.deleted || skip_upto.is_some_and(|last| m.offset <= last) {
+                continue;
+            }
+            self.learn(room, m.author, &m.nick, me);
+            self.saw(room, m.offset);
+            lines.push(Line::Out(self.message_line(
+                room,
+                &m.nick,
+                &m.text,
+                m.attachment.as_deref(),
+            )));
+        }
+        lines
+    }
+
+    /// History of `room` is out: the live lines held back meanwhile.
+    fn end_load(&mut self, room: &str) -> Vec<Line> {
+        self.loading.remove(room).map(|l| l.held).unwrap_or_default()
+    }
+
+    /// A chat message line: `[#room] <nick> text`, the same live and from history.
+    fn message_line(&self, room: &str, nick: &str, text: &str, attachment: Option<&str>) -> String {
+        let mut line = format!("[{}] <{}> {}", self.label(room), clean(nick), clean(text));
+        if let Some(a) = attachment {
+            line.push_str(&format!(" [attachment {}]", clean(a)));
+        }
+        line
     }
 }
 
@@ -260,7 +373,14 @@ fn format_session(ev: &Event, view: &mut View, me: u64) -> Option<Line> {
             format!("* connected as {} (session {session})", clean(nick))
         }
         Event::Welcome(m) => format!("* {}", clean(m)),
-        Event::Rejoined { room, result: Ok(_) } => format!("* rejoined {}", room_label(room)),
+        Event::Rejoined {
+            room,
+            result: Ok(info),
+        } if !info.resumed => format!(
+            "* rejoined {}: missed messages could not be replayed, recent history follows",
+            view.label(room)
+        ),
+        Event::Rejoined { room, result: Ok(_) } => format!("* rejoined {}", view.label(room)),
         Event::Rejoined { room, result: Err(f) } => {
             return Some(Line::Err(format!(
                 "error: could not rejoin {}: {f}",
@@ -288,15 +408,13 @@ fn format_session(ev: &Event, view: &mut View, me: u64) -> Option<Line> {
 }
 
 fn format_room(event: &Message, view: &mut View, me: u64) -> Option<String> {
+    if let Some((room, offset)) = event.room_offset() {
+        view.saw(room, offset);
+    }
     Some(match event {
         Message::RoomMessage(m) => {
             view.learn(&m.room, m.author, &m.nick, me);
-            format!(
-                "[{}] <{}> {}",
-                view.label(&m.room),
-                clean(&m.nick),
-                clean(&m.text)
-            )
+            view.message_line(&m.room, &m.nick, &m.text, m.attachment.as_deref())
         }
         Message::MessageEdited(m) => format!(
             "* [{}] message {} edited: {}",
@@ -415,19 +533,23 @@ impl Chat {
         }
     }
 
+    /// Join, then print the room's recent history before its live lines.
     async fn join(&mut self, room: String) {
+        lock(&self.view).begin_load(&room);
         match self.client.join(room.as_str()).await {
             Ok(info) => {
                 self.joined.retain(|r| *r != room);
                 self.joined.push(room.clone());
                 let n = info.members.len().max(info.room.members as usize);
-                out(&format!(
-                    "* now talking in {} ({})",
-                    room_label(&room),
-                    plural(n, "member")
-                ));
+                lock(&self.view).note_epoch(&room, info.epoch);
+                let header = format!("* now talking in {} ({})", room_label(&room), plural(n, "member"));
+                load_history(&self.client, &self.view, &room, info.offset, Some(header)).await;
             }
-            Err(e) => err(&format!("error: cannot join {}: {e}", room_label(&room))),
+            Err(e) => {
+                let held = lock(&self.view).end_load(&room);
+                held.into_iter().for_each(emit);
+                err(&format!("error: cannot join {}: {e}", room_label(&room)))
+            }
         }
     }
 
@@ -535,17 +657,73 @@ impl Chat {
     }
 }
 
-/// Print events until the stream ends.
+fn lock(view: &Mutex<View>) -> std::sync::MutexGuard<'_, View> {
+    view.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn emit(line: Line) {
+    match line {
+        Line::Out(l) => out(&l),
+        Line::Err(l) => err(&l),
+    }
+}
+
+/// Print `header`, then the history of `room` before offset `before` (the first live
+/// one), then the live lines held back meanwhile (see [`View::begin_load`]).
+async fn load_history(
+    client: &Client,
+    view: &Mutex<View>,
+    room: &str,
+    before: Offset,
+    header: Option<String>,
+) {
+    let page = client.history(room, Some(before), None, HISTORY_LINES).await;
+    let me = client.user();
+    let mut view = lock(view);
+    if let Some(h) = header {
+        out(&h);
+    }
+    match page {
+        Ok(page) => view.history_lines(room, &page, me).into_iter().for_each(emit),
+        Err(e) => err(&format!(
+            "error: cannot load the history of {}: {e}",
+            view.label(room)
+        )),
+    }
+    view.end_load(room).into_iter().for_each(emit);
+}
+
+/// Print events until the stream ends. Printing happens under the view's lock, so history
+/// printed by another task never interleaves with a room's live lines.
 async fn print_events(mut events: garou_client::Events, client: Client, view: Arc<Mutex<View>>) {
     while let Some(ev) = events.next().await {
-        let line = {
-            let mut view = view.lock().unwrap_or_else(|e| e.into_inner());
-            format_event(&ev, &mut view, client.user())
+        let me = client.user();
+        let mut v = lock(&view);
+        if let ClientEvent::Session(Event::Rejoined {
+            room,
+            result: Ok(info),
+        }) = &ev
+        {
+            if !info.resumed {
+                // A gap the server could not replay: show what is recent instead.
+                v.begin_load(room);
+                let (client, view, room, before) = (client.clone(), view.clone(), room.clone(), info.offset);
+                tokio::spawn(async move { load_history(&client, &view, &room, before, None).await });
+            }
+            v.note_epoch(room, info.epoch);
+        }
+        let Some(line) = format_event(&ev, &mut v, me) else {
+            continue;
         };
-        match line {
-            Some(Line::Out(l)) => out(&l),
-            Some(Line::Err(l)) => err(&l),
-            None => {}
+        let line = match &ev {
+            ClientEvent::Session(Event::Room { event, .. }) => match event.room_offset() {
+                Some((room, _)) => v.hold(room, line),
+                None => Some(line),
+            },
+            _ => Some(line),
+        };
+        if let Some(line) = line {
+            emit(line);
         }
     }
 }
@@ -597,7 +775,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use garou_client::protocol::{MemberJoined, RoomMessage};
-    use garou_client::Role;
+    use garou_client::{JoinInfo, Role, StoredMessage};
 
     #[test]
     fn parses_commands() {
@@ -650,6 +828,155 @@ mod tests {
             .into(),
             via: garou_client::protocol::StreamKind::Shard(0),
         })
+    }
+
+    fn msg_at(room: &str, offset: u64, nick: &str, text: &str) -> ClientEvent {
+        ClientEvent::Session(Event::Room {
+            event: RoomMessage {
+                room: room.into(),
+                offset,
+                id: offset,
+                author: 2,
+                nick: nick.into(),
+                ts_ms: 0,
+                text: text.into(),
+                attachment: None,
+            }
+            .into(),
+            via: garou_client::protocol::StreamKind::Shard(0),
+        })
+    }
+
+    fn stored(offset: u64, nick: &str, text: &str, deleted: bool) -> StoredMessage {
+        StoredMessage {
+            offset,
+            id: offset,
+            author: 2,
+            nick: nick.into(),
+            ts_ms: 0,
+            text: text.into(),
+            edited: false,
+            deleted,
+            attachment: None,
+            reactions: vec![],
+        }
+    }
+
+    fn page(room: &str, epoch: u64, messages: Vec<StoredMessage>) -> History {
+        History {
+            room: room.into(),
+            epoch,
+            messages,
+        }
+    }
+
+    fn outs(lines: Vec<Line>) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| match l {
+                Line::Out(l) => l,
+                Line::Err(l) => panic!("stderr line {l}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_on_join_comes_before_the_live_lines() {
+        let mut view = View::default();
+        view.begin_load("general");
+        // Live lines that arrive while the history loads are held back.
+        let live = format_event(&msg_at("general", 10, "bob", "live"), &mut view, 1).unwrap();
+        assert_eq!(view.hold("general", live), None);
+        let other = format_event(&msg_at("dev", 3, "bob", "elsewhere"), &mut view, 1).unwrap();
+        assert!(view.hold("dev", other).is_some(), "other rooms are not held");
+        view.note_epoch("general", 4);
+        let mut with_file = stored(9, "alice", "old two", false);
+        with_file.attachment = Some("up-1".into());
+        let p = page(
+            "general",
+            4,
+            vec![
+                stored(7, "alice", "old one", false),
+                stored(8, "bob", "gone", true),
+                with_file,
+            ],
+        );
+        // Same format as live messages; deleted ones are skipped.
+        assert_eq!(
+            outs(view.history_lines("general", &p, 1)),
+            vec![
+                "[#general] <alice> old one",
+                "[#general] <alice> old two [attachment up-1]"
+            ]
+        );
+        assert_eq!(outs(view.end_load("general")), vec!["[#general] <bob> live"]);
+        assert!(view.end_load("general").is_empty());
+        // Not loading any more: lines go straight out.
+        let line = format_event(&msg_at("general", 11, "bob", "next"), &mut view, 1).unwrap();
+        assert!(view.hold("general", line).is_some());
+    }
+
+    #[test]
+    fn history_after_a_gap_skips_what_was_printed() {
+        let mut view = View::default();
+        view.note_epoch("general", 4);
+        for o in 5..=8 {
+            format_event(&msg_at("general", o, "bob", "seen"), &mut view, 1);
+        }
+        view.begin_load("general");
+        let p = page(
+            "general",
+            4,
+            (6..=12)
+                .map(|o| stored(o, "bob", &format!("m{o}"), false))
+                .collect(),
+        );
+        let got = outs(view.history_lines("general", &p, 1));
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], "[#general] <bob> m9");
+        view.end_load("general");
+
+        // The room was reset (another epoch): its offsets start again, nothing is skipped.
+        view.begin_load("general");
+        view.note_epoch("general", 5);
+        let p = page("general", 5, vec![stored(1, "bob", "new", false)]);
+        assert_eq!(
+            outs(view.history_lines("general", &p, 1)),
+            vec!["[#general] <bob> new"]
+        );
+        view.end_load("general");
+    }
+
+    #[test]
+    fn rejoined_says_whether_the_gap_was_replayed() {
+        let mut view = View::default();
+        let info = |resumed| JoinInfo {
+            room: garou_client::RoomInfo {
+                name: "general".into(),
+                kind: RoomKind::Group,
+                members: 2,
+            },
+            role: Role::Member,
+            offset: 5,
+            members: vec![],
+            epoch: 1,
+            resumed,
+            unread: 0,
+        };
+        let ev = |resumed| {
+            ClientEvent::Session(Event::Rejoined {
+                room: "general".into(),
+                result: Ok(info(resumed)),
+            })
+        };
+        assert_eq!(
+            format_event(&ev(true), &mut view, 1),
+            Some(Line::Out("* rejoined #general".into()))
+        );
+        let Some(Line::Out(l)) = format_event(&ev(false), &mut view, 1) else {
+            panic!()
+        };
+        assert!(l.starts_with("* rejoined #general: missed messages"), "{l}");
     }
 
     #[test]
