@@ -304,8 +304,9 @@ impl Client {
     }
 
     /// A page of `room`'s history, oldest first: at most `limit` messages (the server caps
-    /// it at 1,000) with offsets below `before` and above `after`, each bound optional:
-    /// the newest such messages, or with only `after` the oldest ones (paging forward).
+    /// it at 1,000) with offsets below `before` and above `after`, both optional: without
+    /// `after` the newest such messages (paging back), with `after` the oldest ones
+    /// (paging forward).
     /// E.g. the 20 messages before a join: `history(room, Some(info.offset), None, 20)`.
     pub fn history(
         &self,

@@ -47,9 +47,12 @@ pub struct ClientConfig {
     pub request_timeout_ms: u64,
     /// Largest frame accepted from the server.
     pub max_frame: usize,
-    /// Out-of-order room events buffered per room before the session gives up. This also
-    /// bounds the events of a room that may arrive before the reply to its join.
+    /// Out-of-order room events buffered per room before the session gives up.
     pub reorder_limit: usize,
+    /// Events of a room buffered while its join is unanswered (the replay of a rejoin may
+    /// overtake the Joined reply, which says where the room starts), if more than
+    /// `reorder_limit`. At least the server's replay bound (10,000). Default 10,000.
+    pub replay_limit: usize,
     /// Where a previous session left off (used on reconnect): its rooms are rejoined as
     /// soon as this session is ready (each reports [`Event::Rejoined`]), then its
     /// unacknowledged sends are sent again, before any command issued on this session.
@@ -75,6 +78,7 @@ impl ClientConfig {
             request_timeout_ms: 10_000,
             max_frame: crate::DEFAULT_MAX_FRAME,
             reorder_limit: 4096,
+            replay_limit: 10_000,
             resume: ResumeState::default(),
             client_id_base: 0,
             max_unacked: MAX_UNACKED,
@@ -332,6 +336,8 @@ enum PendingKind {
         seq: u64,
         keep: Option<Unacked>,
     },
+    /// A quiet join of a room we were added to, for its epoch.
+    Probe(String),
 }
 
 #[derive(Debug)]
@@ -549,7 +555,12 @@ impl ClientSession {
     }
     /// Number of requests still waiting for a reply.
     pub fn pending_requests(&self) -> usize {
-        self.pending.len() + self.held.iter().filter(|m| m.request_id().is_some()).count()
+        let internal = self
+            .pending
+            .values()
+            .filter(|p| matches!(p.kind, PendingKind::Probe(_)))
+            .count();
+        self.pending.len() - internal + self.held.iter().filter(|m| m.request_id().is_some()).count()
     }
 
     // ------------------------------------------------------------------ output
@@ -697,7 +708,7 @@ impl ClientSession {
                     }
                     (Some(kind), m) => {
                         let kind = kind.clone();
-                        self.on_room_stream(kind, m)?;
+                        self.on_room_stream(kind, m, now_ms)?;
                     }
                 }
             }
@@ -943,13 +954,21 @@ impl ClientSession {
                 }
                 self.events.push_back(Event::Reply { req, result });
             }
+            (PendingKind::Probe(room), Ok(Reply::Joined(info))) => {
+                if let Some(t) = self.rooms.get_mut(&room) {
+                    t.epoch.get_or_insert(info.epoch);
+                }
+            }
+            // Without the epoch the room is rejoined without a resume point: the app is told
+            // (`resumed == false`) and reloads its history.
+            (PendingKind::Probe(_), _) => {}
             (PendingKind::Plain | PendingKind::Send { .. }, result) => {
                 self.events.push_back(Event::Reply { req, result })
             }
         }
     }
 
-    fn on_room_stream(&mut self, via: StreamKind, msg: Message) -> Result<(), SessionError> {
+    fn on_room_stream(&mut self, via: StreamKind, msg: Message, now_ms: u64) -> Result<(), SessionError> {
         let Some((room, offset)) = msg.room_offset() else {
             return Err(SessionError::Protocol(format!(
                 "{:?} on a room stream",
@@ -971,14 +990,25 @@ impl ClientSession {
         }
         let room = room.to_owned();
         let self_join = matches!(&msg, Message::MemberJoined(j) if j.user == self.user);
-        let track = match self.rooms.get_mut(&room) {
-            Some(t) => t,
-            // A room we were added to without asking (a direct message): start at our own join.
-            None if self_join => self.rooms.entry(room.clone()).or_insert(RoomTrack {
-                next: Some(offset),
-                ..RoomTrack::default()
-            }),
-            None => return Ok(()), // a room we left; late events are dropped
+        if !self.rooms.contains_key(&room) {
+            if !self_join {
+                return Ok(()); // a room we left; late events are dropped
+            }
+            // A room we were added to without asking (a direct message): start at our own
+            // join, and learn the room's epoch (for resuming it) with a quiet join.
+            self.rooms.insert(
+                room.clone(),
+                RoomTrack {
+                    next: Some(offset),
+                    ..RoomTrack::default()
+                },
+            );
+            self.probe_epoch(&room, now_ms);
+        }
+        let track = self.rooms.get_mut(&room).expect("tracked");
+        let limit = match track.next {
+            None => self.config.reorder_limit.max(self.config.replay_limit),
+            Some(_) => self.config.reorder_limit,
         };
         // While our join is in flight (`next` is None) everything waits for the Joined
         // reply, which says where the room starts; `start_room` drops what came before.
@@ -988,15 +1018,32 @@ impl ClientSession {
         }
         // The next event in line, or a duplicate of a buffered one, does not grow the buffer.
         let grows = track.next != Some(offset) && !track.ahead.contains_key(&offset);
-        if grows && track.ahead.len() >= self.config.reorder_limit {
+        if grows && track.ahead.len() >= limit {
             return Err(SessionError::Protocol(format!(
-                "room {room}: more than {} events out of order",
-                self.config.reorder_limit
+                "room {room}: more than {limit} events out of order"
             )));
         }
         track.ahead.insert(offset, (msg, via));
         self.drain_room(&room);
         Ok(())
+    }
+
+    /// Join a room we already are in, only to learn its epoch (no event comes of it).
+    fn probe_epoch(&mut self, room: &str, now_ms: u64) {
+        let req = self.alloc_req();
+        self.pending.insert(
+            req,
+            Pending {
+                deadline: now_ms + self.config.request_timeout_ms,
+                kind: PendingKind::Probe(room.to_owned()),
+            },
+        );
+        let join = Join {
+            req,
+            room: room.to_owned(),
+            since: None,
+        };
+        self.queue(Lane::Commands, join.into());
     }
 
     /// The join of `room` was answered: delivery starts at `offset`, or after the resume
@@ -1246,9 +1293,10 @@ impl ClientSession {
         })
     }
     /// A page of `room`'s message history, oldest first: at most `limit` messages (the
-    /// server caps it at 1,000) with offsets below `before` and above `after`, either
-    /// bound optional: the newest such messages, or with only `after` the oldest ones
-    /// (paging forward). The reply is [`Reply::History`] (with the room's epoch).
+    /// server caps it at 1,000) with offsets below `before` and above `after`, both
+    /// optional: without `after` the newest such messages (paging back), with `after` the
+    /// oldest ones (paging forward). The reply is [`Reply::History`] (with the room's
+    /// epoch).
     pub fn history(
         &mut self,
         room: &str,

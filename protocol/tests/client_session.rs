@@ -1018,7 +1018,14 @@ fn bad_server_streams_are_protocol_errors() {
     assert!(is_protocol(feed(&mut s, 5, header)));
     let mut s = ready();
     open(&mut s, 5, StreamKind::Shard(0));
-    assert!(is_protocol(feed(&mut s, 5, Welcome { message: "x".into(), ticket: String::new() })));
+    assert!(is_protocol(feed(
+        &mut s,
+        5,
+        Welcome {
+            message: "x".into(),
+            ticket: String::new()
+        }
+    )));
 }
 
 #[test]
@@ -1269,7 +1276,14 @@ fn rooms_include_rejoins_and_held_joins_before_ready() {
 #[test]
 fn control_stream_notifications_and_datagrams() {
     let mut s = ready();
-    ctl(&mut s, Welcome { message: "hi".into(), ticket: String::new() }).unwrap();
+    ctl(
+        &mut s,
+        Welcome {
+            message: "hi".into(),
+            ticket: String::new(),
+        },
+    )
+    .unwrap();
     ctl(&mut s, Throttle { retry_after_ms: 250 }).unwrap();
     let receipt = Receipt {
         room: "lobby".into(),
@@ -1334,6 +1348,7 @@ fn config_defaults() {
     assert_eq!(c.resume, ResumeState::default());
     assert_eq!(c.client_id_base, 0);
     assert_eq!(c.max_unacked, 10_000);
+    assert!(c.replay_limit >= 10_000 && c.replay_limit >= c.reorder_limit);
 }
 
 // ---------------------------------------------------------------- recovery
@@ -1519,6 +1534,83 @@ fn a_rejoin_in_flight_at_a_disconnect_is_carried_quietly() {
     let (mut s, _) = resume(state);
     s.abort("closed");
     assert_eq!(failure_code(&events(&mut s)[0]), Some(ErrorCode::Disconnected));
+}
+
+#[test]
+fn a_direct_room_we_were_added_to_learns_its_epoch_quietly() {
+    let mut s = ready();
+    let room = "dm:7:42";
+    open_shard_of(&mut s, room);
+    feed(&mut s, SHARD_ID, self_join(room, 3)).unwrap();
+    feed(&mut s, SHARD_ID, text(room, 4)).unwrap();
+    assert_eq!(room_offsets(&events(&mut s)), vec![3, 4]);
+    // Tracked, but its epoch is unknown until the quiet join answers.
+    assert_eq!(s.since(room), None);
+    assert_eq!(s.resume_state().rooms, vec![(room.to_string(), None)]);
+    let cmds = commands(&mut s);
+    let [Message::Join(probe)] = &cmds[..] else {
+        panic!("expected one quiet Join, got {cmds:?}")
+    };
+    assert_eq!((probe.room.as_str(), probe.since), (room, None));
+    assert_eq!(s.pending_requests(), 0, "internal requests are not counted");
+    // Its answer (the room moved on meanwhile) only sets the epoch: no event, no reorder.
+    feed(&mut s, SHARD_ID, text(room, 5)).unwrap();
+    ctl(&mut s, joined(probe.req, room, 9)).unwrap();
+    assert_eq!(room_offsets(&events(&mut s)), vec![5]);
+    assert_eq!(s.since(room), since(5, EPOCH));
+    feed(&mut s, SHARD_ID, text(room, 6)).unwrap();
+    assert_eq!(room_offsets(&events(&mut s)), vec![6]);
+
+    // A refused (or lost) probe is silent too; the room then resumes without a point.
+    let mut s = ready();
+    open_shard_of(&mut s, room);
+    feed(&mut s, SHARD_ID, self_join(room, 1)).unwrap();
+    events(&mut s);
+    let cmds = commands(&mut s);
+    let [Message::Join(probe)] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    ctl(&mut s, Error::reply(probe.req, ErrorCode::Forbidden, "no")).unwrap();
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(s.since(room), None);
+    let state = s.suspend("lost");
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(state.rooms, vec![(room.to_string(), None)]);
+}
+
+#[test]
+fn a_replay_may_overtake_the_joined_reply_up_to_the_replay_limit() {
+    let mut c = cfg();
+    c.reorder_limit = 2;
+    c.replay_limit = 5;
+    c.resume.rooms = vec![("lobby".into(), since(10, EPOCH))];
+    let mut s = ClientSession::new(c.clone(), T0);
+    handshake(&mut s, SHARDS);
+    events(&mut s);
+    let cmds = commands(&mut s);
+    let Message::Join(j) = &cmds[0] else {
+        panic!("{cmds:?}")
+    };
+    open_shard_of(&mut s, "lobby");
+    for o in 11..=15 {
+        feed(&mut s, SHARD_ID, text("lobby", o)).unwrap();
+    }
+    ctl(&mut s, joined_with(j.req, resumed_info("lobby", 11))).unwrap();
+    assert_eq!(room_offsets(&events(&mut s)), (11..=15).collect::<Vec<_>>());
+    // Once started, the (smaller) reorder limit applies again.
+    feed(&mut s, SHARD_ID, text("lobby", 17)).unwrap();
+    feed(&mut s, SHARD_ID, text("lobby", 18)).unwrap();
+    assert!(is_protocol(feed(&mut s, SHARD_ID, text("lobby", 19))));
+
+    // Beyond the replay limit before the reply: a protocol error.
+    let mut s = ClientSession::new(c, T0);
+    handshake(&mut s, SHARDS);
+    events(&mut s);
+    open_shard_of(&mut s, "lobby");
+    for o in 11..=15 {
+        feed(&mut s, SHARD_ID, text("lobby", o)).unwrap();
+    }
+    assert!(is_protocol(feed(&mut s, SHARD_ID, text("lobby", 16))));
 }
 
 #[test]

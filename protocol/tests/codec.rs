@@ -208,7 +208,11 @@ fn build(ty: FrameType, p: &P) -> Message {
         FrameType::Throttle => Throttle { retry_after_ms: z }.into(),
         FrameType::Shutdown => Shutdown { reason: c }.into(),
         FrameType::StreamHeader => StreamHeader { kind: stream }.into(),
-        FrameType::Welcome => Welcome { message: c, ticket: a }.into(),
+        FrameType::Welcome => Welcome {
+            message: c,
+            ticket: a,
+        }
+        .into(),
         FrameType::SetNick => SetNick { req: z, nick: b }.into(),
         FrameType::CreateRoom => CreateRoom {
             req: z,
