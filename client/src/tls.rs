@@ -92,14 +92,15 @@ pub(crate) fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, C
     Ok(config)
 }
 
-/// Transport settings: keep NATs and the server's idle timer happy with a 5 s keep-alive,
-/// give up on a silent path after 30 s, allow datagrams (typing, presence), and let the
+/// Transport settings: keep NATs and the server's idle timer happy with a 2 s keep-alive,
+/// give up on a silent path after 10 s (a gateway that died without closing, e.g. killed,
+/// is noticed that fast and the client reconnects), allow datagrams (typing, presence), and let the
 /// server open enough uni streams for its shards plus hot rooms.
 fn transport_config() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
+    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
     t.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(std::time::Duration::from_secs(30)).expect("30 s fits"),
+        quinn::IdleTimeout::try_from(std::time::Duration::from_secs(10)).expect("10 s fits"),
     ));
     t.datagram_receive_buffer_size(Some(1 << 20));
     t.max_concurrent_uni_streams(256u32.into());

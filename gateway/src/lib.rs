@@ -7,6 +7,7 @@
 //! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod http;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use garou_gateway::{chat, config::ServerConfig, server};
+use garou_gateway::{bench, chat, config::ServerConfig, server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -28,6 +28,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Terminal chat client over raw QUIC (reads lines from stdin).
     Chat(chat::ChatArgs),
+    /// Load generator over the native client.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +112,10 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Chat(args) => {
             init_logging(cli.log_json, "warn");
             chat::run(args).await
+        }
+        Cmd::Bench(args) => {
+            init_logging(cli.log_json, "warn");
+            bench::run(args).await
         }
     }
 }

@@ -2,6 +2,8 @@
 //! native clients over QUIC. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod driven;
+
 use std::time::Duration;
 
 use garou_client::{connect, Client, ClientEvent, ClientOptions, Events, Trust};
