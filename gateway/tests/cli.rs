@@ -143,6 +143,13 @@ fn chat_through_pipes_and_graceful_sigterm() {
     let line = bob_out.wait_for("hello from a pipe");
     assert!(line.contains("<alice> hello from a pipe"), "{line}");
 
+    // A second run with the same nick shows the room's history on join.
+    let (mut again, again_in, mut again_out) = chat(&server, "alice");
+    let line = again_out.wait_for("hello from a pipe");
+    assert!(line.contains("<alice> hello from a pipe"), "{line}");
+    drop(again_in);
+    assert!(wait_exit(&mut again).success());
+
     // Bob answers; commands work through the pipe too.
     bob_in.write_all(b"/users\n").unwrap();
     bob_out.wait_for("member");
