@@ -50,13 +50,31 @@ export interface ConnectOptions {
 
 export interface RoomInfo { name: string; kind: RoomKind; members: number }
 export interface MemberInfo { user: number; nick: string; role: Role; online: boolean }
-export interface JoinInfo { room: RoomInfo; role: Role; offset: number; members: MemberInfo[] }
+/**
+ * What `join` and `createRoom` resolve to. `offset`: the first offset of the room's events
+ * from now on; `epoch`: the room's epoch (offsets compare only within one); `resumed`: the
+ * server replayed what was missed since a resume point (false for a plain join);
+ * `unread`: messages after the user's read mark.
+ */
+export interface JoinInfo {
+  room: RoomInfo; role: Role; offset: number; members: MemberInfo[];
+  epoch: number; resumed: boolean; unread: number;
+}
 /** What `send` and `direct` resolve to once the server acked the message. */
 export interface SentInfo { room: string; id: number; offset: number }
+/** Options of `history`: offsets bounding the page (exclusive), and its size (default 50, at most 1000). */
+export interface HistoryOptions { before?: number; after?: number; limit?: number }
+/** A message as history returns it: its latest text, edits and deletion applied. */
+export interface StoredMessage {
+  offset: number; id: number; author: number; nick: string; ts: number; text: string;
+  edited: boolean; deleted: boolean; attachment?: string; reactions: { emoji: string; count: number }[];
+}
+/** What `history` resolves to: messages oldest first. */
+export interface HistoryPage { room: string; epoch: number; messages: StoredMessage[] }
 
 /** Everything the `on()` handler receives. */
 export type GarouEvent =
-  | { type: "message"; room: string; offset: number; id: number; author: number; nick: string; ts: number; text: string }
+  | { type: "message"; room: string; offset: number; id: number; author: number; nick: string; ts: number; text: string; attachment?: string }
   | { type: "edit"; room: string; offset: number; id: number; by: number; ts: number; text: string }
   | { type: "delete"; room: string; offset: number; id: number; by: number }
   | { type: "reaction"; room: string; offset: number; id: number; user: number; nick: string; emoji: string; added: boolean }
@@ -402,6 +420,13 @@ fn call_handler(h: &Function, v: &JsValue) {
     }
 }
 
+/// 64 random bits for message client ids (uniqueness across the user's tabs and devices;
+/// not a secret).
+fn random_u64() -> u64 {
+    let half = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    half() << 32 | half()
+}
+
 fn random_guest_nick() -> String {
     format!("guest-{:04}", (js_sys::Math::random() * 10_000.0) as u32)
 }
@@ -475,6 +500,7 @@ async fn connect(options: JsValue) -> Result<JsValue, JsValue> {
     let mut config = ClientConfig::with_nick("");
     config.credentials = opts.credentials(random_guest_nick);
     config.client_name = concat!("garou-wasm-client/", env!("CARGO_PKG_VERSION")).into();
+    config.client_id_base = random_u64();
 
     let inner = Inner::new(config);
     let (ready, waiter) = promise();
@@ -632,6 +658,29 @@ impl GarouClient {
     #[wasm_bindgen(js_name = listUsers, unchecked_return_type = "Promise<MemberInfo[]>")]
     pub fn list_users(&self, room: String) -> Promise {
         self.inner.request(|s, now| Ok(s.list_users(&room, now)))
+    }
+
+    /// A page of a room's history, oldest first: at most `limit` (default 50) messages
+    /// with offsets below `before` and above `after`; without `after` the newest such
+    /// messages (paging back), with `after` the oldest (paging forward).
+    #[wasm_bindgen(unchecked_return_type = "Promise<HistoryPage>")]
+    pub fn history(
+        &self,
+        room: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "HistoryOptions")] options: JsValue,
+    ) -> Promise {
+        let opts: Result<model::HistoryOptions, Failure> = if options.is_undefined() || options.is_null() {
+            Ok(model::HistoryOptions::default())
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| Failure {
+                code: ErrorCode::InvalidArgument,
+                message: format!("bad history options: {e}"),
+            })
+        };
+        self.inner.request(|s, now| {
+            let (before, after, limit) = opts?.parse()?;
+            Ok(s.history(&room, before, after, limit, now))
+        })
     }
 
     /// Change our nick; resolves with the nick the server accepted.
