@@ -22,13 +22,31 @@ export interface ConnectOptions {
 
 export interface RoomInfo { name: string; kind: RoomKind; members: number }
 export interface MemberInfo { user: number; nick: string; role: Role; online: boolean }
-export interface JoinInfo { room: RoomInfo; role: Role; offset: number; members: MemberInfo[] }
+/**
+ * What `join` and `createRoom` resolve to. `offset`: the first offset of the room's events
+ * from now on; `epoch`: the room's epoch (offsets compare only within one); `resumed`: the
+ * server replayed what was missed since a resume point (false for a plain join);
+ * `unread`: messages after the user's read mark.
+ */
+export interface JoinInfo {
+    room: RoomInfo; role: Role; offset: number; members: MemberInfo[];
+    epoch: number; resumed: boolean; unread: number;
+}
 /** What `send` and `direct` resolve to once the server acked the message. */
 export interface SentInfo { room: string; id: number; offset: number }
+/** Options of `history`: offsets bounding the page (exclusive), and its size (default 50, at most 1000). */
+export interface HistoryOptions { before?: number; after?: number; limit?: number }
+/** A message as history returns it: its latest text, edits and deletion applied. */
+export interface StoredMessage {
+    offset: number; id: number; author: number; nick: string; ts: number; text: string;
+    edited: boolean; deleted: boolean; attachment?: string; reactions: { emoji: string; count: number }[];
+}
+/** What `history` resolves to: messages oldest first. */
+export interface HistoryPage { room: string; epoch: number; messages: StoredMessage[] }
 
 /** Everything the `on()` handler receives. */
 export type GarouEvent =
-| { type: "message"; room: string; offset: number; id: number; author: number; nick: string; ts: number; text: string }
+| { type: "message"; room: string; offset: number; id: number; author: number; nick: string; ts: number; text: string; attachment?: string }
 | { type: "edit"; room: string; offset: number; id: number; by: number; ts: number; text: string }
 | { type: "delete"; room: string; offset: number; id: number; by: number }
 | { type: "reaction"; room: string; offset: number; id: number; user: number; nick: string; emoji: string; added: boolean }
@@ -80,6 +98,12 @@ export class GarouClient {
      * Replace the text of a message.
      */
     edit(room: string, id: number, text: string): Promise<void>;
+    /**
+     * A page of a room's history, oldest first: at most `limit` (default 50) messages
+     * with offsets below `before` and above `after`; without `after` the newest such
+     * messages (paging back), with `after` the oldest (paging forward).
+     */
+    history(room: string, options?: HistoryOptions): Promise<HistoryPage>;
     /**
      * Join a room (a group room that does not exist yet is created).
      */
@@ -150,6 +174,7 @@ export interface InitOutput {
     readonly garouclient_delete: (a: number, b: number, c: number, d: number) => any;
     readonly garouclient_direct: (a: number, b: number, c: number, d: number, e: number) => any;
     readonly garouclient_edit: (a: number, b: number, c: number, d: number, e: number, f: number) => any;
+    readonly garouclient_history: (a: number, b: number, c: number, d: any) => any;
     readonly garouclient_join: (a: number, b: number, c: number) => any;
     readonly garouclient_leave: (a: number, b: number, c: number) => any;
     readonly garouclient_listRooms: (a: number) => any;
@@ -167,11 +192,11 @@ export interface InitOutput {
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__26: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__28: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__24: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__25: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__26: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_: (a: number, b: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;

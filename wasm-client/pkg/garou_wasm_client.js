@@ -115,6 +115,20 @@ export class GarouClient {
         return ret;
     }
     /**
+     * A page of a room's history, oldest first: at most `limit` (default 50) messages
+     * with offsets below `before` and above `after`; without `after` the newest such
+     * messages (paging back), with `after` the oldest (paging forward).
+     * @param {string} room
+     * @param {HistoryOptions} [options]
+     * @returns {Promise<HistoryPage>}
+     */
+    history(room, options) {
+        const ptr0 = passStringToWasm0(room, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.garouclient_history(this.__wbg_ptr, ptr0, len0, options);
+        return ret;
+    }
+    /**
      * Join a room (a group room that does not exist yet is created).
      * @param {string} room
      * @returns {Promise<JoinInfo>}
@@ -738,42 +752,42 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 102, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 104, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 13, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 15, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 12, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 12, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__24);
-            return ret;
-        },
-        __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 12, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__25);
             return ret;
         },
-        __wbindgen_generic_0000000000000006: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportBidirectionalStream")], shim_idx: 13, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__26);
+        __wbindgen_generic_0000000000000005: function(arg0, arg1) {
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__26);
             return ret;
         },
-        __wbindgen_generic_0000000000000007: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportSendStream")], shim_idx: 13, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+        __wbindgen_generic_0000000000000006: function(arg0, arg1) {
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportBidirectionalStream")], shim_idx: 15, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27);
             return ret;
         },
+        __wbindgen_generic_0000000000000007: function(arg0, arg1) {
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportSendStream")], shim_idx: 15, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__28);
+            return ret;
+        },
         __wbindgen_generic_0000000000000008: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 11, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 13, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_);
             return ret;
         },
@@ -810,12 +824,12 @@ function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_
     wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_(arg0, arg1, arg2);
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__24(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__24(arg0, arg1, arg2);
-}
-
 function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__25(arg0, arg1, arg2) {
     wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__25(arg0, arg1, arg2);
+}
+
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__26(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__26(arg0, arg1, arg2);
 }
 
 function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_(arg0, arg1, arg2) {
@@ -832,15 +846,15 @@ function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_
     }
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__26(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__26(arg0, arg1, arg2);
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27(arg0, arg1, arg2);
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__28(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__28(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
