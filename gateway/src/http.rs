@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use rust_embed::RustEmbed;
 use tokio_util::sync::CancellationToken;
@@ -44,9 +44,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/cert-hash", get(cert_hash))
         .route("/health", get(health))
         .route("/api/rooms/{room}/messages", get(history))
+        .route("/api/uploads", post(crate::uploads::upload_http))
+        .route("/api/uploads/{id}", get(crate::uploads::download))
         .route("/ws", get(websocket))
         .fallback(get(static_file))
-        // The page may live on another origin (a front-end app): these are public GETs.
+        // The page may live on another origin (a front-end app): these are public GETs, and
+        // uploads authenticate with a session ticket, never a cookie.
         .layer(CorsLayer::permissive())
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 //! - [`session`]: drives any connection through the handshake and the stream model;
 //! - [`hub`]: users, rooms, roles, ordering, hot rooms and fan-out;
 //! - [`server`]: binding, accepting, graceful shutdown; [`config`] and [`tls`] feed it;
+//! - [`uploads`]: resumable uploads, attachments, ticket-checked downloads;
 //! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
 #![forbid(unsafe_code)]
 
@@ -17,3 +18,4 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod uploads;

@@ -108,6 +108,8 @@ pub struct Hub {
     started: Instant,
     /// Seconds added to the clock (tests move time instead of sleeping).
     skew: AtomicU64,
+    /// Session tickets and upload locks.
+    uploads: crate::uploads::Registry,
 }
 
 /// A continuation that sends `msg` to `conn` (once the committer ran it).
@@ -211,6 +213,7 @@ impl Hub {
             hot_count: AtomicUsize::new(0),
             started: Instant::now(),
             skew: AtomicU64::new(0),
+            uploads: Default::default(),
         }))
     }
 
@@ -682,6 +685,13 @@ impl Hub {
         attachment: Option<String>,
     ) -> Reply {
         self.check_text(&text)?;
+        // The session has checked that it is a complete upload of the sender's (uploads.rs).
+        if attachment
+            .as_deref()
+            .is_some_and(|a| !crate::uploads::valid_id(a))
+        {
+            return err(ErrorCode::InvalidArgument, "the attachment is not an upload id");
+        }
         let room = self.room(name).ok_or_else(|| no_room(name))?;
         let now = self.now_sec();
         let mut st = room.state.lock();
@@ -1148,6 +1158,11 @@ impl Hub {
     /// The store, for handlers that read it directly (uploads, downloads).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Session tickets and upload locks.
+    pub fn uploads(&self) -> &crate::uploads::Registry {
+        &self.uploads
     }
 
     /// Whether `user` is a member of `room`.

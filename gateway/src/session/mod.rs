@@ -21,6 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::transport::{Connection, RecvStream, SendStream};
+use crate::uploads;
 use outbound::{Conn, Ctl, Wire};
 
 /// Frames queued on a control stream before the client counts as a slow consumer.
@@ -179,7 +180,7 @@ pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, 
     let span = tracing::info_span!("session", id = session, transport = conn.kind(), remote = %conn.remote(), user = tracing::field::Empty);
     async move {
         let handshake = tokio::time::timeout(cfg.handshake_timeout(), handshake(&conn, &hub, &cfg, session));
-        let (handle, control_rx) = match handshake.await {
+        let (handle, control_rx, ticket) = match handshake.await {
             Ok(Ok(v)) => v,
             Ok(Err(Fault::Protocol(code, reason))) => {
                 info!(?code, %reason, "handshake refused");
@@ -203,6 +204,7 @@ pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, 
             Err(e) => debug!(error = %e, "session ended"),
             Ok(()) => debug!("session ended"),
         }
+        hub.uploads().revoke(&ticket);
         hub.disconnect(&handle);
         conn.close(0, "bye");
     }
@@ -210,7 +212,8 @@ pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, 
     .await
 }
 
-type Handshaken<C> = (Arc<Conn>, FrameReader<<C as Connection>::Recv>);
+/// The session's handle, its control stream reader, and its download ticket.
+type Handshaken<C> = (Arc<Conn>, FrameReader<<C as Connection>::Recv>, String);
 
 async fn handshake<C: Connection>(
     conn: &Arc<C>,
@@ -300,21 +303,22 @@ async fn handshake<C: Connection>(
         }
         .into(),
     );
+    let ticket = hub.uploads().issue(handle.user);
     handle.control(
         &Welcome {
             message: format!("Welcome to garou, {nick}!"),
-            ticket: String::new(),
+            ticket: ticket.clone(),
         }
         .into(),
     );
     hub.announce_online(&handle);
-    Ok((handle, reader))
+    Ok((handle, reader, ticket))
 }
 
 async fn serve<C: Connection>(
     conn: &Arc<C>,
     hub: &Arc<Hub>,
-    cfg: &ServerConfig,
+    cfg: &Arc<ServerConfig>,
     handle: &Arc<Conn>,
     mut control: FrameReader<C::Recv>,
     shutdown: &CancellationToken,
@@ -324,16 +328,16 @@ async fn serve<C: Connection>(
     let mut tasks = JoinSet::new();
     {
         let (conn, hub, handle, fault_tx) = (conn.clone(), hub.clone(), handle.clone(), fault_tx.clone());
-        let max_frame = cfg.max_frame;
+        let cfg = cfg.clone();
         tasks.spawn(
             async move {
                 while let Ok(recv) = conn.accept_uni().await {
-                    let (hub, handle, fault_tx) = (hub.clone(), handle.clone(), fault_tx.clone());
+                    let (hub, cfg, handle, fault_tx) =
+                        (hub.clone(), cfg.clone(), handle.clone(), fault_tx.clone());
                     tokio::spawn(
                         async move {
-                            if let Err(f) =
-                                read_client_stream(FrameReader::new(recv, max_frame), &hub, &handle).await
-                            {
+                            let reader = FrameReader::new(recv, cfg.max_frame);
+                            if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle).await {
                                 let _ = fault_tx.try_send(f);
                             }
                         }
@@ -391,10 +395,11 @@ async fn serve<C: Connection>(
     result
 }
 
-/// One client->client uni stream: a StreamHeader, then commands or acks.
+/// One client->server uni stream: a StreamHeader, then commands, acks or upload chunks.
 async fn read_client_stream<R: RecvStream>(
     mut reader: FrameReader<R>,
     hub: &Hub,
+    cfg: &ServerConfig,
     handle: &Arc<Conn>,
 ) -> Result<(), Fault> {
     let kind = match reader.next().await? {
@@ -418,11 +423,16 @@ async fn read_client_stream<R: RecvStream>(
                 }
                 let reply = match msg {
                     Message::History(h) => Some(hub.history(handle, h).await),
-                    Message::UploadStart(_) | Message::UploadComplete(_) => Some(Error::reply(
-                        msg.request_id().unwrap_or(0),
-                        ErrorCode::Unsupported,
-                        "uploads are not supported yet",
-                    )),
+                    Message::UploadStart(m) => Some(uploads::start(hub, cfg, handle.user, m).await),
+                    Message::UploadComplete(m) => Some(uploads::complete(hub, cfg, handle.user, m).await),
+                    // The attachment is checked (and bound to the room) before the hub sees it.
+                    Message::Send(m) if m.attachment.is_some() => {
+                        let id = m.attachment.as_deref().unwrap_or_default();
+                        match uploads::attach(hub, handle.user, &m.room, id).await {
+                            Ok(()) => hub.command(handle, Message::Send(m)),
+                            Err((code, message)) => Some(Error::reply(m.req, code, message)),
+                        }
+                    }
                     msg => hub.command(handle, msg),
                 };
                 if let Some(reply) = reply {
@@ -445,10 +455,29 @@ async fn read_client_stream<R: RecvStream>(
             }
         }
         StreamKind::Upload => {
-            return Err(Fault::Protocol(
-                ErrorCode::Unsupported,
-                "uploads are not supported yet".into(),
-            ))
+            // A refused chunk is answered with an Error frame; the stream goes on.
+            let mut writer = uploads::ChunkWriter::new(hub, handle.user);
+            let result = async {
+                while let Some(msg) = reader.next().await? {
+                    match msg {
+                        Message::UploadChunk(c) => {
+                            if let Some(error) = writer.chunk(hub, cfg, c).await {
+                                handle.control(&error);
+                            }
+                        }
+                        m => {
+                            return Err(Fault::Protocol(
+                                ErrorCode::OutOfState,
+                                format!("{:?} on an upload stream", m.frame_type()),
+                            ))
+                        }
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            writer.record(hub, cfg).await;
+            result?;
         }
         other => {
             return Err(Fault::Protocol(

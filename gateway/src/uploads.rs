@@ -1,0 +1,745 @@
+//! Uploads: resumable files sent over a session's bulk-upload stream (or, for browsers, one
+//! HTTP POST), referenced by messages, downloaded over HTTP with a session ticket.
+//!
+//! - `UploadStart` (commands stream) validates and records the upload, or finds the same
+//!   owner's unfinished one with the same name, size and hash: the reply says from which
+//!   offset to continue (the length of the partial file is the truth).
+//! - `UploadChunk`s on an `Upload` uni stream are appended to `<data>/uploads/<id>.part` only
+//!   at its current length; anything else is answered with an Error frame (the stream and
+//!   the session go on). Chunks go straight to disk: memory stays at one frame per stream.
+//! - `UploadComplete` checks size and SHA-256, renames the file to `<data>/uploads/<id>` and
+//!   replies `UploadDone`; a hash mismatch deletes the partial file, so a retry starts over.
+//! - A message's `attachment` must name a complete upload of its sender; the upload is then
+//!   bound to that room, whose members (and the owner) may download it.
+//! - Every live session gets a random ticket (in `Welcome`) that authenticates its HTTP
+//!   requests: `GET /api/uploads/{id}?ticket=` and `POST /api/uploads?ticket=&name=`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use garou_protocol::{
+    Error, ErrorCode, Message, UploadChunk, UploadComplete, UploadDone, UploadReady, UploadStart, UserId,
+};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::ServerConfig;
+use crate::http::HttpState;
+use crate::hub::Hub;
+use crate::store::{Store, UploadRecord};
+
+/// Largest `data` of one `UploadChunk`.
+pub const MAX_CHUNK: usize = 256 * 1024;
+/// Progress is written to the store after about this many bytes (and at the end of a stream).
+const PROGRESS_EVERY: u64 = 1024 * 1024;
+/// Longest file name, in characters.
+const MAX_NAME: usize = 255;
+/// `UploadComplete` may overtake the last chunks (they travel on another stream): it waits
+/// for a short file to grow, until it has not grown for this long.
+const COMPLETE_IDLE: Duration = Duration::from_secs(2);
+/// The refusal of a file whose hash is not the declared one (it is then deleted).
+const MISMATCH: &str = "sha256 mismatch";
+
+type Refusal = (ErrorCode, String);
+
+fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Refusal> {
+    Err((code, message.into()))
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    tracing::warn!(error = %e, "upload failed");
+    (ErrorCode::Internal, "upload failed on the server".into())
+}
+
+/// Shared upload state: session tickets and one lock per upload being written.
+#[derive(Default)]
+pub struct Registry {
+    tickets: Mutex<HashMap<String, UserId>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Woken whenever a chunk was written.
+    grew: tokio::sync::Notify,
+}
+
+impl Registry {
+    /// A new random ticket for `user`, valid until [`Registry::revoke`].
+    pub fn issue(&self, user: UserId) -> String {
+        let ticket = random_hex();
+        self.tickets.lock().insert(ticket.clone(), user);
+        ticket
+    }
+
+    pub fn revoke(&self, ticket: &str) {
+        self.tickets.lock().remove(ticket);
+    }
+
+    /// The user a ticket belongs to.
+    pub fn ticket_user(&self, ticket: &str) -> Option<UserId> {
+        self.tickets.lock().get(ticket).copied()
+    }
+
+    /// Exclusive access to one upload's files (chunks, completion, HTTP upload).
+    async fn lock(&self, id: &str) -> UploadLock<'_> {
+        let mutex = self.locks.lock().entry(id.to_owned()).or_default().clone();
+        UploadLock {
+            registry: self,
+            id: id.to_owned(),
+            guard: Some(mutex.lock_owned().await),
+        }
+    }
+}
+
+/// Held while an upload's files change; the lock's map entry goes when nobody needs it.
+struct UploadLock<'a> {
+    registry: &'a Registry,
+    id: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for UploadLock<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        // Clones are only taken under the map lock: a count of 1 means nobody waits.
+        let mut locks = self.registry.locks.lock();
+        if locks.get(&self.id).is_some_and(|m| Arc::strong_count(m) == 1) {
+            locks.remove(&self.id);
+        }
+    }
+}
+
+/// 128 random bits as 32 lowercase hex digits (upload ids and tickets).
+fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Whether `id` looks like an upload id (so it is safe in a file name).
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// File names: 1-255 characters, no path separators or control characters, not `.`/`..`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_NAME
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// The content type without parameters, lowercased; `None` if it is not accepted.
+pub fn accepted_type(cfg: &ServerConfig, content_type: &str) -> Option<String> {
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let plausible =
+        !ct.is_empty() && ct.len() <= 127 && ct.contains('/') && ct.bytes().all(|b| b.is_ascii_graphic());
+    (plausible
+        && cfg
+            .uploads
+            .content_types
+            .iter()
+            .any(|p| ct.starts_with(&p.to_ascii_lowercase())))
+    .then_some(ct)
+}
+
+pub fn dir(cfg: &ServerConfig) -> PathBuf {
+    cfg.data.join("uploads")
+}
+
+fn part_path(cfg: &ServerConfig, id: &str) -> PathBuf {
+    dir(cfg).join(format!("{id}.part"))
+}
+
+fn final_path(cfg: &ServerConfig, id: &str) -> PathBuf {
+    dir(cfg).join(id)
+}
+
+/// The download path of an upload (append `?ticket=`).
+pub fn url(id: &str) -> String {
+    format!("/api/uploads/{id}")
+}
+
+/// Length of a file, 0 if it does not exist.
+async fn file_len(path: &Path) -> std::io::Result<u64> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+async fn exists(path: &Path) -> bool {
+    tokio::fs::try_exists(path).await.unwrap_or(false)
+}
+
+fn reply(req: u32, r: Result<Message, Refusal>) -> Message {
+    r.unwrap_or_else(|(code, message)| Error::reply(req, code, message))
+}
+
+// ------------------------------------------------------------------ commands
+
+/// `UploadStart`: `UploadReady` with the offset to continue from, or `UploadDone` when the
+/// same file is already complete.
+pub async fn start(hub: &Hub, cfg: &ServerConfig, user: UserId, m: UploadStart) -> Message {
+    let req = m.req;
+    reply(req, start_inner(hub, cfg, user, m).await)
+}
+
+async fn start_inner(
+    hub: &Hub,
+    cfg: &ServerConfig,
+    user: UserId,
+    m: UploadStart,
+) -> Result<Message, Refusal> {
+    if m.size > cfg.uploads.max_size {
+        return refuse(
+            ErrorCode::LimitReached,
+            format!(
+                "{} bytes is more than the {} bytes allowed",
+                m.size, cfg.uploads.max_size
+            ),
+        );
+    }
+    let Some(content_type) = accepted_type(cfg, &m.content_type) else {
+        return refuse(
+            ErrorCode::InvalidArgument,
+            format!("content type {:?} is not accepted", m.content_type),
+        );
+    };
+    if m.sha256.len() != 32 {
+        return refuse(ErrorCode::InvalidArgument, "sha256 must be 32 bytes");
+    }
+    if !valid_name(&m.name) {
+        return refuse(
+            ErrorCode::InvalidArgument,
+            "invalid file name (1-255 characters, no path separators)",
+        );
+    }
+    tokio::fs::create_dir_all(dir(cfg)).await.map_err(internal)?;
+    let rec = hub
+        .store()
+        .upload_begin(UploadRecord {
+            id: random_hex(),
+            owner: user,
+            name: m.name,
+            content_type,
+            size: m.size,
+            sha256: m.sha256,
+            received: 0,
+            complete: false,
+            room: None,
+        })
+        .await
+        .map_err(internal)?;
+    let _lock = hub.uploads().lock(&rec.id).await;
+    if rec.complete && exists(&final_path(cfg, &rec.id)).await {
+        return Ok(UploadDone {
+            req: m.req,
+            url: url(&rec.id),
+            upload: rec.id,
+        }
+        .into());
+    }
+    let offset = file_len(&part_path(cfg, &rec.id)).await.map_err(internal)?;
+    Ok(UploadReady {
+        req: m.req,
+        upload: rec.id,
+        offset,
+    }
+    .into())
+}
+
+/// `UploadComplete`: verify length and hash, then make the file downloadable.
+pub async fn complete(hub: &Hub, cfg: &ServerConfig, user: UserId, m: UploadComplete) -> Message {
+    reply(
+        m.req,
+        complete_inner(hub, cfg, user, &m.upload).await.map(|url| {
+            UploadDone {
+                req: m.req,
+                upload: m.upload.clone(),
+                url,
+            }
+            .into()
+        }),
+    )
+}
+
+async fn complete_inner(hub: &Hub, cfg: &ServerConfig, user: UserId, id: &str) -> Result<String, Refusal> {
+    let rec = owned(hub, user, id).await?;
+    let (part, done) = (part_path(cfg, id), final_path(cfg, id));
+    // Let chunks still in flight on the upload stream land first.
+    let (mut len, mut since) = (0, tokio::time::Instant::now());
+    loop {
+        let grew = hub.uploads().grew.notified();
+        tokio::pin!(grew);
+        grew.as_mut().enable();
+        let now = file_len(&part).await.map_err(internal)?;
+        if now > len {
+            (len, since) = (now, tokio::time::Instant::now());
+        }
+        if rec.complete
+            || len >= rec.size
+            || tokio::time::timeout_at(since + COMPLETE_IDLE, grew)
+                .await
+                .is_err()
+        {
+            break;
+        }
+    }
+    let _lock = hub.uploads().lock(id).await;
+    if rec.complete && exists(&done).await {
+        return Ok(url(id));
+    }
+    let (size, sha256) = (rec.size, rec.sha256.clone());
+    let part2 = part.clone();
+    let verdict = tokio::task::spawn_blocking(move || -> std::io::Result<Result<(), Refusal>> {
+        let mut file = match std::fs::File::open(&part2) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if size > 0 {
+                    return Ok(refuse(
+                        ErrorCode::InvalidArgument,
+                        format!("0 of {size} bytes received"),
+                    ));
+                }
+                std::fs::File::create_new(&part2)?
+            }
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len != size {
+            return Ok(refuse(
+                ErrorCode::InvalidArgument,
+                format!("{len} of {size} bytes received"),
+            ));
+        }
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        if hasher.finalize().as_slice() != sha256.as_slice() {
+            std::fs::remove_file(&part2)?;
+            return Ok(refuse(ErrorCode::InvalidArgument, MISMATCH));
+        }
+        file.sync_all()?;
+        Ok(Ok(()))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    if let Err(refusal) = verdict {
+        if refusal.1 == MISMATCH {
+            hub.store()
+                .upload_progress(id, 0, false)
+                .await
+                .map_err(internal)?;
+        }
+        return Err(refusal);
+    }
+    tokio::fs::rename(&part, &done).await.map_err(internal)?;
+    hub.store()
+        .upload_progress(id, size, true)
+        .await
+        .map_err(internal)?;
+    tracing::info!(upload = id, size, "upload complete");
+    Ok(url(id))
+}
+
+/// The upload `id` if `user` owns it.
+async fn owned(hub: &Hub, user: UserId, id: &str) -> Result<UploadRecord, Refusal> {
+    let rec = match valid_id(id) {
+        true => hub.store().upload(id).await.map_err(internal)?,
+        false => None,
+    };
+    match rec {
+        None => refuse(ErrorCode::InvalidArgument, format!("no such upload {id:?}")),
+        Some(r) if r.owner != user => refuse(ErrorCode::Forbidden, format!("upload {id} is not yours")),
+        Some(r) => Ok(r),
+    }
+}
+
+/// Before a message with `attachment` is handed to the hub: the upload must be the
+/// sender's and complete, and not bound to another room; it is then bound to `room`
+/// (unless the sender is no member, which the hub refuses anyway).
+pub async fn attach(hub: &Hub, user: UserId, room: &str, id: &str) -> Result<(), Refusal> {
+    let rec = owned(hub, user, id).await?;
+    if !rec.complete {
+        return refuse(ErrorCode::InvalidArgument, format!("upload {id} is not complete"));
+    }
+    match &rec.room {
+        Some(r) if r != room => refuse(
+            ErrorCode::InvalidArgument,
+            format!("upload {id} is shared in another room; upload it again for this one"),
+        ),
+        Some(_) => Ok(()),
+        None if !hub.is_member(room, user) => Ok(()),
+        None => hub.store().upload_attach(id, room).await.map_err(internal),
+    }
+}
+
+// ------------------------------------------------------------------ upload stream
+
+/// One upload stream's state: the upload it last wrote to and its unrecorded progress.
+pub struct ChunkWriter {
+    user: UserId,
+    store: Arc<dyn Store>,
+    current: Option<UploadRecord>,
+    /// The current upload's length after the last chunk written.
+    len: u64,
+    /// Bytes written since progress was last recorded.
+    unrecorded: u64,
+}
+
+impl ChunkWriter {
+    pub fn new(hub: &Hub, user: UserId) -> Self {
+        ChunkWriter {
+            user,
+            store: hub.store().clone(),
+            current: None,
+            len: 0,
+            unrecorded: 0,
+        }
+    }
+
+    /// Append one chunk; `Some(error)` to send back when it was refused.
+    pub async fn chunk(&mut self, hub: &Hub, cfg: &ServerConfig, c: UploadChunk) -> Option<Message> {
+        match self.write(hub, cfg, c).await {
+            Ok(()) => None,
+            Err((code, message)) => Some(Error::fatal(code, message)),
+        }
+    }
+
+    async fn write(&mut self, hub: &Hub, cfg: &ServerConfig, c: UploadChunk) -> Result<(), Refusal> {
+        if c.data.len() > MAX_CHUNK {
+            return refuse(
+                ErrorCode::InvalidArgument,
+                format!("upload {}: chunks carry at most {MAX_CHUNK} bytes", c.upload),
+            );
+        }
+        if self.current.as_ref().is_none_or(|r| r.id != c.upload) {
+            self.record(hub, cfg).await;
+            self.current = Some(owned(hub, self.user, &c.upload).await?);
+        }
+        let rec = self.current.as_ref().expect("set above");
+        let lock = hub.uploads().lock(&rec.id).await;
+        if exists(&final_path(cfg, &rec.id)).await {
+            return refuse(
+                ErrorCode::InvalidArgument,
+                format!("upload {} is complete", rec.id),
+            );
+        }
+        let (path, size, offset, id) = (part_path(cfg, &rec.id), rec.size, c.offset, rec.id.clone());
+        let n = c.data.len() as u64;
+        let len = tokio::task::spawn_blocking(move || -> std::io::Result<Result<u64, Refusal>> {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)?;
+            let len = file.metadata()?.len();
+            if offset != len {
+                return Ok(refuse(
+                    ErrorCode::InvalidArgument,
+                    format!("upload {id}: chunk at offset {offset}, expected offset {len}"),
+                ));
+            }
+            if len + n > size {
+                return Ok(refuse(
+                    ErrorCode::InvalidArgument,
+                    format!("upload {id}: chunk goes beyond the declared size of {size} bytes"),
+                ));
+            }
+            file.write_all(&c.data)?;
+            Ok(Ok(len + n))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)??;
+        self.len = len;
+        self.unrecorded += n;
+        drop(lock);
+        hub.uploads().grew.notify_waiters();
+        if self.unrecorded >= PROGRESS_EVERY {
+            self.record(hub, cfg).await;
+        }
+        Ok(())
+    }
+
+    /// Write the current upload's progress to the store (call it at the end of the stream).
+    pub async fn record(&mut self, hub: &Hub, cfg: &ServerConfig) {
+        if let (Some(rec), true) = (&self.current, self.unrecorded > 0) {
+            // Never after completion: that would mark the upload incomplete again.
+            let _lock = hub.uploads().lock(&rec.id).await;
+            if !exists(&final_path(cfg, &rec.id)).await {
+                if let Err(e) = self.store.upload_progress(&rec.id, self.len, false).await {
+                    tracing::warn!(error = %e, upload = rec.id, "upload progress not recorded");
+                }
+            }
+        }
+        self.unrecorded = 0;
+    }
+}
+
+// ------------------------------------------------------------------ HTTP
+
+/// `?ticket=` (and `&name=` for a POST).
+#[derive(serde::Deserialize)]
+pub struct TicketQuery {
+    ticket: Option<String>,
+    name: Option<String>,
+}
+
+fn http_error(status: StatusCode, message: &str) -> Response {
+    let error = status.canonical_reason().unwrap_or("error");
+    (
+        status,
+        Json(serde_json::json!({ "error": error, "message": message })),
+    )
+        .into_response()
+}
+
+fn http_internal(e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "upload request failed");
+    http_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+fn ticket_user(s: &HttpState, q: &TicketQuery) -> Option<UserId> {
+    q.ticket.as_deref().and_then(|t| s.hub.uploads().ticket_user(t))
+}
+
+/// `Content-Disposition: inline` with an ASCII fallback name and the UTF-8 name (RFC 6266).
+fn disposition(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "inline; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("inline"))
+}
+
+/// `GET /api/uploads/{id}?ticket=T`: the file, streamed, for the owner or a member of the
+/// room it was shared in. 403 without a live session's ticket or without access, 404 for an
+/// unknown or unfinished upload.
+pub async fn download(
+    State(s): State<HttpState>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<TicketQuery>,
+) -> Response {
+    let Some(user) = ticket_user(&s, &q) else {
+        return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
+    };
+    let rec = match valid_id(&id) {
+        true => s.hub.store().upload(&id).await,
+        false => Ok(None),
+    };
+    let rec = match rec {
+        Ok(Some(r)) if r.complete => r,
+        Ok(_) => return http_error(StatusCode::NOT_FOUND, "no such upload"),
+        Err(e) => return http_internal(e),
+    };
+    let member = rec.room.as_deref().is_some_and(|r| s.hub.is_member(r, user));
+    if rec.owner != user && !member {
+        return http_error(StatusCode::FORBIDDEN, "not shared in a room of yours");
+    }
+    let file = match tokio::fs::File::open(final_path(&s.cfg, &id)).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return http_error(StatusCode::NOT_FOUND, "no such upload")
+        }
+        Err(e) => return http_internal(e),
+    };
+    let len = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return http_internal(e),
+    };
+    let content_type = HeaderValue::from_str(&rec.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::CONTENT_DISPOSITION, disposition(&rec.name));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Served from the page's origin: never let a file run script there.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    (headers, body).into_response()
+}
+
+/// Removes a temporary file unless kept.
+struct TempFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// `POST /api/uploads?ticket=T&name=N` with the file as the body (browsers): the same
+/// limits as `UploadStart`, the content type from the `Content-Type` header, the SHA-256
+/// computed here. Answers `201 {"id", "url"}`; the same file again gives the same id.
+pub async fn upload_http(
+    State(s): State<HttpState>,
+    Query(q): Query<TicketQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(user) = ticket_user(&s, &q) else {
+        return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
+    };
+    let cfg = &s.cfg;
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(content_type) = accepted_type(cfg, given) else {
+        return http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("content type {given:?} is not accepted"),
+        );
+    };
+    let name = q.name.unwrap_or_else(|| "upload".into());
+    if !valid_name(&name) {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            "invalid file name (1-255 characters, no path separators)",
+        );
+    }
+    let max = cfg.uploads.max_size;
+    let too_large = || {
+        http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("more than the {max} bytes allowed"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return too_large();
+    }
+    if let Err(e) = tokio::fs::create_dir_all(dir(cfg)).await {
+        return http_internal(e);
+    }
+    let new_id = random_hex();
+    let mut tmp = TempFile {
+        path: part_path(cfg, &new_id),
+        keep: false,
+    };
+    let mut file = match tokio::fs::File::create_new(&tmp.path).await {
+        Ok(f) => f,
+        Err(e) => return http_internal(e),
+    };
+    let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return http_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+        };
+        size += chunk.len() as u64;
+        if size > max {
+            return too_large();
+        }
+        hasher.update(&chunk);
+        if let Err(e) = file.write_all(&chunk).await {
+            return http_internal(e);
+        }
+    }
+    if let Err(e) = file.flush().await {
+        return http_internal(e);
+    }
+    if let Err(e) = file.sync_all().await {
+        return http_internal(e);
+    }
+    drop(file);
+    let begun = s
+        .hub
+        .store()
+        .upload_begin(UploadRecord {
+            id: new_id.clone(),
+            owner: user,
+            name,
+            content_type,
+            size,
+            sha256: hasher.finalize().to_vec(),
+            received: 0,
+            complete: false,
+            room: None,
+        })
+        .await;
+    let rec = match begun {
+        Ok(r) => r,
+        Err(e) => return http_internal(e),
+    };
+    // A new upload, or the same file started before (over QUIC, or complete already).
+    let _lock = s.hub.uploads().lock(&rec.id).await;
+    let done = final_path(cfg, &rec.id);
+    if !exists(&done).await {
+        if let Err(e) = tokio::fs::rename(&tmp.path, &done).await {
+            return http_internal(e);
+        }
+        tmp.keep = true;
+        if rec.id != new_id {
+            let _ = tokio::fs::remove_file(part_path(cfg, &rec.id)).await;
+        }
+    }
+    if !rec.complete {
+        if let Err(e) = s.hub.store().upload_progress(&rec.id, size, true).await {
+            return http_internal(e);
+        }
+    }
+    tracing::info!(upload = rec.id, size, "upload complete (HTTP)");
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "id": rec.id, "url": url(&rec.id) })),
+    )
+        .into_response()
+}
