@@ -373,6 +373,8 @@ pub struct ClientSession {
     session: u64,
     user: UserId,
     nick: String,
+    /// The HTTP upload/download ticket from the server's Welcome (empty before it).
+    ticket: String,
     num_shards: u16,
     heartbeat_ms: u64,
     max_frame: usize,
@@ -414,6 +416,7 @@ impl ClientSession {
             session: 0,
             user: 0,
             nick: String::new(),
+            ticket: String::new(),
             num_shards: 0,
             heartbeat_ms: 15_000,
             next_seq: 0,
@@ -458,6 +461,12 @@ impl ClientSession {
     /// Our current nick.
     pub fn nick(&self) -> &str {
         &self.nick
+    }
+    /// This session's ticket for the gateway's HTTP uploads and downloads
+    /// (`/api/uploads...?ticket=`), from the server's Welcome; empty until it arrived.
+    /// Valid while this session lives (a new connection gets a new one).
+    pub fn ticket(&self) -> &str {
+        &self.ticket
     }
     /// Session id given by the server.
     pub fn session_id(&self) -> u64 {
@@ -816,7 +825,10 @@ impl ClientSession {
             }
             (State::Ready, Message::Ping(p)) => self.queue(Lane::Control, Pong { nonce: p.nonce }.into()),
             (State::Ready, Message::Pong(_)) => {}
-            (State::Ready, Message::Welcome(w)) => self.events.push_back(Event::Welcome(w.message)),
+            (State::Ready, Message::Welcome(w)) => {
+                self.ticket = w.ticket;
+                self.events.push_back(Event::Welcome(w.message))
+            }
             (_, Message::Shutdown(s)) => self.events.push_back(Event::Shutdown { reason: s.reason }),
             (State::Ready, Message::Throttle(t)) => self.events.push_back(Event::Throttled {
                 retry_after_ms: t.retry_after_ms,
@@ -1217,6 +1229,18 @@ impl ClientSession {
     }
     /// Post a message; the reply is [`Reply::Sent`] once the server accepted it.
     pub fn send(&mut self, room: &str, text: &str, now_ms: u64) -> ReqId {
+        self.send_with_attachment(room, text, None, now_ms)
+    }
+    /// Post a message referencing a completed upload of ours (its id, from `UploadDone`
+    /// or the HTTP upload). Like [`ClientSession::send`], it is kept (attachment
+    /// included) and re-sent after a reconnect until acknowledged.
+    pub fn send_with_attachment(
+        &mut self,
+        room: &str,
+        text: &str,
+        attachment: Option<&str>,
+        now_ms: u64,
+    ) -> ReqId {
         let client_id = self.alloc_client_id();
         self.command(now_ms, |req| {
             Send {
@@ -1224,7 +1248,7 @@ impl ClientSession {
                 room: room.into(),
                 client_id,
                 text: text.into(),
-                attachment: None,
+                attachment: attachment.map(Into::into),
             }
             .into()
         })

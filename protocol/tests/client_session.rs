@@ -1790,6 +1790,65 @@ fn unacked_sends_are_resent_with_the_same_ids() {
 }
 
 #[test]
+fn welcome_ticket_is_kept() {
+    let mut s = ready();
+    assert_eq!(s.ticket(), "");
+    ctl(
+        &mut s,
+        Welcome {
+            message: "hi".into(),
+            ticket: "0123abcd".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(events(&mut s), vec![Event::Welcome("hi".into())]);
+    assert_eq!(s.ticket(), "0123abcd");
+}
+
+#[test]
+fn a_send_with_an_attachment_keeps_it_across_a_reconnect() {
+    let mut c = cfg();
+    let mut s = ready_with(c.clone());
+    join_room(&mut s, "lobby", 1);
+    let a = s.send_with_attachment("lobby", "look", Some("up-7"), T0);
+    let b = s.send("lobby", "plain", T0);
+    let tx = commands(&mut s);
+    assert!(
+        matches!(&tx[..], [Message::Send(x), Message::Send(y)]
+        if x.req == a && x.attachment.as_deref() == Some("up-7") && x.text == "look"
+            && y.req == b && y.attachment.is_none()),
+        "{tx:?}"
+    );
+
+    let state = s.suspend("lost");
+    assert!(matches!(&state.unacked[..], [Unacked::Send(x), Unacked::Send(y)]
+        if x.req == a && x.attachment.as_deref() == Some("up-7") && y.attachment.is_none()));
+
+    // The next session re-sends it, attachment included, with the same ids.
+    c.resume = state;
+    let mut s2 = ClientSession::new(c, T0);
+    handshake(&mut s2, SHARDS);
+    events(&mut s2);
+    let tx = commands(&mut s2);
+    let resent: Vec<(ReqId, Option<String>)> = tx
+        .iter()
+        .filter_map(|m| match m {
+            Message::Send(m) => Some((m.req, m.attachment.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resent, vec![(a, Some("up-7".into())), (b, None)]);
+    ctl(&mut s2, ack(a, "lobby", 100, 2)).unwrap();
+    assert_eq!(
+        events(&mut s2),
+        vec![Event::Reply {
+            req: a,
+            result: sent("lobby", 100, 2)
+        }]
+    );
+}
+
+#[test]
 fn a_connection_lost_during_the_handshake_carries_everything_again() {
     let state = ResumeState {
         rooms: vec![("lobby".into(), since(5, EPOCH))],
