@@ -93,16 +93,7 @@ async fn raw_control(
     wtransport::SendStream,
     wtransport::RecvStream,
 ) {
-    let config = wtransport::ClientConfig::builder()
-        .with_bind_default()
-        .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(gw.cert_sha256)])
-        .build();
-    let url = format!("https://127.0.0.1:{}/", gw.quic_addr.port());
-    let conn = wtransport::Endpoint::client(config)
-        .unwrap()
-        .connect(url)
-        .await
-        .unwrap();
+    let conn = common::driven::wt_connect(gw).await;
     let (send, recv) = conn.open_bi().await.unwrap().await.unwrap();
     (conn, send, recv)
 }

@@ -14,12 +14,11 @@ use super::{Connection, RecvStream, SendStream, TransportError};
 /// A WebTransport session seen through [`Connection`].
 pub struct WebTransportConnection(pub wtransport::Connection);
 
+// After the WebTransport stream header, a stream is a plain QUIC stream: reuse the raw
+// QUIC adapter's reads and writes on it.
 impl SendStream for wtransport::SendStream {
     async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> Result<(), TransportError> {
-        self.quic_stream_mut()
-            .write_all_chunks(chunks)
-            .await
-            .map_err(TransportError::new)
+        SendStream::write_chunks(self.quic_stream_mut(), chunks).await
     }
     async fn finish_and_wait(&mut self) {
         // wtransport's finish completes once the peer acknowledged everything.
@@ -29,10 +28,7 @@ impl SendStream for wtransport::SendStream {
 
 impl RecvStream for wtransport::RecvStream {
     async fn read_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
-        match self.quic_stream_mut().read_chunk(64 * 1024, true).await {
-            Ok(c) => Ok(c.map(|c| c.bytes)),
-            Err(e) => Err(TransportError::new(e)),
-        }
+        RecvStream::read_chunk(self.quic_stream_mut()).await
     }
 }
 

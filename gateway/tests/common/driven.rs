@@ -136,17 +136,22 @@ async fn read_wt(mut recv: wtransport::RecvStream, id: u64, tx: mpsc::Sender<Inb
     let _ = tx.send(Inbound::End(id)).await;
 }
 
-pub async fn webtransport(gw: &garou_gateway::server::Gateway, config: ClientConfig) -> (Driven, WtOutlet) {
-    let wt_config = wtransport::ClientConfig::builder()
+/// A WebTransport session to `gw`, trusting its certificate by hash as a browser does.
+pub async fn wt_connect(gw: &garou_gateway::server::Gateway) -> wtransport::Connection {
+    let config = wtransport::ClientConfig::builder()
         .with_bind_default()
         .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(gw.cert_sha256)])
         .build();
     let url = format!("https://127.0.0.1:{}/", gw.quic_addr.port());
-    let conn = wtransport::Endpoint::client(wt_config)
+    wtransport::Endpoint::client(config)
         .unwrap()
         .connect(url)
         .await
-        .expect("WebTransport session");
+        .expect("WebTransport session")
+}
+
+pub async fn webtransport(gw: &garou_gateway::server::Gateway, config: ClientConfig) -> (Driven, WtOutlet) {
+    let conn = wt_connect(gw).await;
     let (control, control_recv) = conn.open_bi().await.unwrap().await.unwrap();
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(read_wt(control_recv, CONTROL, tx.clone()));
