@@ -69,6 +69,12 @@ export interface StoredMessage {
   offset: number; id: number; author: number; nick: string; ts: number; text: string;
   edited: boolean; deleted: boolean; attachment?: string; reactions: { emoji: string; count: number }[];
 }
+/**
+ * What the gateway's `POST /api/uploads?ticket=<client.ticket>&name=<file name>` (the file
+ * as the body, its type as `Content-Type`) answers with `201`: pass `id` as the third
+ * argument of `send` to attach the file; `url` + `?ticket=` downloads it.
+ */
+export interface UploadInfo { id: string; url: string }
 /** What `history` resolves to: messages oldest first. */
 export interface HistoryPage { room: string; epoch: number; messages: StoredMessage[] }
 
@@ -552,6 +558,14 @@ impl GarouClient {
         self.inner.session.borrow().nick().to_owned()
     }
 
+    /// This session's ticket for the gateway's HTTP uploads and downloads
+    /// (`/api/uploads?ticket=`, `/api/uploads/{id}?ticket=`), valid while the connection
+    /// lives; empty until the server's welcome arrived (right after `connect`).
+    #[wasm_bindgen(getter)]
+    pub fn ticket(&self) -> String {
+        self.inner.session.borrow().ticket().to_owned()
+    }
+
     /// Our user id.
     #[wasm_bindgen(getter, js_name = userId)]
     pub fn user_id(&self) -> f64 {
@@ -594,10 +608,13 @@ impl GarouClient {
         self.inner.request(|s, now| Ok(s.leave(&room, now)))
     }
 
-    /// Post a message; resolves when the server acked it.
+    /// Post a message, optionally with an attachment (the id of a completed upload of
+    /// ours, e.g. from `POST /api/uploads`); resolves when the server acked it.
     #[wasm_bindgen(unchecked_return_type = "Promise<SentInfo>")]
-    pub fn send(&self, room: String, text: String) -> Promise {
-        self.inner.request(|s, now| Ok(s.send(&room, &text, now)))
+    pub fn send(&self, room: String, text: String, attachment: Option<String>) -> Promise {
+        let attachment = attachment.filter(|a| !a.is_empty());
+        self.inner
+            .request(|s, now| Ok(s.send_with_attachment(&room, &text, attachment.as_deref(), now)))
     }
 
     /// Direct message to a user by nick; resolves with the direct room once acked.
