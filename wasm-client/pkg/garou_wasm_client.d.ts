@@ -41,6 +41,12 @@ export interface StoredMessage {
     offset: number; id: number; author: number; nick: string; ts: number; text: string;
     edited: boolean; deleted: boolean; attachment?: string; reactions: { emoji: string; count: number }[];
 }
+/**
+ * What the gateway's `POST /api/uploads?ticket=<client.ticket>&name=<file name>` (the file
+ * as the body, its type as `Content-Type`) answers with `201`: pass `id` as the third
+ * argument of `send` to attach the file; `url` + `?ticket=` downloads it.
+ */
+export interface UploadInfo { id: string; url: string }
 /** What `history` resolves to: messages oldest first. */
 export interface HistoryPage { room: string; epoch: number; messages: StoredMessage[] }
 
@@ -138,9 +144,10 @@ export class GarouClient {
      */
     react(room: string, id: number, emoji: string, add: boolean): Promise<void>;
     /**
-     * Post a message; resolves when the server acked it.
+     * Post a message, optionally with an attachment (the id of a completed upload of
+     * ours, e.g. from `POST /api/uploads`); resolves when the server acked it.
      */
-    send(room: string, text: string): Promise<SentInfo>;
+    send(room: string, text: string, attachment?: string | null): Promise<SentInfo>;
     /**
      * Change our nick; resolves with the nick the server accepted.
      */
@@ -153,6 +160,12 @@ export class GarouClient {
      * Our current nick.
      */
     readonly nick: string;
+    /**
+     * This session's ticket for the gateway's HTTP uploads and downloads
+     * (`/api/uploads?ticket=`, `/api/uploads/{id}?ticket=`), valid while the connection
+     * lives; empty until the server's welcome arrived (right after `connect`).
+     */
+    readonly ticket: string;
     /**
      * The transport in use.
      */
@@ -184,19 +197,20 @@ export interface InitOutput {
     readonly garouclient_nick: (a: number) => [number, number];
     readonly garouclient_on: (a: number, b: any) => void;
     readonly garouclient_react: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
-    readonly garouclient_send: (a: number, b: number, c: number, d: number, e: number) => any;
+    readonly garouclient_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
     readonly garouclient_setNick: (a: number, b: number, c: number) => any;
+    readonly garouclient_ticket: (a: number) => [number, number];
     readonly garouclient_transport: (a: number) => [number, number];
     readonly garouclient_typing: (a: number, b: number, c: number) => void;
     readonly garouclient_userId: (a: number) => number;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__27: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__28: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__29: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__25: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__26: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__27: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_: (a: number, b: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
