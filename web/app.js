@@ -6,12 +6,15 @@
 
 const params = new URLSearchParams(location.search);
 const GATEWAY = params.get("gateway") || location.origin;
+// Prefix of the gateway's HTTP API: same origin unless ?gateway= points elsewhere.
+const API = params.get("gateway") ? GATEWAY.replace(/\/+$/, "") : "";
 const TRANSPORTS = ["auto", "webtransport", "websocket"];
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
 const TYPING_SHOW_MS = 3000; // how long a typing notice stays without a new datagram
 const TYPING_SEND_MS = 1000; // at most one typing datagram per second
 const GROUP_MS = 5 * 60 * 1000; // consecutive messages of one author within this are grouped
 const MAX_LOG = 2000; // entries kept per room
+const FILE_NAME = /^[^/\\\n]+\.(png|jpe?g|gif|webp|avif|bmp|svg|heic|heif|ico|tiff?)$/i;
 const ROLE_RANK = { owner: 0, admin: 1, moderator: 2, member: 3, guest: 4 };
 
 const $ = (id) => document.getElementById(id);
@@ -40,7 +43,7 @@ function newRoom(name, kind = name.startsWith("dm:") ? "direct" : "group") {
     kind,
     role: null,
     members: new Map(), // user id -> { user, nick, role, online }
-    messages: new Map(), // id -> { id, author, nick, ts, text, edited, deleted, reactions }
+    messages: new Map(), // id -> { id, author, nick, ts, text, edited, deleted, attachment, reactions }
     log: [], // { type: "msg", id } | { type: "notice", ts, parts }
     unread: 0,
     typing: new Map(), // user id -> { nick, until }
@@ -391,6 +394,7 @@ function onEvent(ev) {
         nick: ev.nick,
         ts: ev.ts,
         text: ev.text,
+        attachment: ev.attachment || null,
         edited: false,
         deleted: false,
         reactions: new Map(),
@@ -501,6 +505,7 @@ function onEvent(ev) {
       break;
     case "welcome":
       console.info("garou:", ev.message);
+      flushTicketWaiters();
       break;
     case "error":
       showError({ code: ev.code, message: `${ev.code}: ${ev.message}` });
@@ -659,6 +664,8 @@ function renderComposer() {
   const ok = !!r && canPost(r) && state.connected;
   input.disabled = !ok;
   $("send").disabled = !ok;
+  $("attach").disabled = !ok;
+  $("attach-btn").classList.toggle("disabled", !ok);
   input.placeholder = !r
     ? "Join a room to start chatting"
     : !state.connected
@@ -750,14 +757,17 @@ function messageNode(r, m, cont) {
     body.append(editor(r, m));
     node.classList.add("editing");
   } else {
+    // An attachment sent without a caption carries its file name: shown as a file label.
+    const nameOnly = !!m.attachment && !m.deleted && !m.edited && FILE_NAME.test(m.text);
     body.append(
       h(
         "div",
-        { class: "msg-text", "data-testid": "message-text" },
+        { class: `msg-text${nameOnly ? " attachment-name" : ""}`, "data-testid": "message-text" },
         m.deleted ? "This message was deleted." : m.text,
         m.edited && !m.deleted ? h("span", { class: "msg-edited", title: "edited", text: "(edited)" }) : null,
       ),
     );
+    if (m.attachment && !m.deleted) body.append(attachmentNode(m));
   }
   const reactions = h("div", { class: "reactions" });
   for (const [emoji, who] of m.reactions) {
@@ -799,6 +809,169 @@ function messageNode(r, m, cont) {
   node.append(avatar(m.nick), h("span", { class: "msg-time-side", text: timeFmt.format(time) }), body);
   if (actions.childElementCount) node.append(actions);
   return node;
+}
+
+// ---------------------------------------------------------------- attachments
+
+/** A download URL of an upload, with this session's ticket (which changes per connection). */
+function attachmentUrl(id) {
+  const ticket = state.client ? state.client.ticket : "";
+  return `${API}/api/uploads/${encodeURIComponent(id)}?ticket=${encodeURIComponent(ticket)}`;
+}
+
+// Images rendered before the session's ticket arrived (it comes with the welcome).
+const ticketWaiters = [];
+function withTicket(fn) {
+  if (state.client && state.client.ticket) fn();
+  else ticketWaiters.push(fn);
+}
+function flushTicketWaiters() {
+  for (const fn of ticketWaiters.splice(0)) fn();
+}
+
+/** An attachment shown inline: a thumbnail that opens the full image in a new tab. */
+function attachmentNode(m) {
+  const link = h("a", {
+    class: "attachment loading",
+    target: "_blank",
+    rel: "noopener",
+    title: "Open the full image",
+  });
+  const img = h("img", { "data-testid": "attachment", alt: m.text || "image", decoding: "async" });
+  img.addEventListener("load", () => {
+    link.classList.remove("loading");
+    // Icons and tiny images are scaled up (crisply) so they do not get lost.
+    const w = img.naturalWidth;
+    const hgt = img.naturalHeight;
+    if (w && hgt && Math.max(w, hgt) < 64) {
+      const k = Math.min(4, Math.floor(64 / Math.max(w, hgt)));
+      img.style.width = `${w * k}px`;
+      img.classList.add("pixelated");
+    }
+    // Keep the log pinned to the bottom when the image grows it.
+    const box = $("messages");
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < img.clientHeight + 120) box.scrollTop = box.scrollHeight;
+  });
+  img.addEventListener("error", () => {
+    // Not an image (or gone): a plain file link instead.
+    link.classList.remove("loading");
+    link.classList.add("file");
+    link.title = "Open the attachment";
+    img.replaceWith(h("span", { class: "file-chip" }, h("span", { class: "file-icon", "aria-hidden": "true", text: "📎" }), "Attachment"));
+  });
+  withTicket(() => {
+    const url = attachmentUrl(m.attachment);
+    link.href = url;
+    img.src = url;
+  });
+  link.append(img);
+  return link;
+}
+
+function formatSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+const UPLOAD_ERRORS = {
+  413: "That file is too large",
+  415: "That kind of file is not accepted",
+  400: "That file could not be uploaded",
+  403: "Your session expired: reconnect and try again",
+};
+
+/** POST a file to the gateway; resolves to {id, url}. `onProgress(fraction)`. */
+function postFile(file, onProgress, signal) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    const url = `${API}/api/uploads?ticket=${encodeURIComponent(state.client.ticket)}&name=${encodeURIComponent(file.name || "image")}`;
+    xhr.open("POST", url);
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded / e.total));
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = null;
+      }
+      if ((xhr.status === 201 || xhr.status === 200) && body && body.id) return resolve(body);
+      const title = UPLOAD_ERRORS[xhr.status] || "The upload failed";
+      let detail = (body && body.message) || `The server answered ${xhr.status}.`;
+      if (xhr.status === 413) detail = `${file.name} is ${formatSize(file.size)}. ${detail.charAt(0).toUpperCase()}${detail.slice(1)}.`;
+      reject(Object.assign(new Error(detail), { title }));
+    });
+    xhr.addEventListener("error", () =>
+      reject(Object.assign(new Error("The connection to the server was interrupted."), { title: "The upload failed" })),
+    );
+    xhr.addEventListener("abort", () => reject(Object.assign(new Error("cancelled"), { cancelled: true })));
+    signal.addEventListener("abort", () => xhr.abort());
+    xhr.send(file);
+  });
+}
+
+/** Upload a picked image and post it to the current room (caption: the composer's text). */
+async function attachFile(file) {
+  const r = state.rooms.get(state.current);
+  if (!r || !state.client || !state.connected) return;
+  if (r.pendingPeer) {
+    toast("Say hello first", `Send ${r.pendingPeer} a message to start the conversation, then share images.`, "info");
+    return;
+  }
+  if (file.type && !file.type.startsWith("image/")) {
+    toast("Only images can be attached here", `${file.name} is not an image.`);
+    return;
+  }
+  const ctl = new AbortController();
+  const preview = URL.createObjectURL(file);
+  const bar = h("span", { class: "upload-bar" });
+  const status = h("span", { class: "upload-status", "data-testid": "upload-status", text: "Uploading…" });
+  const chip = h(
+    "div",
+    { class: "upload", "data-testid": "upload" },
+    h("img", { class: "upload-thumb", src: preview, alt: "" }),
+    h(
+      "div",
+      { class: "upload-text" },
+      h("span", { class: "upload-name", text: file.name }),
+      h("span", { class: "upload-meta" }, status, h("span", { class: "upload-size", text: ` · ${formatSize(file.size)}` })),
+      h("span", { class: "upload-track" }, bar),
+    ),
+    h("button", { type: "button", class: "icon-btn", title: "Cancel", "aria-label": "Cancel the upload", text: "×", onclick: () => ctl.abort() }),
+  );
+  $("uploads").append(chip);
+  const done = () => {
+    chip.remove();
+    URL.revokeObjectURL(preview);
+  };
+  try {
+    const up = await postFile(
+      file,
+      (f) => {
+        bar.style.width = `${Math.round(f * 100)}%`;
+        status.textContent = f < 1 ? `Uploading… ${Math.round(f * 100)}%` : "Sending…";
+      },
+      ctl.signal,
+    );
+    status.textContent = "Sending…";
+    bar.style.width = "100%";
+    // The composer's text becomes the caption; the server wants some text, so the file
+    // name stands in for an empty caption.
+    const input = $("message-input");
+    const caption = state.current === r.name ? input.value.trim() : "";
+    if (caption) {
+      input.value = "";
+      input.dispatchEvent(new Event("autosize"));
+    }
+    await state.client.send(r.name, caption || file.name || "image", up.id);
+    done();
+  } catch (e) {
+    done();
+    if (e && e.cancelled) return;
+    if (e && e.title) toast(e.title, e.message);
+    else showError(e);
+  }
 }
 
 function react(r, m, emoji) {
@@ -988,6 +1161,19 @@ function wire() {
         autosize();
       }
     });
+  });
+
+  // Pasting an image into the composer attaches it.
+  input.addEventListener("paste", (e) => {
+    const files = [...(e.clipboardData?.files || [])].filter((f) => f.type.startsWith("image/"));
+    if (!files.length || $("attach").disabled) return;
+    e.preventDefault();
+    for (const f of files) attachFile(f);
+  });
+  $("attach").addEventListener("change", (e) => {
+    const files = [...e.target.files];
+    e.target.value = ""; // picking the same file again fires change again
+    for (const f of files) attachFile(f);
   });
 
   $("me-nick").addEventListener("click", () => {
