@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import { ROOT, Diagnostics, NativeChat, eventually, launchBrowser, openPage, serveStatic, startGateway } from "./lib.mjs";
 
 const WAIT = 10_000; // any single expectation
@@ -233,6 +234,86 @@ e2e("edit and react on the page reach the other page", async () => {
       WAIT,
       `the 👍 reaction on ${who}'s page`,
     );
+  }
+});
+
+/** A `w`x`h` RGBA PNG (a diagonal gradient), built by hand. */
+function png(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 6, 0, 0, 0], 8); // 8-bit RGBA, no interlace
+  const raw = Buffer.alloc((w * 4 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    const row = y * (w * 4 + 1); // filter byte 0, then the pixels
+    for (let x = 0; x < w; x++) {
+      raw.set([79 + ((x * 150) / w) | 0, 70 + ((y * 150) / h) | 0, 229, 255], row + 1 + x * 4);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+e2e("an image attached on a WebTransport page shows inline on a WebSocket page", async () => {
+  const room = "pictures";
+  const [lea, max] = await Promise.all([
+    chatPage({ nick: "lea", room }),
+    chatPage({ nick: "max", room, transport: "websocket" }),
+  ]);
+  assert.equal(await transportOf(lea), "webtransport");
+  assert.equal(await transportOf(max), "websocket");
+  await expectMembers(lea, ["lea", "max"], "lea");
+
+  // The composer's text becomes the caption.
+  const caption = `a tiny square ${Date.now()}`;
+  await lea.getByTestId("message-input").fill(caption);
+  await lea.getByTestId("attach").setInputFiles({ name: "square.png", mimeType: "image/png", buffer: png(16, 16) });
+
+  for (const [page, who] of [[max, "max"], [lea, "lea"]]) {
+    await expectMessage(page, "lea", caption, `${who}'s page`);
+    const img = page.getByTestId("message").filter({ hasText: caption }).getByTestId("attachment");
+    await img.waitFor({ timeout: WAIT });
+    assert.match(await img.getAttribute("src"), /^\/api\/uploads\/[0-9a-f]{32}\?ticket=[0-9a-f]+$/);
+    await eventually(
+      async () => {
+        const size = await img.evaluate((el) => ({ complete: el.complete, w: el.naturalWidth, h: el.naturalHeight }));
+        assert.deepEqual(size, { complete: true, w: 16, h: 16 });
+      },
+      WAIT,
+      `the image to load on ${who}'s page`,
+    );
+    // A click opens the full image in a new tab.
+    const link = img.locator("xpath=..");
+    assert.equal(await link.getAttribute("target"), "_blank");
+    assert.equal(await link.getAttribute("href"), await img.getAttribute("src"));
+  }
+  // The upload indicator is gone and the composer is cleared.
+  assert.equal(await lea.getByTestId("upload").count(), 0);
+  assert.equal(await lea.getByTestId("message-input").inputValue(), "");
+  if (process.env.BROWSER_TEST_SCREENSHOTS) {
+    await max.screenshot({ path: path.join(process.env.BROWSER_TEST_SCREENSHOTS, "attachment-max.png") });
   }
 });
 
