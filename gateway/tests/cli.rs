@@ -65,6 +65,14 @@ struct Server {
     hash: String,
 }
 
+/// A failing test must not leave its gateway running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn serve() -> Server {
     let data = tempfile::tempdir().unwrap().keep();
     let mut child = garou()

@@ -22,6 +22,14 @@ struct Server {
     http: String,
 }
 
+/// A failing test must not leave its gateway running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn_server(data: &std::path::Path, quic: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_garou"))
         .env("RUST_LOG", "info")
