@@ -814,29 +814,20 @@ mod tests {
     }
 
     fn room_msg(room: &str, author: u64, nick: &str, text: &str) -> ClientEvent {
-        ClientEvent::Session(Event::Room {
-            event: RoomMessage {
-                room: room.into(),
-                offset: 1,
-                id: 1,
-                author,
-                nick: nick.into(),
-                ts_ms: 0,
-                text: text.into(),
-                attachment: None,
-            }
-            .into(),
-            via: garou_client::protocol::StreamKind::Shard(0),
-        })
+        message(room, 1, author, nick, text)
     }
 
     fn msg_at(room: &str, offset: u64, nick: &str, text: &str) -> ClientEvent {
+        message(room, offset, 2, nick, text)
+    }
+
+    fn message(room: &str, offset: u64, author: u64, nick: &str, text: &str) -> ClientEvent {
         ClientEvent::Session(Event::Room {
             event: RoomMessage {
                 room: room.into(),
                 offset,
                 id: offset,
-                author: 2,
+                author,
                 nick: nick.into(),
                 ts_ms: 0,
                 text: text.into(),

@@ -5,6 +5,7 @@
 //! not losing power; FULL fsyncs the WAL at every commit. Its cost is paid once per batch,
 //! not per message: the hub's committer groups everything queued into one transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -229,26 +230,38 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows.iter().rev() {
-            let id = r.get::<i64, _>(0);
-            let reactions = sqlx::query("SELECT user, emoji FROM reactions WHERE message = ?")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|x| (x.get::<i64, _>(0) as u64, x.get::<String, _>(1)))
-                .collect();
-            out.push(RecentRecord {
-                id: id as u64,
-                offset: r.get::<i64, _>(1) as u64,
-                author: r.get::<i64, _>(2) as u64,
-                client_id: r.get::<i64, _>(3) as u64,
-                deleted: r.get::<i64, _>(4) != 0,
-                reactions,
-            });
+        // One query for the reactions of every loaded message (not one per message).
+        let min_offset = rows.last().map_or(0, |r| r.get::<i64, _>(1));
+        let mut reactions: HashMap<i64, Vec<(UserId, String)>> = HashMap::new();
+        for x in sqlx::query(
+            "SELECT r.message, r.user, r.emoji FROM reactions r JOIN messages m ON m.id = r.message \
+             WHERE m.room = ? AND m.offset >= ?",
+        )
+        .bind(room)
+        .bind(min_offset)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            reactions
+                .entry(x.get(0))
+                .or_default()
+                .push((x.get::<i64, _>(1) as u64, x.get(2)));
         }
-        Ok(out)
+        Ok(rows
+            .iter()
+            .rev()
+            .map(|r| {
+                let id = r.get::<i64, _>(0);
+                RecentRecord {
+                    id: id as u64,
+                    offset: r.get::<i64, _>(1) as u64,
+                    author: r.get::<i64, _>(2) as u64,
+                    client_id: r.get::<i64, _>(3) as u64,
+                    deleted: r.get::<i64, _>(4) != 0,
+                    reactions: reactions.remove(&id).unwrap_or_default(),
+                }
+            })
+            .collect())
     }
 
     async fn max_id(&self) -> Result<u64> {
@@ -306,33 +319,45 @@ impl Store for SqliteStore {
             rows.reverse();
             rows
         };
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: i64 = r.get(0);
-            let reactions = sqlx::query(
-                "SELECT emoji, COUNT(*) FROM reactions WHERE message = ? GROUP BY emoji ORDER BY MIN(rowid)",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .or_else(|_| Ok::<_, sqlx::Error>(Vec::new()))?
-            .iter()
-            .map(|x| (x.get::<String, _>(0), x.get::<i64, _>(1) as u32))
-            .collect();
-            out.push(StoredMessage {
-                offset: r.get::<i64, _>(1) as u64,
-                id: id as u64,
-                author: r.get::<i64, _>(2) as u64,
-                nick: r.get(3),
-                ts_ms: r.get::<i64, _>(4) as u64,
-                text: r.get(5),
-                edited: r.get::<i64, _>(6) != 0,
-                deleted: r.get::<i64, _>(7) != 0,
-                attachment: r.get(8),
-                reactions,
-            });
+        // Reaction counts of the whole page in one query.
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(a), Some(b)) => (a.get::<i64, _>(1), b.get::<i64, _>(1)),
+            _ => return Ok(Vec::new()),
+        };
+        let mut reactions: HashMap<i64, Vec<(String, u32)>> = HashMap::new();
+        for x in sqlx::query(
+            "SELECT r.message, r.emoji, COUNT(*) FROM reactions r JOIN messages m ON m.id = r.message \
+             WHERE m.room = ? AND m.offset BETWEEN ? AND ? GROUP BY r.message, r.emoji ORDER BY r.emoji",
+        )
+        .bind(room)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            reactions
+                .entry(x.get(0))
+                .or_default()
+                .push((x.get(1), x.get::<i64, _>(2) as u32));
         }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                StoredMessage {
+                    offset: r.get::<i64, _>(1) as u64,
+                    id: id as u64,
+                    author: r.get::<i64, _>(2) as u64,
+                    nick: r.get(3),
+                    ts_ms: r.get::<i64, _>(4) as u64,
+                    text: r.get(5),
+                    edited: r.get::<i64, _>(6) != 0,
+                    deleted: r.get::<i64, _>(7) != 0,
+                    attachment: r.get(8),
+                    reactions: reactions.remove(&id).unwrap_or_default(),
+                }
+            })
+            .collect())
     }
 
     async fn unread(&self, room: &str, user: UserId) -> Result<u64> {
@@ -539,6 +564,12 @@ mod tests {
                 id: 101,
                 text: "edited".into(),
             });
+            ops.push(Op::React {
+                id: 101,
+                user: 1,
+                emoji: "👍".into(),
+                add: true,
+            });
             s.apply(&ops).await.unwrap();
         }
         let s = SqliteStore::open(dir.path()).await.unwrap();
@@ -559,6 +590,11 @@ mod tests {
         );
         let page = s.messages("r", None, Some(0), 2).await.unwrap();
         assert_eq!((page[0].text.as_str(), page[0].edited), ("edited", true));
+        assert_eq!(page[0].reactions, vec![("👍".to_string(), 1)]);
+        assert_eq!(
+            s.recent("r", 100).await.unwrap()[0].reactions,
+            vec![(1, "👍".to_string())]
+        );
         let first = s
             .trim(
                 "r",
