@@ -946,6 +946,7 @@ mod tests {
                 name: "general".into(),
                 kind: RoomKind::Group,
                 members: 2,
+                title: String::new(),
             },
             role: Role::Member,
             offset: 5,

@@ -1090,12 +1090,20 @@ impl ClientSession {
             }
             let (event, via) = entry.remove();
             next += 1;
-            left |= matches!(&event, Message::MemberLeft(l) if l.user == self.user);
+            left |= match &event {
+                Message::MemberLeft(l) => l.user == self.user,
+                Message::MemberModerated(m) => {
+                    m.user == self.user && matches!(m.action, ModAction::Kick | ModAction::Ban)
+                }
+                Message::RoomDeleted(_) => true,
+                _ => false,
+            };
             self.events.push_back(Event::Room { event, via });
         }
         track.next = Some(next);
         if left {
-            // Removed from the room by someone else (or our own leave): stop tracking.
+            // Removed from the room by someone else (kick, ban, deletion) or our own leave:
+            // stop tracking.
             self.rooms.remove(room);
             self.hot.remove(room);
         }
@@ -1348,6 +1356,61 @@ impl ClientSession {
                 room: room.into(),
                 nick: nick.into(),
                 role,
+            }
+            .into()
+        })
+    }
+
+    /// Kick, mute (`secs`, 0 = until unmuted), unmute, ban or unban a member.
+    pub fn moderate(
+        &mut self,
+        room: &str,
+        nick: &str,
+        action: ModAction,
+        secs: u32,
+        reason: &str,
+        now_ms: u64,
+    ) -> ReqId {
+        self.command(now_ms, |req| {
+            Moderate {
+                req,
+                room: room.into(),
+                nick: nick.into(),
+                action,
+                secs,
+                reason: reason.into(),
+            }
+            .into()
+        })
+    }
+    /// Add a user to a room as a member.
+    pub fn invite(&mut self, room: &str, nick: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            Invite {
+                req,
+                room: room.into(),
+                nick: nick.into(),
+            }
+            .into()
+        })
+    }
+    /// Set a room's display title.
+    pub fn rename_room(&mut self, room: &str, title: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            RenameRoom {
+                req,
+                room: room.into(),
+                title: title.into(),
+            }
+            .into()
+        })
+    }
+    /// Delete a room.
+    pub fn delete_room(&mut self, room: &str, now_ms: u64) -> ReqId {
+        self.command(now_ms, |req| {
+            DeleteRoom {
+                req,
+                room: room.into(),
             }
             .into()
         })

@@ -17,7 +17,8 @@ pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
 pub enum Category {
     /// 0x00-0x0F: handshake, keepalive, throttle, stream headers.
     Control,
-    /// 0x10-0x2F: client commands (0x10-0x1F) and their replies (0x20-0x2F).
+    /// 0x10-0x2F: client commands (0x10-0x1F) and their replies (0x20-0x2F); 0x90-0x9F:
+    /// more commands (room administration).
     Command,
     /// 0x30-0x4F: sequenced room events on shard and hot-room streams.
     Room,
@@ -45,6 +46,7 @@ impl Category {
             0x50..=0x5F => Category::Shard,
             0x60..=0x6F => Category::Ack,
             0x70..=0x7F => Category::Upload,
+            0x90..=0x9F => Category::Command,
             0x80..=0x8F => Category::Datagram,
             0xFF => Category::Error,
             _ => Category::Reserved,

@@ -126,6 +126,10 @@ messages! {
     0x1B => SetRole { req: ReqId, room: String, nick: String, role: Role }
     /// A page of a room's message history, oldest first (`limit` at most 1,000).
     0x1C => History { req: ReqId, room: String, before: Option<Offset>, after: Option<Offset>, limit: u32 }
+    /// Kick, mute (for `secs`, 0 = until unmuted), unmute, ban or unban the member `nick`.
+    0x1D => Moderate { req: ReqId, room: String, nick: String, action: ModAction, secs: u32, reason: String }
+    /// Add the user `nick` to the room as a member (in a channel: with posting rights).
+    0x1E => Invite { req: ReqId, room: String, nick: String }
 
     // ---- replies 0x20-0x2F (server->client, control stream) ----
     /// Nick accepted.
@@ -165,6 +169,13 @@ messages! {
     0x35 => MemberLeft { room: String, offset: Offset, user: UserId, nick: String }
     /// A member's role or nick changed.
     0x36 => MemberUpdated { room: String, offset: Offset, user: UserId, nick: String, role: Role }
+    /// A moderator acted on a member; kick and ban also remove them from the room.
+    /// `until_ms`: end of a mute (0 = until unmuted, or not a mute).
+    0x37 => MemberModerated { room: String, offset: Offset, user: UserId, nick: String, action: ModAction, by: UserId, until_ms: u64, reason: String }
+    /// The room's display title changed (its name, the id clients join by, never does).
+    0x38 => RoomRenamed { room: String, offset: Offset, title: String, by: UserId }
+    /// The room was deleted: its last event; members are removed and its history is gone.
+    0x39 => RoomDeleted { room: String, offset: Offset, by: UserId }
 
     // ---- shard management 0x50-0x5F (server->client, control stream) ----
     /// How rooms map onto shard streams for this session.
@@ -197,6 +208,12 @@ messages! {
     0x80 => Typing { room: String, user: UserId, nick: String }
     /// A user came online or went offline.
     0x81 => Presence { user: UserId, nick: String, online: bool }
+
+    // ---- room administration 0x90-0x9F (client->server, commands stream) ----
+    /// Set the room's display title.
+    0x90 => RenameRoom { req: ReqId, room: String, title: String }
+    /// Delete the room and its history.
+    0x91 => DeleteRoom { req: ReqId, room: String }
 
     // ---- error 0xFF ----
     /// An error, in reply to request `req` if it has one.
@@ -233,6 +250,9 @@ impl Message {
             Message::MemberJoined(m) => (&m.room, m.offset),
             Message::MemberLeft(m) => (&m.room, m.offset),
             Message::MemberUpdated(m) => (&m.room, m.offset),
+            Message::MemberModerated(m) => (&m.room, m.offset),
+            Message::RoomRenamed(m) => (&m.room, m.offset),
+            Message::RoomDeleted(m) => (&m.room, m.offset),
             _ => return None,
         })
     }
@@ -273,6 +293,10 @@ impl Message {
             Message::History(m) => m.req,
             Message::UploadStart(m) => m.req,
             Message::UploadComplete(m) => m.req,
+            Message::Moderate(m) => m.req,
+            Message::Invite(m) => m.req,
+            Message::RenameRoom(m) => m.req,
+            Message::DeleteRoom(m) => m.req,
             _ => return None,
         })
     }

@@ -23,6 +23,21 @@ pub enum RoomKind {
     Channel,
 }
 
+/// A moderation action on one member of a room.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModAction {
+    /// Remove from the room; they may join again.
+    Kick,
+    /// No posting, editing or reacting for `secs` seconds (0 = until unmuted).
+    Mute,
+    /// Lift a mute.
+    Unmute,
+    /// Remove from the room and refuse their joins until unbanned.
+    Ban,
+    /// Lift a ban.
+    Unban,
+}
+
 /// Member roles, weakest first, so `role >= Role::Moderator` reads naturally.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -78,6 +93,8 @@ pub struct RoomInfo {
     pub name: String,
     pub kind: RoomKind,
     pub members: u32,
+    /// Display title set by RenameRoom (empty: show the name).
+    pub title: String,
 }
 
 /// Where a client left off in a room: recovery asks for everything after `offset`.
@@ -176,6 +193,12 @@ pub enum ErrorCode {
     ShuttingDown = 21,
     /// A bug on the server side.
     Internal = 22,
+    /// Banned from the room: joining it is refused.
+    Banned = 23,
+    /// Muted in the room until the time its MemberModerated event said.
+    Muted = 24,
+    /// An administrator closed this connection (admin API).
+    Kicked = 25,
 }
 
 impl ErrorCode {
@@ -210,6 +233,9 @@ impl ErrorCode {
             20 => Disconnected,
             21 => ShuttingDown,
             22 => Internal,
+            23 => Banned,
+            24 => Muted,
+            25 => Kicked,
             _ => return None,
         })
     }
@@ -232,7 +258,7 @@ mod tests {
         let all = every_code();
         // The enumeration works: it finds the first and the (currently) last code.
         assert_eq!(all.first(), Some(&ErrorCode::BadFrame));
-        assert!(all.contains(&ErrorCode::Internal), "{all:?}");
+        assert!(all.contains(&ErrorCode::Kicked), "{all:?}");
         for c in &all {
             assert_eq!(ErrorCode::from_u16(c.as_u16()), Some(*c), "{c:?}");
         }
@@ -242,6 +268,6 @@ mod tests {
             .count();
         assert_eq!(known, all.len());
         assert_eq!(ErrorCode::from_u16(0), None);
-        assert_eq!(ErrorCode::from_u16(23), None);
+        assert_eq!(ErrorCode::from_u16(26), None);
     }
 }

@@ -116,6 +116,7 @@ fn info(room: &str, offset: Offset) -> JoinInfo {
             name: room.into(),
             kind: RoomKind::Group,
             members: 2,
+            title: String::new(),
         },
         role: Role::Member,
         offset,
@@ -572,6 +573,7 @@ fn replies_resolve_the_right_request_ids() {
         name: "lobby".into(),
         kind: RoomKind::Group,
         members: 3,
+        title: String::new(),
     }];
     // Answered in an order unrelated to the order of the requests.
     let cases: Vec<(Message, ReqId, Result<Reply, Failure>)> = vec![

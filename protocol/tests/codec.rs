@@ -36,6 +36,8 @@ const ALL: &[FrameType] = &[
     FrameType::ListUsers,
     FrameType::SetRole,
     FrameType::History,
+    FrameType::Moderate,
+    FrameType::Invite,
     FrameType::NickOk,
     FrameType::Joined,
     FrameType::Left,
@@ -52,6 +54,9 @@ const ALL: &[FrameType] = &[
     FrameType::MemberJoined,
     FrameType::MemberLeft,
     FrameType::MemberUpdated,
+    FrameType::MemberModerated,
+    FrameType::RoomRenamed,
+    FrameType::RoomDeleted,
     FrameType::ShardAssignment,
     FrameType::RoomPromoted,
     FrameType::RoomDemoted,
@@ -64,6 +69,8 @@ const ALL: &[FrameType] = &[
     FrameType::UploadComplete,
     FrameType::Typing,
     FrameType::Presence,
+    FrameType::RenameRoom,
+    FrameType::DeleteRoom,
     FrameType::Error,
 ];
 
@@ -75,7 +82,7 @@ const ROLES: [Role; 5] = [
     Role::Owner,
 ];
 const KINDS: [RoomKind; 3] = [RoomKind::Direct, RoomKind::Group, RoomKind::Channel];
-const CODES: [ErrorCode; 22] = [
+const CODES: [ErrorCode; 25] = [
     ErrorCode::BadFrame,
     ErrorCode::FrameTooLarge,
     ErrorCode::BadPayload,
@@ -98,6 +105,9 @@ const CODES: [ErrorCode; 22] = [
     ErrorCode::Disconnected,
     ErrorCode::ShuttingDown,
     ErrorCode::Internal,
+    ErrorCode::Banned,
+    ErrorCode::Muted,
+    ErrorCode::Kicked,
 ];
 
 /// The field values a sample message is built from.
@@ -157,6 +167,7 @@ impl Default for P {
                 name: "general".into(),
                 kind: RoomKind::Group,
                 members: 12,
+                title: String::new(),
             }],
         }
     }
@@ -280,6 +291,21 @@ fn build(ty: FrameType, p: &P) -> Message {
             limit: z,
         }
         .into(),
+        FrameType::Moderate => Moderate {
+            req: z,
+            room: a,
+            nick: b,
+            action: ModAction::Mute,
+            secs: z,
+            reason: c,
+        }
+        .into(),
+        FrameType::Invite => Invite {
+            req: z,
+            room: a,
+            nick: b,
+        }
+        .into(),
         FrameType::NickOk => NickOk { req: z, nick: b }.into(),
         FrameType::Joined => Joined {
             req: z,
@@ -287,6 +313,7 @@ fn build(ty: FrameType, p: &P) -> Message {
                 name: a,
                 kind,
                 members: z,
+                title: String::new(),
             },
             role,
             offset: y,
@@ -409,6 +436,30 @@ fn build(ty: FrameType, p: &P) -> Message {
             role,
         }
         .into(),
+        FrameType::MemberModerated => MemberModerated {
+            room: a,
+            offset: y,
+            user: x,
+            nick: b,
+            action: ModAction::Ban,
+            by: x,
+            until_ms: x,
+            reason: c,
+        }
+        .into(),
+        FrameType::RoomRenamed => RoomRenamed {
+            room: a,
+            offset: y,
+            title: c,
+            by: x,
+        }
+        .into(),
+        FrameType::RoomDeleted => RoomDeleted {
+            room: a,
+            offset: y,
+            by: x,
+        }
+        .into(),
         FrameType::ShardAssignment => ShardAssignment { num_shards: w }.into(),
         FrameType::RoomPromoted => RoomPromoted { room: a }.into(),
         FrameType::RoomDemoted => RoomDemoted { room: a, shard: w }.into(),
@@ -456,6 +507,13 @@ fn build(ty: FrameType, p: &P) -> Message {
             online: flag,
         }
         .into(),
+        FrameType::RenameRoom => RenameRoom {
+            req: z,
+            room: a,
+            title: c,
+        }
+        .into(),
+        FrameType::DeleteRoom => DeleteRoom { req: z, room: a }.into(),
         FrameType::Error => Error {
             req,
             code,
@@ -802,7 +860,8 @@ fn frame_types_sit_in_their_category() {
             m.frame_type()
         );
         // Commands, and the upload commands that get a reply (start, complete).
-        let is_request = (0x10..=0x1F).contains(&code) || code == 0x70 || code == 0x72;
+        let is_request =
+            (0x10..=0x1F).contains(&code) || (0x90..=0x9F).contains(&code) || code == 0x70 || code == 0x72;
         assert_eq!(m.request_id().is_some(), is_request, "{:?}", m.frame_type());
         let is_reply = (0x20..=0x2F).contains(&code) || code == 0x60 || code == 0xFF;
         assert_eq!(m.reply_to().is_some(), is_reply, "{:?}", m.frame_type());
@@ -819,7 +878,8 @@ fn frame_types_sit_in_their_category() {
     assert_eq!(Category::of(0x60), Category::Ack);
     assert_eq!(Category::of(0x70), Category::Upload);
     assert_eq!(Category::of(0x8F), Category::Datagram);
-    assert_eq!(Category::of(0x90), Category::Reserved);
+    assert_eq!(Category::of(0x90), Category::Command);
+    assert_eq!(Category::of(0xA0), Category::Reserved);
     assert_eq!(Category::of(0xFE), Category::Reserved);
     assert_eq!(Category::of(0xFF), Category::Error);
 }
@@ -852,7 +912,7 @@ fn types_helpers() {
     assert_eq!(Role::parse("Owner"), None);
     assert!(ROLES.windows(2).all(|w| w[0] < w[1]));
     let nums: Vec<u16> = CODES.iter().map(|c| c.as_u16()).collect();
-    assert_eq!(nums, (1..=22).collect::<Vec<u16>>());
+    assert_eq!(nums, (1..=25).collect::<Vec<u16>>());
 }
 
 #[test]
@@ -893,8 +953,14 @@ fn member() -> impl Strategy<Value = MemberInfo> {
 }
 
 fn room_info() -> impl Strategy<Value = RoomInfo> {
-    (text(12), prop::sample::select(KINDS.to_vec()), any::<u32>())
-        .prop_map(|(name, kind, members)| RoomInfo { name, kind, members })
+    (text(12), prop::sample::select(KINDS.to_vec()), any::<u32>()).prop_map(|(name, kind, members)| {
+        RoomInfo {
+            name,
+            kind,
+            members,
+            title: String::new(),
+        }
+    })
 }
 
 fn stream_kind() -> impl Strategy<Value = StreamKind> {

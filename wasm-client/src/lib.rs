@@ -135,6 +135,7 @@ mod tests {
                         name: "general".into(),
                         kind: RoomKind::Group,
                         members: 1,
+                        title: String::new(),
                     },
                     role: Role::Member,
                     offset: 4,

@@ -11,12 +11,13 @@ use garou_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-/// A room as listed to JS: `{ name, kind, members }`.
+/// A room as listed to JS: `{ name, kind, members, title }`.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct JsRoomInfo {
     pub name: String,
     pub kind: &'static str,
     pub members: u32,
+    pub title: String,
 }
 
 /// A member as listed to JS: `{ user, nick, role, online }`.
@@ -291,6 +292,7 @@ pub fn room_info(r: RoomInfo) -> JsRoomInfo {
         name: r.name,
         kind: kind_str(r.kind),
         members: r.members,
+        title: String::new(),
     }
 }
 
@@ -786,6 +788,7 @@ mod tests {
                 name: "g".into(),
                 kind: RoomKind::Channel,
                 members: 2,
+                title: String::new(),
             },
             role: Role::Guest,
             offset: 11,

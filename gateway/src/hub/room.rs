@@ -35,6 +35,8 @@ pub struct Room {
     /// Identifies this room's history: recovery across another epoch is refused.
     pub epoch: u64,
     member_count: AtomicU32,
+    /// Display title (RenameRoom); empty shows the name.
+    pub title: Mutex<String>,
     pub state: Mutex<RoomState>,
 }
 
@@ -90,6 +92,7 @@ impl Room {
             shard: garou_protocol::shard_of(name, num_shards),
             epoch,
             member_count: AtomicU32::new(0),
+            title: Mutex::new(String::new()),
             state: Mutex::new(RoomState {
                 offset: 0,
                 durable: 0,
@@ -113,6 +116,7 @@ impl Room {
             name: self.name.to_string(),
             kind: self.kind,
             members: self.member_count.load(Ordering::Relaxed),
+            title: self.title.lock().clone(),
         }
     }
 

@@ -48,7 +48,7 @@ export interface ConnectOptions {
   transport?: "auto" | "webtransport" | "websocket";
 }
 
-export interface RoomInfo { name: string; kind: RoomKind; members: number }
+export interface RoomInfo { name: string; kind: RoomKind; members: number; title: string }
 export interface MemberInfo { user: number; nick: string; role: Role; online: boolean }
 /**
  * What `join` and `createRoom` resolve to. `offset`: the first offset of the room's events
