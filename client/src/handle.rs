@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use garou_protocol::{
-    ClientSession, JoinInfo, MemberInfo, MsgId, Offset, Reply, ReqId, Role, RoomInfo, RoomKind,
+    ClientSession, JoinInfo, MemberInfo, ModAction, MsgId, Offset, Reply, ReqId, Role, RoomInfo, RoomKind,
     StoredMessage, UserId,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -84,6 +84,22 @@ pub(crate) enum Op {
         after: Option<Offset>,
         limit: u32,
     },
+    Moderate {
+        room: String,
+        nick: String,
+        action: ModAction,
+        secs: u32,
+        reason: String,
+    },
+    Invite {
+        room: String,
+        nick: String,
+    },
+    RenameRoom {
+        room: String,
+        title: String,
+    },
+    DeleteRoom(String),
 }
 
 impl Op {
@@ -108,6 +124,16 @@ impl Op {
                 after,
                 limit,
             } => s.history(room, *before, *after, *limit, now),
+            Op::Moderate {
+                room,
+                nick,
+                action,
+                secs,
+                reason,
+            } => s.moderate(room, nick, *action, *secs, reason, now),
+            Op::Invite { room, nick } => s.invite(room, nick, now),
+            Op::RenameRoom { room, title } => s.rename_room(room, title, now),
+            Op::DeleteRoom(room) => s.delete_room(room, now),
         }
     }
 }
@@ -343,6 +369,49 @@ impl Client {
             role,
         };
         self.request(op, done)
+    }
+
+    /// Kick, mute (for `secs`, 0 = until unmuted), unmute, ban or unban a member; the
+    /// room sees a `MemberModerated` event.
+    pub fn moderate(
+        &self,
+        room: impl Into<String>,
+        nick: impl Into<String>,
+        action: ModAction,
+        secs: u32,
+        reason: impl Into<String>,
+    ) -> Request<()> {
+        let op = Op::Moderate {
+            room: room.into(),
+            nick: nick.into(),
+            action,
+            secs,
+            reason: reason.into(),
+        };
+        self.request(op, done)
+    }
+
+    /// Add a user to a room as a member.
+    pub fn invite(&self, room: impl Into<String>, nick: impl Into<String>) -> Request<()> {
+        let op = Op::Invite {
+            room: room.into(),
+            nick: nick.into(),
+        };
+        self.request(op, done)
+    }
+
+    /// Set a room's display title.
+    pub fn rename_room(&self, room: impl Into<String>, title: impl Into<String>) -> Request<()> {
+        let op = Op::RenameRoom {
+            room: room.into(),
+            title: title.into(),
+        };
+        self.request(op, done)
+    }
+
+    /// Delete a room and its history.
+    pub fn delete_room(&self, room: impl Into<String>) -> Request<()> {
+        self.request(Op::DeleteRoom(room.into()), done)
     }
 
     async fn fire(&self, cmd: Command) -> Result<(), ClientError> {

@@ -52,7 +52,7 @@ pub use tls::{cert_hash, Trust};
 /// The protocol crate, re-exported so applications need only one dependency.
 pub use garou_protocol as protocol;
 pub use garou_protocol::{
-    Credentials, ErrorCode, Event, Failure, JoinInfo, MemberInfo, Role, RoomInfo, RoomKind, Since,
+    Credentials, ErrorCode, Event, Failure, JoinInfo, MemberInfo, ModAction, Role, RoomInfo, RoomKind, Since,
     StoredMessage,
 };
 

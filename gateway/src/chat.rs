@@ -50,9 +50,12 @@ pub struct ChatArgs {
         value_delimiter = ','
     )]
     pub servers: Vec<String>,
-    /// Nick to connect with.
-    #[arg(long)]
-    pub nick: String,
+    /// Nick to connect with (open dev mode, or as a guest where tokens are required).
+    #[arg(long, required_unless_present = "token")]
+    pub nick: Option<String>,
+    /// Sign in with a token (JWT; `garou token` mints dev tokens).
+    #[arg(long, conflicts_with = "nick")]
+    pub token: Option<String>,
     /// Room to join at start.
     #[arg(long)]
     pub room: Option<String>,
@@ -83,7 +86,12 @@ impl ChatArgs {
             (None, true) => Trust::Insecure,
             (None, false) => Trust::System,
         };
-        let mut opts = ClientOptions::with_nick(servers[0].clone(), self.nick.clone()).trust(trust);
+        let credentials = match (&self.token, &self.nick) {
+            (Some(t), _) => garou_client::Credentials::Token(t.trim().to_owned()),
+            (None, Some(n)) => garou_client::Credentials::Nick(n.clone()),
+            (None, None) => anyhow::bail!("give --nick or --token"),
+        };
+        let mut opts = ClientOptions::new(servers[0].clone(), credentials).trust(trust);
         opts.servers = servers;
         opts.server_name = self.server_name.clone();
         opts.client_name = concat!("garou-chat/", env!("CARGO_PKG_VERSION")).into();
@@ -105,6 +113,16 @@ pub enum Input {
         to: String,
         text: String,
     },
+    /// Kick, mute, unmute, ban or unban in the current room.
+    Moderate {
+        action: garou_client::ModAction,
+        nick: String,
+        secs: u32,
+        reason: String,
+    },
+    Invite(String),
+    Title(String),
+    DeleteRoom,
     Quit,
     Help,
     /// A blank line.
@@ -158,6 +176,40 @@ pub fn parse_input(line: &str) -> Input {
             },
             _ => Input::Bad("usage: /msg NICK TEXT".into()),
         },
+        "kick" | "ban" | "mute" | "unmute" | "unban" => {
+            use garou_client::ModAction::*;
+            let mut words = rest.splitn(2, char::is_whitespace);
+            let Some(nick) = words.next().filter(|n| !n.is_empty()) else {
+                return Input::Bad(format!("usage: /{cmd} NICK ..."));
+            };
+            let rest = words.next().unwrap_or("").trim();
+            let (action, secs, reason) = match cmd.to_ascii_lowercase().as_str() {
+                "kick" => (Kick, 0, rest),
+                "ban" => (Ban, 0, rest),
+                "unban" => (Unban, 0, ""),
+                "unmute" => (Unmute, 0, ""),
+                _ => {
+                    let (secs, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                    match secs {
+                        "" => (Mute, 0, ""),
+                        s => match s.parse() {
+                            Ok(n) => (Mute, n, reason.trim()),
+                            Err(_) => return Input::Bad("usage: /mute NICK [SECONDS [REASON]]".into()),
+                        },
+                    }
+                }
+            };
+            Input::Moderate {
+                action,
+                nick: nick.to_owned(),
+                secs,
+                reason: reason.to_owned(),
+            }
+        }
+        "invite" => word().map_or_else(|| Input::Bad("usage: /invite NICK".into()), Input::Invite),
+        "title" if !rest.is_empty() => Input::Title(rest.to_owned()),
+        "title" => Input::Bad("usage: /title TEXT".into()),
+        "delete-room" => Input::DeleteRoom,
         "quit" | "exit" | "q" => Input::Quit,
         "help" | "h" | "?" => Input::Help,
         other => Input::Bad(format!("unknown command /{other} (try /help)")),
@@ -173,6 +225,10 @@ const HELP: &str = "\
 *   /nick NAME      change your nick
 *   /rooms          list rooms
 *   /users [ROOM]   list the members of ROOM (default: the current room)
+*   /kick NICK [REASON], /ban NICK [REASON], /unban NICK
+*   /mute NICK [SECONDS [REASON]], /unmute NICK    moderation in the current room
+*   /invite NICK    add NICK to the current room as a member
+*   /title TEXT     set the current room's title; /delete-room deletes it
 *   /quit           wait for pending messages to be acknowledged, then exit (so does end of input)
 *   /help           this help";
 
@@ -182,6 +238,12 @@ fn out(line: &str) {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "{line}");
     let _ = o.flush();
+}
+
+/// Print an error and go on reading.
+fn err_true(line: &str) -> bool {
+    err(line);
+    true
 }
 
 fn err(line: &str) {
@@ -447,6 +509,24 @@ fn format_room(event: &Message, view: &mut View, me: u64) -> Option<String> {
             m.role.as_str(),
             view.label(&m.room)
         ),
+        Message::MemberModerated(m) => {
+            use garou_client::ModAction::*;
+            let what = match m.action {
+                Kick => "was kicked from",
+                Ban => "was banned from",
+                Unban => "was unbanned in",
+                Mute => "was muted in",
+                Unmute => "was unmuted in",
+            };
+            let reason = if m.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", clean(&m.reason))
+            };
+            format!("* {} {what} {}{reason}", clean(&m.nick), view.label(&m.room))
+        }
+        Message::RoomRenamed(m) => format!("* {} is now titled \"{}\"", view.label(&m.room), clean(&m.title)),
+        Message::RoomDeleted(m) => format!("* {} was deleted", view.label(&m.room)),
         _ => return None,
     })
 }
@@ -632,6 +712,43 @@ impl Chat {
                 Ok(nick) => out(&format!("* you are now {}", clean(&nick))),
                 Err(e) => err(&format!("error: cannot change nick: {e}")),
             },
+            Input::Moderate {
+                action,
+                nick,
+                secs,
+                reason,
+            } => {
+                let Some(room) = self.current().map(str::to_owned) else {
+                    return err_true("error: not in a room");
+                };
+                if let Err(e) = self.client.moderate(room, nick, action, secs, reason).await {
+                    err(&format!("error: {e}"));
+                }
+            }
+            Input::Invite(nick) => {
+                let Some(room) = self.current().map(str::to_owned) else {
+                    return err_true("error: not in a room");
+                };
+                if let Err(e) = self.client.invite(room, nick).await {
+                    err(&format!("error: cannot invite: {e}"));
+                }
+            }
+            Input::Title(title) => {
+                let Some(room) = self.current().map(str::to_owned) else {
+                    return err_true("error: not in a room");
+                };
+                if let Err(e) = self.client.rename_room(room, title).await {
+                    err(&format!("error: cannot set the title: {e}"));
+                }
+            }
+            Input::DeleteRoom => {
+                let Some(room) = self.current().map(str::to_owned) else {
+                    return err_true("error: not in a room");
+                };
+                if let Err(e) = self.client.delete_room(room).await {
+                    err(&format!("error: cannot delete the room: {e}"));
+                }
+            }
             Input::Help => out(HELP),
             Input::Bad(usage) => err(&format!("error: {usage}")),
             Input::Quit => return false,
@@ -1047,7 +1164,8 @@ mod tests {
     fn options_from_flags() {
         let args = ChatArgs {
             servers: vec!["a:1".into(), " b:2 ".into(), "".into()],
-            nick: "n".into(),
+            nick: Some("n".into()),
+            token: None,
             room: None,
             cert_hash: None,
             insecure: true,

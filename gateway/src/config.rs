@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub shard: ShardConfig,
     pub retention: RetentionConfig,
     pub uploads: UploadConfig,
+    /// Token verification and guests; no key = open dev mode.
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// History kept per room kind (0 = no limit).
@@ -133,6 +135,7 @@ impl Default for ServerConfig {
             shard: ShardConfig::default(),
             retention: RetentionConfig::default(),
             uploads: UploadConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

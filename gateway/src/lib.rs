@@ -2,12 +2,14 @@
 //!
 //! - [`transport`]: one trait for a client connection, and one adapter per transport;
 //! - [`session`]: drives any connection through the handshake and the stream model;
+//! - [`auth`]: tokens (JWT), guests and the open dev mode;
 //! - [`hub`]: users, rooms, roles, ordering, hot rooms and fan-out;
 //! - [`server`]: binding, accepting, graceful shutdown; [`config`] and [`tls`] feed it;
 //! - [`uploads`]: resumable uploads, attachments, ticket-checked downloads;
 //! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bench;
 pub mod chat;
 pub mod config;

@@ -30,6 +30,62 @@ enum Cmd {
     Chat(chat::ChatArgs),
     /// Load generator over the native client.
     Bench(bench::BenchArgs),
+    /// Mint a dev token (HS256) with the configured secret ([auth] secret / GAROU_AUTH__SECRET).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The user's id (the token's `sub`).
+    #[arg(long)]
+    user: String,
+    /// Display name (the nick), default: the user id.
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime: 90s, 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Room grant ROOM=ROLE (repeatable), e.g. --room general=admin.
+    #[arg(long = "room")]
+    rooms: Vec<String>,
+    /// TOML config file to read the secret from (else GAROU_AUTH__SECRET).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The secret itself (beats config and env).
+    #[arg(long)]
+    secret: Option<String>,
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    use garou_gateway::auth;
+    let secret = match args.secret {
+        Some(s) => s,
+        None => ServerConfig::load(args.config.as_deref(), serde_json::json!({}))?
+            .auth
+            .secret
+            .ok_or(auth::KeyError::NoSecret)?,
+    };
+    let ttl = auth::parse_ttl(&args.ttl).map_err(anyhow::Error::msg)?;
+    let mut rooms = std::collections::HashMap::new();
+    for grant in args.rooms {
+        let (room, role) = grant
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--room takes ROOM=ROLE, got {grant:?}"))?;
+        if garou_protocol::Role::parse(role).is_none() {
+            anyhow::bail!("unknown role {role:?}: guest, member, moderator, admin or owner");
+        }
+        rooms.insert(room.to_owned(), role.to_owned());
+    }
+    let claims = auth::Claims {
+        sub: args.user,
+        name: args.name,
+        exp: auth::now_secs() + ttl,
+        rooms,
+        aud: None,
+        iss: None,
+    };
+    println!("{}", auth::mint(&secret, &claims)?);
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -103,7 +159,6 @@ async fn main() -> anyhow::Result<()> {
                 "garou: chat page at http://{}/",
                 server::display_addr(gateway.http_addr)
             );
-            tracing::warn!("open dev mode: no auth configured, a nick alone makes a full member");
             server::signal().await;
             tracing::info!("signal received");
             gateway.shutdown().await;
@@ -113,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(cli.log_json, "warn");
             chat::run(args).await
         }
+        Cmd::Token(args) => token(args),
         Cmd::Bench(args) => {
             init_logging(cli.log_json, "warn");
             bench::run(args).await

@@ -51,7 +51,17 @@ impl Gateway {
         info!(%quic_addr, "QUIC listening: native clients (ALPN garou/1) and WebTransport (h3) on one port");
         let store = crate::store::sqlite::SqliteStore::open(&cfg.data).await?;
         info!(data = %cfg.data.display(), "store: SQLite (WAL, synchronous=FULL)");
-        let hub = Hub::open(HubConfig::from(&*cfg), Arc::new(store)).await?;
+        let auth = crate::auth::Auth::from_config(&cfg.auth)?;
+        if auth.is_open() {
+            warn!("OPEN DEV MODE: no auth key configured ([auth] secret or public_key): anyone can connect and a nick alone makes a full member");
+        } else {
+            info!(guests = cfg.auth.allow_guests, "token auth on");
+        }
+        let hub_cfg = HubConfig {
+            auth,
+            ..HubConfig::from(&*cfg)
+        };
+        let hub = Hub::open(hub_cfg, Arc::new(store)).await?;
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::from_std(quic::bind_tcp_dual_stack(cfg.http)?)?;
         let http_addr = listener.local_addr()?;

@@ -6,9 +6,12 @@
 //! then a connection's lane map. The users table is never held while a room is locked.
 
 pub mod commit;
+mod moderation;
 pub mod permissions;
 pub mod rate;
 pub mod room;
+#[cfg(test)]
+mod cells;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +62,8 @@ pub struct HubConfig {
     pub rate_window_secs: u64,
     /// Retention per room kind: direct, group, channel.
     pub retention: [Retention; 3],
+    /// Credential checks (open dev mode when it has no keys).
+    pub auth: crate::auth::Auth,
 }
 
 impl HubConfig {
@@ -78,6 +83,7 @@ impl From<&ServerConfig> for HubConfig {
             max_hot_rooms: c.shard.max_hot_rooms,
             rate_window_secs: c.shard.rate_window_secs,
             retention: [c.retention.direct, c.retention.group, c.retention.channel],
+            auth: crate::auth::Auth::open(),
         }
     }
 }
@@ -86,12 +92,52 @@ struct User {
     nick: String,
     conns: Vec<Arc<Conn>>,
     rooms: HashSet<Arc<str>>,
+    /// Anonymous guest: read-only everywhere, never stored.
+    guest: bool,
+    /// Roles granted by the user's token, per room (applied when joining).
+    grants: HashMap<String, Role>,
+}
+
+impl User {
+    fn new(nick: String, guest: bool) -> User {
+        User {
+            nick,
+            conns: Vec::new(),
+            rooms: HashSet::new(),
+            guest,
+            grants: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Users {
     by_nick: HashMap<String, UserId>,
     by_id: HashMap<UserId, User>,
+    /// Token subject (`sub`) -> user.
+    by_subject: HashMap<String, UserId>,
+}
+
+impl Users {
+    /// `wanted` made into a valid nick nobody has: invalid characters dropped, then `-2`,
+    /// `-3`, ... appended while taken.
+    fn free_nick(&self, wanted: &str) -> String {
+        let mut base: String = wanted
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .take(26)
+            .collect();
+        if base.is_empty() {
+            base = "user".into();
+        }
+        if !self.by_nick.contains_key(&base) {
+            return base;
+        }
+        (2u64..)
+            .map(|n| format!("{base}-{n}"))
+            .find(|n| !self.by_nick.contains_key(n))
+            .expect("some suffix is free")
+    }
 }
 
 /// Shared state of the gateway. See the module docs.
@@ -110,6 +156,8 @@ pub struct Hub {
     skew: AtomicU64,
     /// Session tickets and upload locks.
     uploads: crate::uploads::Registry,
+    /// Anonymous guests (a leaf lock: may be taken while a room is locked).
+    guests: RwLock<HashSet<UserId>>,
 }
 
 /// A continuation that sends `msg` to `conn` (once the committer ran it).
@@ -150,14 +198,10 @@ impl Hub {
         let mut users = Users::default();
         for (id, nick) in store.users().await? {
             users.by_nick.insert(nick.clone(), id);
-            users.by_id.insert(
-                id,
-                User {
-                    nick,
-                    conns: Vec::new(),
-                    rooms: HashSet::new(),
-                },
-            );
+            users.by_id.insert(id, User::new(nick, false));
+        }
+        for (subject, id) in store.subjects().await? {
+            users.by_subject.insert(subject, id);
         }
         let mut rooms = HashMap::new();
         for rec in store.rooms().await? {
@@ -174,6 +218,17 @@ impl Hub {
                 st.offset = rec.last_offset;
                 st.durable = rec.last_offset;
                 st.first_offset = rec.first_offset;
+                *room.title.lock() = rec.title.clone();
+                for &(user, kind, until) in &rec.sanctions {
+                    match kind {
+                        crate::store::SanctionKind::Ban => {
+                            st.banned.insert(user);
+                        }
+                        crate::store::SanctionKind::Mute => {
+                            st.muted.insert(user, until);
+                        }
+                    }
+                }
                 for (user, role) in rec.members {
                     let Some(u) = users.by_id.get_mut(&user) else {
                         continue;
@@ -214,6 +269,7 @@ impl Hub {
             started: Instant::now(),
             skew: AtomicU64::new(0),
             uploads: Default::default(),
+            guests: RwLock::new(HashSet::new()),
         }))
     }
 
@@ -265,68 +321,110 @@ impl Hub {
 
     // ------------------------------------------------------------------ sessions
 
-    /// Open dev mode login: claim `nick` (free, or owned by an offline user, whose rooms
-    /// are then yours again) and attach the connection `make_conn` builds for the user id.
+    /// Check `credentials` ([`crate::auth`]) and attach the connection `make_conn` builds
+    /// for the user. Open dev mode and guests claim a nick (free, or owned by an offline
+    /// user of the same kind, whose rooms are then yours again); a token user is found by
+    /// its subject, or created with its name made unique, and may have several connections.
     pub fn login(
         &self,
         credentials: &Credentials,
         make_conn: impl FnOnce(UserId) -> Arc<Conn>,
     ) -> Result<(Arc<Conn>, String), (ErrorCode, String)> {
-        let nick = match credentials {
-            Credentials::Nick(n) => n.trim().to_owned(),
-            Credentials::Token(_) => {
-                return err(
-                    ErrorCode::AuthFailed,
-                    "token auth is not configured on this gateway; send a nick",
-                )
-            }
+        use crate::auth::Identity;
+        let identity = self
+            .cfg
+            .auth
+            .verify(credentials)
+            .map_err(|e| (e.code(), e.to_string()))?;
+        let (conn, nick) = {
+            let mut users = self.users.lock();
+            let user = match identity {
+                Identity::Open { nick } => self.claim_nick(&mut users, &nick, false)?,
+                Identity::Guest { nick } => self.claim_nick(&mut users, &nick, true)?,
+                Identity::Token {
+                    subject,
+                    name,
+                    grants,
+                } => {
+                    let id = match users.by_subject.get(&subject) {
+                        Some(&id) if users.by_id.contains_key(&id) => id,
+                        _ => {
+                            let id = self.next_id();
+                            let nick = users.free_nick(&name);
+                            self.commits.push(
+                                vec![
+                                    Op::User {
+                                        id,
+                                        nick: nick.clone(),
+                                    },
+                                    Op::Subject {
+                                        subject: subject.clone(),
+                                        user: id,
+                                    },
+                                ],
+                                None,
+                            )?;
+                            users.by_nick.insert(nick.clone(), id);
+                            users.by_id.insert(id, User::new(nick, false));
+                            users.by_subject.insert(subject, id);
+                            id
+                        }
+                    };
+                    users.by_id.get_mut(&id).expect("user present").grants = grants;
+                    id
+                }
+            };
+            let conn = make_conn(user);
+            let u = users.by_id.get_mut(&user).expect("user present");
+            u.conns.push(conn.clone());
+            (conn, u.nick.clone())
         };
-        if !valid_nick(&nick) {
+        self.conns.lock().insert(conn.id, conn.clone());
+        Ok((conn, nick))
+    }
+
+    /// Nick login (open dev mode or guest): the nick's offline user of the same kind, or a
+    /// new user (guests are never stored).
+    fn claim_nick(&self, users: &mut Users, nick: &str, guest: bool) -> Result<UserId, Refusal> {
+        if !valid_nick(nick) {
             return err(
                 ErrorCode::NickUnavailable,
                 "nick must be 1-32 letters, digits, _ - .",
             );
         }
-        let conn = {
-            let mut users = self.users.lock();
-            let existing = users.by_nick.get(&nick).copied();
-            let user = match existing {
-                Some(id) if !users.by_id[&id].conns.is_empty() => {
-                    return err(ErrorCode::NickUnavailable, format!("nick {nick} is in use"))
-                }
-                Some(id) => id,
-                None => {
-                    let id = self.next_id();
-                    self.commits.push(
-                        vec![Op::User {
-                            id,
-                            nick: nick.clone(),
-                        }],
-                        None,
-                    )?;
-                    users.by_nick.insert(nick.clone(), id);
-                    users.by_id.insert(
-                        id,
-                        User {
-                            nick: nick.clone(),
-                            conns: Vec::new(),
-                            rooms: HashSet::new(),
-                        },
-                    );
-                    id
-                }
-            };
-            let conn = make_conn(user);
-            users
-                .by_id
-                .get_mut(&user)
-                .expect("user present")
-                .conns
-                .push(conn.clone());
-            conn
-        };
-        self.conns.lock().insert(conn.id, conn.clone());
-        Ok((conn, nick))
+        if let Some(&id) = users.by_nick.get(nick) {
+            let u = &users.by_id[&id];
+            if !u.conns.is_empty() {
+                return err(ErrorCode::NickUnavailable, format!("nick {nick} is in use"));
+            }
+            if guest && !u.guest {
+                return err(
+                    ErrorCode::NickUnavailable,
+                    format!("nick {nick} belongs to a registered user"),
+                );
+            }
+            return Ok(id);
+        }
+        let id = self.next_id();
+        if guest {
+            self.guests.write().insert(id);
+        } else {
+            self.commits.push(
+                vec![Op::User {
+                    id,
+                    nick: nick.to_owned(),
+                }],
+                None,
+            )?;
+        }
+        users.by_nick.insert(nick.to_owned(), id);
+        users.by_id.insert(id, User::new(nick.to_owned(), guest));
+        Ok(id)
+    }
+
+    /// Whether `user` is an anonymous guest.
+    pub fn is_guest(&self, user: UserId) -> bool {
+        self.guests.read().contains(&user)
     }
 
     /// The connection is gone: unsubscribe it everywhere; the user goes offline with its last one.
@@ -400,6 +498,10 @@ impl Hub {
             Message::ListRooms(m) => Ok(Some(self.list_rooms(conn, m.req))),
             Message::ListUsers(m) => self.list_users(conn, m),
             Message::SetRole(m) => self.set_role(conn, m),
+            Message::Moderate(m) => self.moderate(conn, m),
+            Message::Invite(m) => self.invite(conn, m),
+            Message::RenameRoom(m) => self.rename_room(conn, m),
+            Message::DeleteRoom(m) => self.delete_room_command(conn, m),
             other => err(
                 ErrorCode::OutOfState,
                 format!("{:?} is not a command here", other.frame_type()),
@@ -494,9 +596,19 @@ impl Hub {
                 "direct rooms are opened by sending a direct message",
             );
         }
+        let guest = self.is_guest(conn.user);
+        let grant = self
+            .users
+            .lock()
+            .by_id
+            .get(&conn.user)
+            .and_then(|u| u.grants.get(name).copied());
         let (room, created) = {
             let mut rooms = self.rooms.write();
             match (rooms.get(name), create) {
+                (None, _) if guest => {
+                    return err(ErrorCode::Forbidden, "guests cannot create rooms: sign in")
+                }
                 (Some(_), Some(_)) => return err(ErrorCode::RoomExists, format!("room {name} exists")),
                 (Some(r), None) => (r.clone(), false),
                 (None, _) if direct_name => {
@@ -523,15 +635,21 @@ impl Hub {
                 unread: st.unread(conn.user),
             })
         };
+        if st.banned.contains(&conn.user) {
+            return err(ErrorCode::Banned, format!("you are banned from {name}"));
+        }
         let Some(role) = st.role_of(conn.user) else {
             if room.kind == RoomKind::Direct {
                 return err(ErrorCode::Forbidden, "direct rooms have exactly two members");
             }
-            // A new member: the first event it delivers is its own MemberJoined.
-            let role = if created {
+            // A new member: the first event it delivers is its own MemberJoined. Guests
+            // read only; a token's grant for the room beats the kind's default.
+            let role = if guest {
+                Role::Guest
+            } else if created {
                 Role::Owner
             } else {
-                permissions::join_role(room.kind)
+                grant.unwrap_or_else(|| permissions::join_role(room.kind))
             };
             let member = Member {
                 nick: nick.clone(),
@@ -702,6 +820,7 @@ impl Hub {
                 format!("a {} may not post in {name}", role.as_str()),
             );
         }
+        moderation::check_muted(&st, conn.user, name)?;
         let ack = |id, offset| {
             Message::from(MessageAck {
                 req,
@@ -824,6 +943,12 @@ impl Hub {
 
     fn direct(&self, conn: &Arc<Conn>, m: DirectMessage) -> Reply {
         self.check_text(&m.text)?;
+        if self.is_guest(conn.user) {
+            return err(
+                ErrorCode::Forbidden,
+                "guests cannot send direct messages: sign in",
+            );
+        }
         let (me, them, their_conns) = {
             let users = self.users.lock();
             let Some(&them) = users.by_nick.get(m.to.trim()) else {
@@ -927,6 +1052,9 @@ impl Hub {
                     ErrorCode::Forbidden,
                     format!("a {} may not do that here", role.as_str()),
                 );
+            }
+            if matches!(action, Action::EditOwn | Action::EditAny | Action::React) {
+                moderation::check_muted(&st, conn.user, room)?;
             }
         }
         Ok(r)
@@ -1081,6 +1209,12 @@ impl Hub {
                 format!("{} is not a member of {}", m.nick, m.room),
             );
         };
+        if m.role > Role::Guest && self.is_guest(user) {
+            return err(
+                ErrorCode::Forbidden,
+                format!("{} is an anonymous guest: read-only until they sign in", m.nick),
+            );
+        }
         if !permissions::may_change_role(room.kind, actor, member.role, m.role) {
             return err(
                 ErrorCode::Forbidden,
@@ -1226,7 +1360,9 @@ impl Hub {
         let Some(me) = st.members.get(&conn.user) else {
             return;
         };
-        if !permissions::allowed(room.kind, me.role, Action::Typing) {
+        if !permissions::allowed(room.kind, me.role, Action::Typing)
+            || moderation::check_muted(&st, conn.user, room_name).is_err()
+        {
             return;
         }
         let frame: Bytes = Message::from(Typing {

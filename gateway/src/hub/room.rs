@@ -5,7 +5,7 @@
 //! pushed into each subscriber's lane queue. Taking the offset and queueing under the same
 //! lock is what makes every subscriber see the room in offset order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -82,6 +82,10 @@ pub struct RoomState {
     pub rate: RateWindow,
     /// Second at which a hot room's rate first fell below the cool-down threshold.
     pub cool_since: Option<u64>,
+    /// Users banned from the room.
+    pub banned: HashSet<UserId>,
+    /// Muted members and the end of their mute (ms since the epoch, 0 = until unmuted).
+    pub muted: HashMap<UserId, u64>,
 }
 
 impl Room {
@@ -106,6 +110,8 @@ impl Room {
                 hot: false,
                 rate: RateWindow::new(rate_window_secs),
                 cool_since: None,
+                banned: HashSet::new(),
+                muted: HashMap::new(),
             }),
         }
     }
@@ -138,8 +144,22 @@ impl Room {
         st: &mut RoomState,
         commits: &Committer,
         make: impl FnOnce(Offset) -> Message,
+        ops: Vec<Op>,
+        reply: Option<(Arc<Conn>, Message)>,
+    ) -> Result<Offset, Refusal> {
+        self.publish_then(st, commits, make, ops, reply, None)
+    }
+
+    /// [`Room::publish`], then run `after` once the event went out: a member removed by
+    /// someone else (kick, ban) stays subscribed until it has received its removal.
+    pub fn publish_then(
+        self: &Arc<Self>,
+        st: &mut RoomState,
+        commits: &Committer,
+        make: impl FnOnce(Offset) -> Message,
         mut ops: Vec<Op>,
         reply: Option<(Arc<Conn>, Message)>,
+        after: Option<Box<dyn FnOnce() + Send>>,
     ) -> Result<Offset, Refusal> {
         let permit = commits.reserve()?;
         st.offset += 1;
@@ -154,7 +174,12 @@ impl Room {
         let room = self.clone();
         permit.send(Commit {
             ops,
-            then: Some(Box::new(move || room.deliver_durable(offset, &frame, reply))),
+            then: Some(Box::new(move || {
+                room.deliver_durable(offset, &frame, reply);
+                if let Some(after) = after {
+                    after();
+                }
+            })),
         });
         Ok(offset)
     }

@@ -12,9 +12,9 @@ use super::{Hub, HubConfig};
 use crate::session::outbound::{Conn, Ctl, Wire};
 
 #[derive(Default)]
-struct TestWire {
+pub(super) struct TestWire {
     lanes: Mutex<Vec<(StreamKind, mpsc::Receiver<Bytes>)>>,
-    datagrams: Mutex<Vec<Bytes>>,
+    pub(super) datagrams: Mutex<Vec<Bytes>>,
     closed: Mutex<Option<ErrorCode>>,
 }
 
@@ -30,9 +30,9 @@ impl Wire for TestWire {
     }
 }
 
-struct Probe {
-    conn: Arc<Conn>,
-    wire: Arc<TestWire>,
+pub(super) struct Probe {
+    pub(super) conn: Arc<Conn>,
+    pub(super) wire: Arc<TestWire>,
     control: mpsc::Receiver<Ctl>,
     /// Control frames read while looking for a reply, kept for `control()`.
     seen: Vec<Message>,
@@ -40,7 +40,7 @@ struct Probe {
 
 impl Probe {
     /// Run a command and return its reply, immediate or sent once durable.
-    async fn cmd(&mut self, hub: &Hub, msg: impl Into<Message>) -> Message {
+    pub(super) async fn cmd(&mut self, hub: &Hub, msg: impl Into<Message>) -> Message {
         let msg = msg.into();
         let req = msg.request_id();
         if let Some(reply) = hub.command(&self.conn, msg) {
@@ -81,7 +81,7 @@ impl Probe {
     }
 
     /// Every room event queued on any lane, with the lane it used.
-    fn room_events(&self) -> Vec<(StreamKind, Message)> {
+    pub(super) fn room_events(&self) -> Vec<(StreamKind, Message)> {
         let mut out = Vec::new();
         for (k, rx) in self.wire.lanes.lock().iter_mut() {
             while let Ok(b) = rx.try_recv() {
@@ -102,7 +102,7 @@ impl Probe {
     }
 }
 
-fn cfg() -> HubConfig {
+pub(super) fn cfg() -> HubConfig {
     HubConfig {
         retention: Default::default(),
         num_shards: 8,
@@ -112,22 +112,27 @@ fn cfg() -> HubConfig {
         cool_down_period_secs: 0,
         max_hot_rooms: 2,
         rate_window_secs: 1,
+        auth: crate::auth::Auth::open(),
     }
 }
 
 /// A hub on a fresh SQLite store (kept alive by the returned directory).
-async fn hub_with(cfg: HubConfig) -> (Arc<Hub>, tempfile::TempDir) {
+pub(super) async fn hub_with(cfg: HubConfig) -> (Arc<Hub>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::sqlite::SqliteStore::open(dir.path()).await.unwrap();
     (Hub::open(cfg, Arc::new(store)).await.unwrap(), dir)
 }
 
-fn login(hub: &Hub, nick: &str, lane_queue: usize) -> Result<Probe, ErrorCode> {
+pub(super) fn login(hub: &Hub, nick: &str, lane_queue: usize) -> Result<Probe, ErrorCode> {
+    login_with(hub, &Credentials::Nick(nick.into()), lane_queue)
+}
+
+pub(super) fn login_with(hub: &Hub, creds: &Credentials, lane_queue: usize) -> Result<Probe, ErrorCode> {
     let wire = Arc::new(TestWire::default());
     let (tx, control) = mpsc::channel(64);
     let w: Arc<dyn Wire> = wire.clone();
     let (conn, _) = hub
-        .login(&Credentials::Nick(nick.into()), |user| {
+        .login(creds, |user| {
             Arc::new(Conn::new(hub.next_id(), user, "test", tx, w, lane_queue, true))
         })
         .map_err(|(c, _)| c)?;
@@ -139,7 +144,7 @@ fn login(hub: &Hub, nick: &str, lane_queue: usize) -> Result<Probe, ErrorCode> {
     })
 }
 
-fn join(req: ReqId, room: &str) -> Join {
+pub(super) fn join(req: ReqId, room: &str) -> Join {
     Join {
         req,
         room: room.into(),
@@ -147,7 +152,7 @@ fn join(req: ReqId, room: &str) -> Join {
     }
 }
 
-fn send(req: ReqId, room: &str, text: &str) -> Send {
+pub(super) fn send(req: ReqId, room: &str, text: &str) -> Send {
     Send {
         req,
         room: room.into(),
@@ -157,7 +162,7 @@ fn send(req: ReqId, room: &str, text: &str) -> Send {
     }
 }
 
-fn error_code(m: &Message) -> Option<ErrorCode> {
+pub(super) fn error_code(m: &Message) -> Option<ErrorCode> {
     match m {
         Message::Error(e) => Some(e.code),
         _ => None,

@@ -84,6 +84,29 @@ pub enum Op {
         offset: Offset,
         read: bool,
     },
+    /// A token user's subject (`sub` claim).
+    Subject {
+        subject: String,
+        user: UserId,
+    },
+    RoomTitle {
+        room: String,
+        title: String,
+    },
+    /// Set (`until_ms`: end, 0 = none) or lift (`None`) a ban or mute.
+    Sanction {
+        room: String,
+        user: UserId,
+        kind: SanctionKind,
+        until_ms: Option<u64>,
+    },
+}
+
+/// What a moderator imposed on a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SanctionKind {
+    Ban,
+    Mute,
 }
 
 /// A room as loaded at start.
@@ -95,6 +118,9 @@ pub struct RoomRecord {
     pub last_offset: Offset,
     pub first_offset: Offset,
     pub members: Vec<(UserId, Role)>,
+    pub title: String,
+    /// Bans and mutes: (user, kind, until_ms with 0 = no end).
+    pub sanctions: Vec<(UserId, SanctionKind, u64)>,
 }
 
 /// A recent message as loaded at start (for edits, reactions, receipts, idempotency).
@@ -140,6 +166,8 @@ pub trait Store: Send + Sync + 'static {
     /// Apply a batch atomically and durably: when this returns Ok, it survives a crash.
     async fn apply(&self, ops: &[Op]) -> Result<()>;
     async fn users(&self) -> Result<Vec<(UserId, String)>>;
+    /// Token subjects and their users.
+    async fn subjects(&self) -> Result<Vec<(String, UserId)>>;
     async fn rooms(&self) -> Result<Vec<RoomRecord>>;
     /// The newest `limit` messages of a room, oldest first.
     async fn recent(&self, room: &str, limit: u32) -> Result<Vec<RecentRecord>>;

@@ -59,6 +59,48 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+                Op::Subject { subject, user } => {
+                    sqlx::query("INSERT OR REPLACE INTO subjects (subject, user) VALUES (?, ?)")
+                        .bind(subject)
+                        .bind(i(*user))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::RoomTitle { room, title } => {
+                    sqlx::query("UPDATE rooms SET title = ? WHERE name = ?")
+                        .bind(title)
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Op::Sanction {
+                    room,
+                    user,
+                    kind,
+                    until_ms,
+                } => {
+                    let k = match kind {
+                        SanctionKind::Ban => 0i64,
+                        SanctionKind::Mute => 1,
+                    };
+                    match until_ms {
+                        Some(until) => sqlx::query(
+                            "INSERT OR REPLACE INTO sanctions (room, user, kind, until_ms) VALUES (?, ?, ?, ?)",
+                        )
+                        .bind(room)
+                        .bind(i(*user))
+                        .bind(k)
+                        .bind(i(*until))
+                        .execute(&mut *tx)
+                        .await?,
+                        None => sqlx::query("DELETE FROM sanctions WHERE room = ? AND user = ? AND kind = ?")
+                            .bind(room)
+                            .bind(i(*user))
+                            .bind(k)
+                            .execute(&mut *tx)
+                            .await?,
+                    };
+                }
                 Op::Room { name, kind, epoch } => {
                     sqlx::query("INSERT OR IGNORE INTO rooms (name, kind, epoch) VALUES (?, ?, ?)")
                         .bind(name)
@@ -193,8 +235,18 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn subjects(&self) -> Result<Vec<(String, UserId)>> {
+        let rows = sqlx::query("SELECT subject, user FROM subjects")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
+            .collect())
+    }
+
     async fn rooms(&self) -> Result<Vec<RoomRecord>> {
-        let rows = sqlx::query("SELECT name, kind, epoch, last_offset, first_offset FROM rooms")
+        let rows = sqlx::query("SELECT name, kind, epoch, last_offset, first_offset, title FROM rooms")
             .fetch_all(&self.pool)
             .await?;
         let mut rooms: Vec<RoomRecord> = rows
@@ -206,8 +258,25 @@ impl Store for SqliteStore {
                 last_offset: r.get::<i64, _>(3) as u64,
                 first_offset: r.get::<i64, _>(4) as u64,
                 members: Vec::new(),
+                title: r.get(5),
+                sanctions: Vec::new(),
             })
             .collect();
+        let sanctions = sqlx::query("SELECT room, user, kind, until_ms FROM sanctions")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in sanctions {
+            let room: String = row.get(0);
+            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
+                let kind = if row.get::<i64, _>(2) == 0 {
+                    SanctionKind::Ban
+                } else {
+                    SanctionKind::Mute
+                };
+                r.sanctions
+                    .push((row.get::<i64, _>(1) as u64, kind, row.get::<i64, _>(3) as u64));
+            }
+        }
         let members = sqlx::query("SELECT room, user, role FROM memberships")
             .fetch_all(&self.pool)
             .await?;
