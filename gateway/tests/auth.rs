@@ -1,0 +1,121 @@
+//! Token auth over a real gateway: a signed token signs in (several devices, one user),
+//! expired and forged tokens and missing tokens are refused with AuthError + a close, and
+//! `garou token` mints what the gateway accepts.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use garou_client::{connect, ClientError, ClientOptions, Credentials, ErrorCode, Trust};
+use garou_gateway::auth::{mint, now_secs, AuthConfig, Claims};
+use garou_gateway::server::Gateway;
+
+const SECRET: &str = "integration-secret";
+
+async fn token_gateway(allow_guests: bool) -> Gateway {
+    gateway(|c| {
+        c.auth = AuthConfig {
+            secret: Some(SECRET.into()),
+            allow_guests,
+            ..Default::default()
+        }
+    })
+    .await
+}
+
+fn claims(sub: &str, exp: u64) -> Claims {
+    Claims {
+        sub: sub.into(),
+        name: Some(format!("{sub}-name")),
+        exp,
+        rooms: HashMap::new(),
+        aud: None,
+        iss: None,
+    }
+}
+
+fn opts(gw: &Gateway, credentials: Credentials) -> ClientOptions {
+    let mut o = ClientOptions::new(gw.quic_addr.to_string(), credentials).trust(Trust::CertHash(gw.cert_sha256));
+    o.reconnect = false;
+    o
+}
+
+async fn refused(gw: &Gateway, credentials: Credentials) -> (ErrorCode, String) {
+    let result = tokio::time::timeout(WAIT, connect(opts(gw, credentials)))
+        .await
+        .expect("answer in time");
+    match result {
+        Err(ClientError::Refused(f)) => (f.code, f.message),
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("expected a refusal, got a session"),
+    }
+}
+
+#[tokio::test]
+async fn valid_token_signs_in_and_bad_ones_are_refused() {
+    let gw = token_gateway(false).await;
+    let good = mint(SECRET, &claims("ann", now_secs() + 60)).unwrap();
+    let (a1, _e1) = tokio::time::timeout(WAIT, connect(opts(&gw, Credentials::Token(good.clone()))))
+        .await
+        .unwrap()
+        .expect("a valid token signs in");
+    assert_eq!(a1.nick(), "ann-name");
+    let (a2, _e2) = tokio::time::timeout(WAIT, connect(opts(&gw, Credentials::Token(good))))
+        .await
+        .unwrap()
+        .expect("a second device of the same user");
+    assert_eq!(a1.user(), a2.user());
+
+    let expired = mint(SECRET, &claims("ann", now_secs() - 3600)).unwrap();
+    let (code, msg) = refused(&gw, Credentials::Token(expired)).await;
+    assert_eq!((code, msg.as_str()), (ErrorCode::AuthFailed, "token expired"));
+
+    let forged = mint("not-the-secret", &claims("ann", now_secs() + 60)).unwrap();
+    let (code, msg) = refused(&gw, Credentials::Token(forged)).await;
+    assert_eq!((code, msg.as_str()), (ErrorCode::AuthFailed, "bad token signature"));
+
+    let (code, msg) = refused(&gw, Credentials::Nick("anon".into())).await;
+    assert_eq!(code, ErrorCode::AuthFailed);
+    assert!(msg.contains("requires a token"), "{msg}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn guests_are_read_only() {
+    let gw = token_gateway(true).await;
+    let owner = mint(SECRET, &claims("own", now_secs() + 60)).unwrap();
+    let (o, _oe) = connect(opts(&gw, Credentials::Token(owner))).await.unwrap();
+    o.join("lobby").await.unwrap();
+    o.send("lobby", "hello guests").await.unwrap();
+    let (g, mut ge) = connect(opts(&gw, Credentials::Nick("visitor".into()))).await.unwrap();
+    let info = g.join("lobby").await.unwrap();
+    assert_eq!(info.role, garou_client::Role::Guest);
+    o.send("lobby", "second").await.unwrap();
+    wait_message(&mut ge, "second").await;
+    match g.send("lobby", "may I?").await {
+        Err(ClientError::Failure(f)) => assert_eq!(f.code, ErrorCode::Forbidden),
+        other => panic!("a guest posted: {other:?}"),
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn garou_token_mints_what_the_gateway_accepts() {
+    let gw = token_gateway(false).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_garou"))
+        .args(["token", "--user", "u-42", "--name", "zoe", "--ttl", "10m"])
+        .args(["--room", "ops=admin", "--secret", SECRET])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let owner = mint(SECRET, &claims("own", now_secs() + 60)).unwrap();
+    let (o, _oe) = connect(opts(&gw, Credentials::Token(owner))).await.unwrap();
+    o.join("ops").await.unwrap();
+    let (z, _ze) = connect(opts(&gw, Credentials::Token(token))).await.unwrap();
+    assert_eq!(z.nick(), "zoe");
+    let info = z.join("ops").await.unwrap();
+    assert_eq!(info.role, garou_client::Role::Admin, "the token's room grant");
+    gw.shutdown().await;
+}
