@@ -6,8 +6,8 @@
 //! timestamp) becomes an `f64`: a plain JS number, exact up to 2^53.
 
 use garou_protocol::{
-    ErrorCode, Event, Failure, JoinInfo, MemberInfo, Message, Offset, Reply, ReqId, Role, RoomInfo, RoomKind,
-    StoredMessage,
+    ErrorCode, Event, Failure, JoinInfo, MemberInfo, Message, ModAction, Offset, Reply, ReqId, Role,
+    RoomInfo, RoomKind, StoredMessage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +184,28 @@ pub enum JsEvent {
         user: f64,
         nick: String,
     },
+    /// Kick, ban, unban, mute, unmute; `until` ends a mute (ms, 0 = until unmuted).
+    MemberModerated {
+        room: String,
+        offset: f64,
+        user: f64,
+        nick: String,
+        action: &'static str,
+        by: f64,
+        until: f64,
+        reason: String,
+    },
+    RoomRenamed {
+        room: String,
+        offset: f64,
+        title: String,
+        by: f64,
+    },
+    RoomDeleted {
+        room: String,
+        offset: f64,
+        by: f64,
+    },
     Typing {
         room: String,
         user: f64,
@@ -307,6 +329,33 @@ pub fn member_info(m: MemberInfo) -> JsMemberInfo {
 
 fn role_str(r: Role) -> &'static str {
     r.as_str()
+}
+
+fn mod_action_str(a: ModAction) -> &'static str {
+    match a {
+        ModAction::Kick => "kick",
+        ModAction::Mute => "mute",
+        ModAction::Unmute => "unmute",
+        ModAction::Ban => "ban",
+        ModAction::Unban => "unban",
+    }
+}
+
+/// A moderation action named in JS ("kick", "mute", "unmute", "ban", "unban").
+pub fn parse_mod_action(s: &str) -> Result<ModAction, Failure> {
+    Ok(match s {
+        "kick" => ModAction::Kick,
+        "mute" => ModAction::Mute,
+        "unmute" => ModAction::Unmute,
+        "ban" => ModAction::Ban,
+        "unban" => ModAction::Unban,
+        _ => {
+            return Err(Failure {
+                code: ErrorCode::InvalidArgument,
+                message: format!("unknown moderation action {s:?}"),
+            })
+        }
+    })
 }
 
 pub fn join_info(j: JoinInfo) -> JsJoinInfo {
@@ -474,6 +523,27 @@ pub fn room_event(m: Message) -> Option<JsEvent> {
             offset: n(m.offset),
             user: n(m.user),
             nick: m.nick,
+        },
+        Message::MemberModerated(m) => JsEvent::MemberModerated {
+            room: m.room,
+            offset: n(m.offset),
+            user: n(m.user),
+            nick: m.nick,
+            action: mod_action_str(m.action),
+            by: n(m.by),
+            until: n(m.until_ms),
+            reason: m.reason,
+        },
+        Message::RoomRenamed(m) => JsEvent::RoomRenamed {
+            room: m.room,
+            offset: n(m.offset),
+            title: m.title,
+            by: n(m.by),
+        },
+        Message::RoomDeleted(m) => JsEvent::RoomDeleted {
+            room: m.room,
+            offset: n(m.offset),
+            by: n(m.by),
         },
         _ => return None,
     })

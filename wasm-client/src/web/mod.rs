@@ -86,6 +86,9 @@ export type GarouEvent =
   | { type: "reaction"; room: string; offset: number; id: number; user: number; nick: string; emoji: string; added: boolean }
   | { type: "member_joined" | "member_updated"; room: string; offset: number; user: number; nick: string; role: Role }
   | { type: "member_left"; room: string; offset: number; user: number; nick: string }
+  | { type: "member_moderated"; room: string; offset: number; user: number; nick: string; action: "kick" | "mute" | "unmute" | "ban" | "unban"; by: number; until: number; reason: string }
+  | { type: "room_renamed"; room: string; offset: number; title: string; by: number }
+  | { type: "room_deleted"; room: string; offset: number; by: number }
   | { type: "typing"; room: string; user: number; nick: string }
   | { type: "presence"; user: number; nick: string; online: boolean }
   | { type: "receipt"; room: string; id: number; user: number; nick: string; read: boolean }
@@ -698,6 +701,34 @@ impl GarouClient {
             let (before, after, limit) = opts?.parse()?;
             Ok(s.history(&room, before, after, limit, now))
         })
+    }
+
+    /// Moderate a member: `action` is "kick", "mute" (for `secs`, 0 = until unmuted),
+    /// "unmute", "ban" or "unban"; the room sees a `member_moderated` event.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn moderate(&self, room: String, nick: String, action: String, secs: u32, reason: String) -> Promise {
+        self.inner.request(|s, now| {
+            let action = model::parse_mod_action(&action)?;
+            Ok(s.moderate(&room, &nick, action, secs, &reason, now))
+        })
+    }
+
+    /// Add a user to a room as a member.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn invite(&self, room: String, nick: String) -> Promise {
+        self.inner.request(|s, now| Ok(s.invite(&room, &nick, now)))
+    }
+
+    /// Set a room's display title.
+    #[wasm_bindgen(js_name = renameRoom, unchecked_return_type = "Promise<void>")]
+    pub fn rename_room(&self, room: String, title: String) -> Promise {
+        self.inner.request(|s, now| Ok(s.rename_room(&room, &title, now)))
+    }
+
+    /// Delete a room and its history.
+    #[wasm_bindgen(js_name = deleteRoom, unchecked_return_type = "Promise<void>")]
+    pub fn delete_room(&self, room: String) -> Promise {
+        self.inner.request(|s, now| Ok(s.delete_room(&room, now)))
     }
 
     /// Change our nick; resolves with the nick the server accepted.
