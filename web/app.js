@@ -2,7 +2,8 @@
 //
 // URL parameters: ?nick=NAME&room=ROOM connects and joins at once (no form);
 // ?transport=auto|webtransport|websocket picks the transport (default auto);
-// ?gateway=http://host:port talks to a gateway other than the page's origin.
+// ?gateway=http://host:port talks to a gateway other than the page's origin;
+// ?token=JWT signs in with a token (gateways with auth configured; `garou token` mints one).
 
 const params = new URLSearchParams(location.search);
 const GATEWAY = params.get("gateway") || location.origin;
@@ -165,7 +166,7 @@ function showError(e) {
 }
 
 function displayName(r) {
-  if (r.kind !== "direct") return r.name;
+  if (r.kind !== "direct") return r.title || r.name;
   if (r.pendingPeer) return r.pendingPeer;
   for (const m of r.members.values()) if (m.user !== state.userId) return m.nick;
   return "direct message";
@@ -252,11 +253,12 @@ async function connect(options, rooms) {
 }
 
 async function login(nick, roomName, transport) {
-  showScreen(params.has("nick") ? "connecting" : "login");
+  showScreen(params.has("nick") || params.has("token") ? "connecting" : "login");
   $("login-submit").disabled = true;
   $("login-submit").textContent = "Connecting…";
   try {
-    await connect({ nick, transport }, roomName ? [roomName] : []);
+    const token = params.get("token") || undefined;
+    await connect({ nick, token, transport }, roomName ? [roomName] : []);
     $("message-input").focus();
   } catch (e) {
     console.warn("connect failed", e);
@@ -306,11 +308,21 @@ async function joinRoom(name, kind, { select = true } = {}) {
   state.left.delete(n);
   const r = room(n);
   r.kind = info.room.kind;
+  r.title = info.room.title || "";
   r.role = info.role;
   for (const m of info.members) r.members.set(m.user, { ...m });
   if (select || !state.current) selectRoom(n);
   else renderRooms();
   return info;
+}
+
+/** Forget a room we were removed from (kick, ban, deletion) and tell the user why. */
+function dropRoom(name, why) {
+  state.rooms.delete(name);
+  state.left.add(name);
+  toast("Room closed", why, "info");
+  if (state.current === name) selectRoom([...state.rooms.keys()][0] || null);
+  else renderRooms();
 }
 
 async function leaveRoom(name) {
@@ -466,6 +478,37 @@ function onEvent(ev) {
       }
       if (ev.room === state.current) renderRoom(false);
       renderRooms();
+      break;
+    }
+    case "member_moderated": {
+      const r = state.rooms.get(ev.room);
+      if (!r) return;
+      const you = ev.user === state.userId;
+      const what = { kick: "was removed", ban: "was banned", unban: "was unbanned", mute: "was muted", unmute: "was unmuted" }[ev.action];
+      const until = ev.action === "mute" && ev.until ? ` until ${new Date(ev.until).toLocaleTimeString()}` : "";
+      const reason = ev.reason ? ` (${ev.reason})` : "";
+      if (you && (ev.action === "kick" || ev.action === "ban")) {
+        dropRoom(ev.room, `You ${what} from ${displayName(r)}${reason}.`);
+        return;
+      }
+      if (ev.action === "kick" || ev.action === "ban") r.members.delete(ev.user);
+      if (you) toast(`You ${what}`, `In ${displayName(r)}${until}${reason}.`, "info");
+      pushNotice(r, [h("b", { text: you ? "You" : ev.nick }), ` ${what}${until}${reason}`]);
+      if (ev.room === state.current) renderRoom(false);
+      break;
+    }
+    case "room_renamed": {
+      const r = state.rooms.get(ev.room);
+      if (!r) return;
+      r.title = ev.title;
+      pushNotice(r, [`Room title set to `, h("b", { text: ev.title })]);
+      if (ev.room === state.current) renderRoom(false);
+      renderRooms();
+      break;
+    }
+    case "room_deleted": {
+      const r = state.rooms.get(ev.room);
+      if (r) dropRoom(ev.room, `${displayName(r)} was deleted.`);
       break;
     }
     case "member_left": {
@@ -1216,10 +1259,10 @@ function main() {
   const nick = params.get("nick");
   const roomName = (params.get("room") || "").replace(/^#/, "");
   if (roomName) $("login-room").value = roomName;
-  if (nick) {
-    $("login-nick").value = nick;
-    $("connecting-text").textContent = `Connecting as ${nick}…`;
-    login(nick, roomName, transport);
+  if (nick || params.get("token")) {
+    $("login-nick").value = nick || "";
+    $("connecting-text").textContent = nick ? `Connecting as ${nick}…` : "Signing in…";
+    login(nick || "", roomName, transport);
   } else {
     showLogin();
   }
