@@ -36,7 +36,8 @@ fn claims(sub: &str, exp: u64) -> Claims {
 }
 
 fn opts(gw: &Gateway, credentials: Credentials) -> ClientOptions {
-    let mut o = ClientOptions::new(gw.quic_addr.to_string(), credentials).trust(Trust::CertHash(gw.cert_sha256));
+    let mut o =
+        ClientOptions::new(gw.quic_addr.to_string(), credentials).trust(Trust::CertHash(gw.cert_sha256));
     o.reconnect = false;
     o
 }
@@ -73,7 +74,10 @@ async fn valid_token_signs_in_and_bad_ones_are_refused() {
 
     let forged = mint("not-the-secret", &claims("ann", now_secs() + 60)).unwrap();
     let (code, msg) = refused(&gw, Credentials::Token(forged)).await;
-    assert_eq!((code, msg.as_str()), (ErrorCode::AuthFailed, "bad token signature"));
+    assert_eq!(
+        (code, msg.as_str()),
+        (ErrorCode::AuthFailed, "bad token signature")
+    );
 
     let (code, msg) = refused(&gw, Credentials::Nick("anon".into())).await;
     assert_eq!(code, ErrorCode::AuthFailed);
@@ -88,7 +92,9 @@ async fn guests_are_read_only() {
     let (o, _oe) = connect(opts(&gw, Credentials::Token(owner))).await.unwrap();
     o.join("lobby").await.unwrap();
     o.send("lobby", "hello guests").await.unwrap();
-    let (g, mut ge) = connect(opts(&gw, Credentials::Nick("visitor".into()))).await.unwrap();
+    let (g, mut ge) = connect(opts(&gw, Credentials::Nick("visitor".into())))
+        .await
+        .unwrap();
     let info = g.join("lobby").await.unwrap();
     assert_eq!(info.role, garou_client::Role::Guest);
     o.send("lobby", "second").await.unwrap();

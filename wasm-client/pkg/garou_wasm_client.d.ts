@@ -20,7 +20,7 @@ export interface ConnectOptions {
     transport?: "auto" | "webtransport" | "websocket";
 }
 
-export interface RoomInfo { name: string; kind: RoomKind; members: number }
+export interface RoomInfo { name: string; kind: RoomKind; members: number; title: string }
 export interface MemberInfo { user: number; nick: string; role: Role; online: boolean }
 /**
  * What `join` and `createRoom` resolve to. `offset`: the first offset of the room's events
@@ -58,6 +58,9 @@ export type GarouEvent =
 | { type: "reaction"; room: string; offset: number; id: number; user: number; nick: string; emoji: string; added: boolean }
 | { type: "member_joined" | "member_updated"; room: string; offset: number; user: number; nick: string; role: Role }
 | { type: "member_left"; room: string; offset: number; user: number; nick: string }
+| { type: "member_moderated"; room: string; offset: number; user: number; nick: string; action: "kick" | "mute" | "unmute" | "ban" | "unban"; by: number; until: number; reason: string }
+| { type: "room_renamed"; room: string; offset: number; title: string; by: number }
+| { type: "room_deleted"; room: string; offset: number; by: number }
 | { type: "typing"; room: string; user: number; nick: string }
 | { type: "presence"; user: number; nick: string; online: boolean }
 | { type: "receipt"; room: string; id: number; user: number; nick: string; read: boolean }
@@ -93,6 +96,10 @@ export class GarouClient {
      */
     createRoom(room: string, kind: "group" | "channel"): Promise<JoinInfo>;
     /**
+     * Delete a room and its history.
+     */
+    deleteRoom(room: string): Promise<void>;
+    /**
      * Delete a message.
      */
     delete(room: string, id: number): Promise<void>;
@@ -110,6 +117,10 @@ export class GarouClient {
      * messages (paging back), with `after` the oldest (paging forward).
      */
     history(room: string, options?: HistoryOptions): Promise<HistoryPage>;
+    /**
+     * Add a user to a room as a member.
+     */
+    invite(room: string, nick: string): Promise<void>;
     /**
      * Join a room (a group room that does not exist yet is created).
      */
@@ -135,6 +146,11 @@ export class GarouClient {
      */
     markRead(room: string, id: number): void;
     /**
+     * Moderate a member: `action` is "kick", "mute" (for `secs`, 0 = until unmuted),
+     * "unmute", "ban" or "unban"; the room sees a `member_moderated` event.
+     */
+    moderate(room: string, nick: string, action: string, secs: number, reason: string): Promise<void>;
+    /**
      * Set the event handler (one at a time; a second call replaces the first). Events
      * that arrived before the first handler was set are delivered to it at once.
      */
@@ -143,6 +159,10 @@ export class GarouClient {
      * Add (`add` true) or remove a reaction.
      */
     react(room: string, id: number, emoji: string, add: boolean): Promise<void>;
+    /**
+     * Set a room's display title.
+     */
+    renameRoom(room: string, title: string): Promise<void>;
     /**
      * Post a message, optionally with an attachment (the id of a completed upload of
      * ours, e.g. from `POST /api/uploads`); resolves when the server acked it.
@@ -185,18 +205,22 @@ export interface InitOutput {
     readonly garouclient_connect: (a: any) => any;
     readonly garouclient_createRoom: (a: number, b: number, c: number, d: number, e: number) => any;
     readonly garouclient_delete: (a: number, b: number, c: number, d: number) => any;
+    readonly garouclient_deleteRoom: (a: number, b: number, c: number) => any;
     readonly garouclient_direct: (a: number, b: number, c: number, d: number, e: number) => any;
     readonly garouclient_edit: (a: number, b: number, c: number, d: number, e: number, f: number) => any;
     readonly garouclient_history: (a: number, b: number, c: number, d: any) => any;
+    readonly garouclient_invite: (a: number, b: number, c: number, d: number, e: number) => any;
     readonly garouclient_join: (a: number, b: number, c: number) => any;
     readonly garouclient_leave: (a: number, b: number, c: number) => any;
     readonly garouclient_listRooms: (a: number) => any;
     readonly garouclient_listUsers: (a: number, b: number, c: number) => any;
     readonly garouclient_markDelivered: (a: number, b: number, c: number, d: number) => void;
     readonly garouclient_markRead: (a: number, b: number, c: number, d: number) => void;
+    readonly garouclient_moderate: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number) => any;
     readonly garouclient_nick: (a: number) => [number, number];
     readonly garouclient_on: (a: number, b: any) => void;
     readonly garouclient_react: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
+    readonly garouclient_renameRoom: (a: number, b: number, c: number, d: number, e: number) => any;
     readonly garouclient_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
     readonly garouclient_setNick: (a: number, b: number, c: number) => any;
     readonly garouclient_ticket: (a: number) => [number, number];
@@ -206,11 +230,11 @@ export interface InitOutput {
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__28: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__29: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__32: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__33: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__26: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__27: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__30: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__31: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_: (a: number, b: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;

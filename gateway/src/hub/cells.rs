@@ -61,14 +61,22 @@ async fn cell(kind: RoomKind, role: Role, action: Action) {
         "r".to_owned()
     };
     // In a direct room the only other member is the one acted upon.
-    let target_nick = if kind == RoomKind::Direct { "other" } else { "target" };
+    let target_nick = if kind == RoomKind::Direct {
+        "other"
+    } else {
+        "target"
+    };
     let theirs = if kind == RoomKind::Direct {
         acked_id(&other.cmd(&hub, send(3, &room, "theirs")).await)
     } else {
         force_role(&hub, &room, other.conn.user, Role::Owner);
         acked_id(&other.cmd(&hub, send(3, &room, "theirs")).await)
     };
-    let keep = if kind == RoomKind::Direct { Role::Member } else { Role::Owner };
+    let keep = if kind == RoomKind::Direct {
+        Role::Member
+    } else {
+        Role::Owner
+    };
     force_role(&hub, &room, actor.conn.user, keep);
     let mine = acked_id(&actor.cmd(&hub, send(4, &room, "mine")).await);
     force_role(&hub, &room, actor.conn.user, role);
@@ -88,7 +96,11 @@ async fn cell(kind: RoomKind, role: Role, action: Action) {
         Action::Typing => {
             hub.typing(&actor.conn, &room);
             let relayed = !other.wire.datagrams.lock().is_empty();
-            assert_eq!(relayed, permissions::allowed(kind, role, action), "typing relayed");
+            assert_eq!(
+                relayed,
+                permissions::allowed(kind, role, action),
+                "typing relayed"
+            );
             return;
         }
         Action::Post => actor.cmd(&hub, send(req, &room, "hello")).await,
@@ -294,7 +306,10 @@ async fn ban_refuses_rejoin_until_unban_and_survives_restart() {
     let (mut owner, mut a, _b) = group(&hub).await;
     let r = owner.cmd(&hub, moderate(2, "ann", ModAction::Ban, 0)).await;
     assert_eq!(r, Message::Done(Done { req: 2 }));
-    assert_eq!(error_code(&a.cmd(&hub, join(3, "g")).await), Some(ErrorCode::Banned));
+    assert_eq!(
+        error_code(&a.cmd(&hub, join(3, "g")).await),
+        Some(ErrorCode::Banned)
+    );
     hub.flush().await;
     drop((owner, a, _b));
     drop(hub);
@@ -319,7 +334,10 @@ async fn muted_member_cannot_post_until_unmuted() {
     let r = a.cmd(&hub, send(3, "g", "hi")).await;
     assert_eq!(error_code(&r), Some(ErrorCode::Muted), "{r:?}");
     owner.cmd(&hub, moderate(4, "ann", ModAction::Unmute, 0)).await;
-    assert!(matches!(a.cmd(&hub, send(5, "g", "hi")).await, Message::MessageAck(_)));
+    assert!(matches!(
+        a.cmd(&hub, send(5, "g", "hi")).await,
+        Message::MessageAck(_)
+    ));
 }
 
 #[tokio::test]
@@ -428,17 +446,29 @@ async fn guests_read_but_never_write_or_create() {
     let r = guest.cmd(&hub, send(2, "g", "hi")).await;
     assert_eq!(error_code(&r), Some(ErrorCode::Forbidden));
     let r = guest.cmd(&hub, join(3, "new-room")).await;
-    assert_eq!(error_code(&r), Some(ErrorCode::Forbidden), "guests cannot create rooms");
+    assert_eq!(
+        error_code(&r),
+        Some(ErrorCode::Forbidden),
+        "guests cannot create rooms"
+    );
     let promote = SetRole {
         req: 4,
         room: "g".into(),
         nick: "visitor".into(),
         role: Role::Member,
     };
-    assert_eq!(error_code(&owner.cmd(&hub, promote).await), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        error_code(&owner.cmd(&hub, promote).await),
+        Some(ErrorCode::Forbidden)
+    );
     // A guest cannot take a registered user's nick.
     drop(owner);
-    hub.disconnect(&hub.connections().into_iter().find(|c| !hub.is_guest(c.user)).unwrap());
+    hub.disconnect(
+        &hub.connections()
+            .into_iter()
+            .find(|c| !hub.is_guest(c.user))
+            .unwrap(),
+    );
     assert_eq!(login(&hub, "owner", 1024).err(), Some(ErrorCode::NickUnavailable));
 }
 
@@ -464,7 +494,11 @@ async fn token_users_keep_their_identity_and_grants_apply() {
     let Message::Joined(j) = b2.cmd(&hub, join(2, "news")).await else {
         panic!()
     };
-    assert_eq!(j.role, Role::Moderator, "the token's grant beats the channel's guest default");
+    assert_eq!(
+        j.role,
+        Role::Moderator,
+        "the token's grant beats the channel's guest default"
+    );
     // Another subject with the same display name gets a distinct nick.
     let c = login_with(&hub, &token("sub-c", "alice", &[]), 1024).unwrap();
     assert_ne!(c.conn.user, a.conn.user);

@@ -5,13 +5,13 @@
 //! awaits, and no lock is held across one. Lock order, where two are held: a room's state,
 //! then a connection's lane map. The users table is never held while a room is locked.
 
+#[cfg(test)]
+mod cells;
 pub mod commit;
 mod moderation;
 pub mod permissions;
 pub mod rate;
 pub mod room;
-#[cfg(test)]
-mod cells;
 #[cfg(test)]
 mod tests;
 
