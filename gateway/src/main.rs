@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 server::display_addr(gateway.http_addr)
             );
             tracing::warn!("open dev mode: no auth configured, a nick alone makes a full member");
-            server::signal().await;
+            server::signal_or_reload(&gateway).await;
             tracing::info!("signal received");
             gateway.shutdown().await;
             Ok(())

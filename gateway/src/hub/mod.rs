@@ -5,6 +5,7 @@
 //! awaits, and no lock is held across one. Lock order, where two are held: a room's state,
 //! then a connection's lane map. The users table is never held while a room is locked.
 
+pub mod admin;
 pub mod commit;
 pub mod permissions;
 pub mod rate;
@@ -110,6 +111,8 @@ pub struct Hub {
     skew: AtomicU64,
     /// Session tickets and upload locks.
     uploads: crate::uploads::Registry,
+    /// Session addresses for the admin API.
+    peers: admin::Peers,
 }
 
 /// A continuation that sends `msg` to `conn` (once the committer ran it).
@@ -214,6 +217,7 @@ impl Hub {
             started: Instant::now(),
             skew: AtomicU64::new(0),
             uploads: Default::default(),
+            peers: Default::default(),
         }))
     }
 
@@ -334,6 +338,7 @@ impl Hub {
         if self.conns.lock().remove(&conn.id).is_none() {
             return;
         }
+        self.peers.remove(conn.id);
         let (rooms, offline, nick) = {
             let mut users = self.users.lock();
             let Some(user) = users.by_id.get_mut(&conn.user) else {
@@ -1147,11 +1152,13 @@ impl Hub {
                 return Err(not_member(room_name));
             }
         }
+        let started = Instant::now();
         let messages = self
             .store
             .messages(room_name, before, after, limit.clamp(1, 1000))
             .await
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        crate::metrics::store_history(started.elapsed());
         Ok((room.epoch, messages))
     }
 

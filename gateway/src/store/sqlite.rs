@@ -42,6 +42,22 @@ impl SqliteStore {
     }
 }
 
+/// Every row of `room`: reactions, messages, events, receipts, memberships, the room.
+/// Uploads stay (their files too) but can no longer be downloaded: that needs membership.
+async fn delete_room(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, room: &str) -> Result<()> {
+    for q in [
+        "DELETE FROM reactions WHERE message IN (SELECT id FROM messages WHERE room = ?)",
+        "DELETE FROM messages WHERE room = ?",
+        "DELETE FROM events WHERE room = ?",
+        "DELETE FROM receipts WHERE room = ?",
+        "DELETE FROM memberships WHERE room = ?",
+        "DELETE FROM rooms WHERE name = ?",
+    ] {
+        sqlx::query(q).bind(room).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn i(v: u64) -> i64 {
     v as i64
 }
@@ -177,8 +193,16 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+                Op::DeleteRoom { room } => delete_room(&mut tx, room).await?,
             }
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_room(&self, room: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        delete_room(&mut tx, room).await?;
         tx.commit().await?;
         Ok(())
     }
