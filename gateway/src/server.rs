@@ -120,8 +120,17 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_secs(self.cfg.unready_delay_secs)).await;
         }
-        self.shutdown.cancel();
-        let _ = self.done.await;
+        // Our endpoint handle goes first, so the accept loop's is the last one and the UDP
+        // port is free once this returns (a restart may bind it at once).
+        let Gateway {
+            endpoint,
+            shutdown,
+            done,
+            ..
+        } = self;
+        drop(endpoint);
+        shutdown.cancel();
+        let _ = done.await;
     }
 
     /// SHA-256 of the certificate new connections get now.
