@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use garou_client::{connect, ClientEvent, Trust};
-use garou_protocol::{ErrorCode, Event, Message};
+use garou_protocol::{ClientConfig, ErrorCode, Event, Message};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -78,6 +78,14 @@ async fn metrics_serve_every_documented_series_and_move_with_traffic() {
     bob.join("lobby").await.unwrap();
     alice.send("lobby", "hello bob").await.unwrap();
     wait_message(&mut b_events, "hello bob").await;
+    // A browser-style session over the WebSocket fallback.
+    let (mut carol, mut out) = common::driven::websocket(&gw, ClientConfig::with_nick("carol")).await;
+    carol
+        .until(&mut out, "ready", |e| {
+            matches!(e, Event::Ready { .. }).then_some(())
+        })
+        .await;
+    carol.request(&mut out, |s, now| s.join("lobby", now)).await;
     // An Error reply, counted by its code.
     let refused = alice.send("nowhere", "hi").await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::NoSuchRoom), "{refused:?}");
@@ -116,6 +124,10 @@ async fn metrics_serve_every_documented_series_and_move_with_traffic() {
         "sessions are this gateway's"
     );
     assert!(get(r#"garou_connections{transport="quic"}"#) >= 2.0);
+    assert_eq!(get(r#"garou_sessions{transport="websocket"}"#), 1.0);
+    assert_eq!(get(r#"garou_sessions{transport="webtransport"}"#), 0.0);
+    assert!(get(r#"garou_bytes_in_total{transport="websocket"}"#) > 0.0);
+    assert!(get(r#"garou_bytes_out_total{transport="websocket"}"#) > 0.0);
     assert!(get(r#"garou_handshakes_total{result="ok"}"#) >= 2.0);
     assert!(get(r#"garou_bytes_in_total{transport="quic"}"#) > 0.0);
     assert!(get(r#"garou_bytes_out_total{transport="quic"}"#) > 0.0);
@@ -123,7 +135,7 @@ async fn metrics_serve_every_documented_series_and_move_with_traffic() {
     assert!(get(r#"garou_store_seconds_count{op="commit"}"#) >= 1.0);
     assert!(get("garou_publish_delivery_seconds_count") >= 1.0);
     assert_eq!(get("garou_rooms"), 1.0);
-    assert_eq!(get("garou_room_members"), 2.0);
+    assert_eq!(get("garou_room_members"), 3.0);
     gw.shutdown().await;
 }
 
