@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub max_message_len: usize,
     /// On SIGINT/SIGTERM: how long clients get to receive Shutdown and leave.
     pub shutdown_grace_secs: u64,
+    /// On SIGINT/SIGTERM: how long `/ready` answers 503 before sessions are told to leave,
+    /// so a load balancer stops sending new clients here first (0: at once).
+    pub unready_delay_secs: u64,
+    pub admin: AdminConfig,
     pub stream: StreamConfig,
     pub shard: ShardConfig,
     pub retention: RetentionConfig,
@@ -59,6 +63,23 @@ pub struct RetentionConfig {
     pub direct: Retention,
     pub group: Retention,
     pub channel: Retention,
+}
+
+/// The admin HTTP API (`/api/admin/*`).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token of the admin API; without one the API does not exist (404).
+    pub token: Option<String>,
+}
+
+/// The token never reaches a log.
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Upload limits.
@@ -131,6 +152,8 @@ impl Default for ServerConfig {
             max_frame: garou_protocol::DEFAULT_MAX_FRAME,
             max_message_len: 16 * 1024,
             shutdown_grace_secs: 5,
+            unready_delay_secs: 0,
+            admin: AdminConfig::default(),
             stream: StreamConfig::default(),
             shard: ShardConfig::default(),
             retention: RetentionConfig::default(),
@@ -209,6 +232,9 @@ impl ServerConfig {
         }
         if self.max_frame < 1024 {
             return Err("max_frame must be at least 1024".into());
+        }
+        if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err("admin.token must be at least 16 characters".into());
         }
         if self.stream.lane_queue == 0 {
             return Err("stream.lane_queue must be at least 1".into());

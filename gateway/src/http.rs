@@ -33,9 +33,12 @@ struct Pkg;
 pub struct HttpState {
     pub hub: Arc<Hub>,
     pub cfg: Arc<ServerConfig>,
-    pub cert_sha256: [u8; 32],
+    /// SHA-256 of the certificate served now (a TLS reload changes it).
+    pub cert_sha256: Arc<parking_lot::RwLock<[u8; 32]>>,
     pub quic_port: u16,
     pub shutdown: CancellationToken,
+    /// Cancelled when shutdown begins: `/ready` answers 503 from then on.
+    pub draining: CancellationToken,
 }
 
 /// The router for the HTTP listener.
@@ -43,6 +46,9 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/cert-hash", get(cert_hash))
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .merge(crate::admin_api::routes())
         .route("/api/rooms/{room}/messages", get(history))
         .route("/api/uploads", post(crate::uploads::upload_http))
         .route("/api/uploads/{id}", get(crate::uploads::download))
@@ -71,7 +77,7 @@ async fn cert_hash(State(s): State<HttpState>, headers: HeaderMap) -> impl IntoR
     (
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({
-            "sha256": hex::encode(s.cert_sha256),
+            "sha256": hex::encode(*s.cert_sha256.read()),
             "url": url,
         })),
     )
@@ -82,6 +88,37 @@ async fn health(State(s): State<HttpState>) -> impl IntoResponse {
         "status": "ok",
         "connections": s.hub.connection_count(),
     }))
+}
+
+/// Readiness (for load balancers), unlike `/health` (liveness): 200 while the store answers
+/// and the gateway is not shutting down, 503 otherwise. The listeners are bound before this
+/// router serves anything.
+async fn ready(State(s): State<HttpState>) -> Response {
+    let status =
+        |code: StatusCode, why: &str| (code, Json(serde_json::json!({ "status": why }))).into_response();
+    if s.draining.is_cancelled() || s.shutdown.is_cancelled() {
+        return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(2), s.hub.store().max_id()).await {
+        Ok(Ok(_)) => status(StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            status(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+        Err(_) => status(StatusCode::SERVICE_UNAVAILABLE, "store too slow"),
+    }
+}
+
+/// Prometheus text exposition (OpenMetrics flavour) of [`crate::metrics`].
+async fn metrics(State(s): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(&s.hub),
+    )
+        .into_response()
 }
 
 /// `?after=&before=&limit=` of the history API.

@@ -9,12 +9,14 @@
 //! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
 #![forbid(unsafe_code)]
 
+pub mod admin_api;
 pub mod auth;
 pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod store;

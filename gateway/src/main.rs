@@ -159,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
                 "garou: chat page at http://{}/",
                 server::display_addr(gateway.http_addr)
             );
-            server::signal().await;
+            server::signal_or_reload(&gateway).await;
             tracing::info!("signal received");
             gateway.shutdown().await;
             Ok(())

@@ -25,9 +25,14 @@ pub struct Gateway {
     pub quic_addr: SocketAddr,
     /// TCP address serving HTTP and the WebSocket fallback.
     pub http_addr: SocketAddr,
+    /// SHA-256 of the certificate at start (see [`Gateway::cert_sha256_now`] after a reload).
     pub cert_sha256: [u8; 32],
     pub hub: Arc<Hub>,
+    cfg: Arc<ServerConfig>,
+    endpoint: quinn::Endpoint,
+    current_cert: Arc<parking_lot::RwLock<[u8; 32]>>,
     shutdown: CancellationToken,
+    draining: CancellationToken,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -63,18 +68,24 @@ impl Gateway {
         };
         let hub = Hub::open(hub_cfg, Arc::new(store)).await?;
         let shutdown = CancellationToken::new();
+        let draining = CancellationToken::new();
+        let current_cert = Arc::new(parking_lot::RwLock::new(identity.sha256));
         let listener = tokio::net::TcpListener::from_std(quic::bind_tcp_dual_stack(cfg.http)?)?;
         let http_addr = listener.local_addr()?;
         let app = http::router(HttpState {
             hub: hub.clone(),
             cfg: cfg.clone(),
-            cert_sha256: identity.sha256,
+            cert_sha256: current_cert.clone(),
             quic_port: quic_addr.port(),
             shutdown: shutdown.clone(),
+            draining: draining.clone(),
         });
         info!(%http_addr, "HTTP listening: chat page at http://{}/", display_addr(http_addr));
+        // HTTP stops after the sessions drained (not when shutdown begins), so `/ready`
+        // keeps answering 503 to load balancers meanwhile.
+        let http_stop = CancellationToken::new();
         let http = {
-            let shutdown = shutdown.clone();
+            let shutdown = http_stop.clone();
             tokio::spawn(async move {
                 // Chat frames are small and latency-bound: no Nagle delay on the WebSocket.
                 let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -88,26 +99,79 @@ impl Gateway {
             })
         };
         let done = tokio::spawn(accept_loop(
-            endpoint,
+            endpoint.clone(),
             hub.clone(),
             cfg.clone(),
             shutdown.clone(),
-            http,
+            (http, http_stop),
         ));
         Ok(Gateway {
             quic_addr,
             http_addr,
             cert_sha256: identity.sha256,
             hub,
+            cfg,
+            endpoint,
+            current_cert,
             shutdown,
+            draining,
             done,
         })
     }
 
-    /// Stop accepting, send Shutdown to every session, let them drain (bounded), return.
+    /// Report unready (`/ready` 503), wait `unready_delay_secs`, then stop accepting, send
+    /// Shutdown to every session, let them drain (bounded), return.
     pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        let _ = self.done.await;
+        self.draining.cancel();
+        if self.cfg.unready_delay_secs > 0 {
+            info!(
+                secs = self.cfg.unready_delay_secs,
+                "unready; waiting before shutting down"
+            );
+            tokio::time::sleep(Duration::from_secs(self.cfg.unready_delay_secs)).await;
+        }
+        // Our endpoint handle goes first, so the accept loop's is the last one and the UDP
+        // port is free once this returns (a restart may bind it at once).
+        let Gateway {
+            endpoint,
+            shutdown,
+            done,
+            ..
+        } = self;
+        drop(endpoint);
+        shutdown.cancel();
+        let _ = done.await;
+    }
+
+    /// SHA-256 of the certificate new connections get now.
+    pub fn cert_sha256_now(&self) -> [u8; 32] {
+        *self.current_cert.read()
+    }
+
+    /// Re-read `--cert`/`--key` and serve them to new connections (raw QUIC and
+    /// WebTransport share the endpoint; open connections keep their session). On failure
+    /// the current certificate stays. Called on SIGHUP, e.g. after a Let's Encrypt renewal.
+    pub fn reload_tls(&self) -> anyhow::Result<[u8; 32]> {
+        let result = self.try_reload_tls();
+        match &result {
+            Ok(sha) => info!(sha256 = %hex::encode(sha), "TLS certificate reloaded"),
+            Err(e) => warn!(error = %e, "TLS reload failed; keeping the current certificate"),
+        }
+        result
+    }
+
+    fn try_reload_tls(&self) -> anyhow::Result<[u8; 32]> {
+        let (Some(cert), Some(key)) = (&self.cfg.cert, &self.cfg.key) else {
+            anyhow::bail!("no --cert/--key configured (the self-signed certificate is not reloaded)");
+        };
+        if self.shutdown.is_cancelled() {
+            anyhow::bail!("shutting down");
+        }
+        let identity = Identity::from_pem_files(cert, key)?;
+        let server = quic::server_config(&self.cfg, &identity, &[garou_protocol::ALPN, H3])?;
+        self.endpoint.set_server_config(Some(server));
+        *self.current_cert.write() = identity.sha256;
+        Ok(identity.sha256)
     }
 }
 
@@ -125,7 +189,7 @@ async fn accept_loop(
     hub: Arc<Hub>,
     cfg: Arc<ServerConfig>,
     shutdown: CancellationToken,
-    http_server: tokio::task::JoinHandle<()>,
+    (http_server, http_stop): (tokio::task::JoinHandle<()>, CancellationToken),
 ) {
     let sessions = TaskTracker::new();
     let ticker = {
@@ -182,6 +246,7 @@ async fn accept_loop(
     ticker.abort();
     // Whatever was accepted is on disk before we exit.
     let _ = tokio::time::timeout(Duration::from_secs(5), hub.flush()).await;
+    http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), http_server).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     info!("shutdown complete");
@@ -220,6 +285,32 @@ async fn dispatch(
         other => warn!(alpn = ?other.map(String::from_utf8_lossy), "unsupported ALPN"),
     }
     Ok(())
+}
+
+/// Resolve when SIGINT or SIGTERM arrives; on each SIGHUP meanwhile, reload the TLS
+/// certificate (`kill -HUP <pid>` after a renewal).
+pub async fn signal_or_reload(gateway: &Gateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal as on, SignalKind};
+        let mut hup = on(SignalKind::hangup()).expect("SIGHUP handler");
+        let stop = signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the TLS certificate");
+                    let _ = gateway.reload_tls();
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = gateway;
+        signal().await
+    }
 }
 
 /// Resolve when SIGINT or SIGTERM arrives.

@@ -96,6 +96,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Commit>) {
                 tracing::warn!(error = %e, attempt, "store commit failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
             }
+            crate::metrics::store_commit(started.elapsed());
             tracing::trace!(items = batch.len(), ops = ops.len(), took = ?started.elapsed(), "group commit");
             ops.clear();
         }

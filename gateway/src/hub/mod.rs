@@ -5,6 +5,7 @@
 //! awaits, and no lock is held across one. Lock order, where two are held: a room's state,
 //! then a connection's lane map. The users table is never held while a room is locked.
 
+pub mod admin;
 #[cfg(test)]
 mod cells;
 pub mod commit;
@@ -158,6 +159,8 @@ pub struct Hub {
     uploads: crate::uploads::Registry,
     /// Anonymous guests (a leaf lock: may be taken while a room is locked).
     guests: RwLock<HashSet<UserId>>,
+    /// Session addresses for the admin API.
+    peers: admin::Peers,
 }
 
 /// A continuation that sends `msg` to `conn` (once the committer ran it).
@@ -270,6 +273,7 @@ impl Hub {
             skew: AtomicU64::new(0),
             uploads: Default::default(),
             guests: RwLock::new(HashSet::new()),
+            peers: Default::default(),
         }))
     }
 
@@ -432,6 +436,7 @@ impl Hub {
         if self.conns.lock().remove(&conn.id).is_none() {
             return;
         }
+        self.peers.remove(conn.id);
         let (rooms, offline, nick) = {
             let mut users = self.users.lock();
             let Some(user) = users.by_id.get_mut(&conn.user) else {
@@ -1281,11 +1286,13 @@ impl Hub {
                 return Err(not_member(room_name));
             }
         }
+        let started = Instant::now();
         let messages = self
             .store
             .messages(room_name, before, after, limit.clamp(1, 1000))
             .await
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        crate::metrics::store_history(started.elapsed());
         Ok((room.epoch, messages))
     }
 

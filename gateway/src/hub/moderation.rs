@@ -288,53 +288,12 @@ impl Hub {
                 return Err(forbidden(actor, "delete the room"));
             }
         }
-        self.close_room(
-            &m.room,
-            conn.user,
-            Some((conn.clone(), Done { req: m.req }.into())),
+        self.close_room(&m.room, conn.user)?;
+        // Answered once the deletion is durable (it was queued before this).
+        self.commits.push(
+            Vec::new(),
+            Some(super::reply_later(conn, Done { req: m.req }.into())),
         )?;
         Ok(None)
-    }
-}
-
-impl Hub {
-    /// Delete a room: its last event, RoomDeleted, reaches the members, then the room is gone.
-    /// (Interim version until the admin API's close_room lands: the store keeps the rows.)
-    pub fn close_room(
-        &self,
-        name: &str,
-        by: UserId,
-        reply: Option<(Arc<Conn>, Message)>,
-    ) -> Result<(), Refusal> {
-        let room = self.room(name).ok_or_else(|| no_room(name))?;
-        let members: Vec<UserId> = {
-            let mut st = room.state.lock();
-            let event = |offset| {
-                RoomDeleted {
-                    room: name.to_owned(),
-                    offset,
-                    by,
-                }
-                .into()
-            };
-            let r = room.clone();
-            let after: Box<dyn FnOnce() + std::marker::Send> = Box::new(move || {
-                let mut st = r.state.lock();
-                r.unsubscribe(&mut st, |_| true);
-            });
-            room.publish_then(&mut st, &self.commits, event, Vec::new(), reply, Some(after))?;
-            st.members.keys().copied().collect()
-        };
-        self.rooms.write().remove(name);
-        if self.hot.lock().remove(name) {
-            self.hot_count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let mut users = self.users.lock();
-        for u in members {
-            if let Some(u) = users.by_id.get_mut(&u) {
-                u.rooms.remove(name);
-            }
-        }
-        Ok(())
     }
 }

@@ -79,6 +79,8 @@ pub struct RoomState {
     pub recent: HashMap<MsgId, Recent>,
     recent_order: VecDeque<MsgId>,
     pub hot: bool,
+    /// Closed (RoomDeleted was its last event): nothing more is published.
+    pub closed: bool,
     pub rate: RateWindow,
     /// Second at which a hot room's rate first fell below the cool-down threshold.
     pub cool_since: Option<u64>,
@@ -108,6 +110,7 @@ impl Room {
                 recent: HashMap::new(),
                 recent_order: VecDeque::new(),
                 hot: false,
+                closed: false,
                 rate: RateWindow::new(rate_window_secs),
                 cool_since: None,
                 banned: HashSet::new(),
@@ -161,7 +164,14 @@ impl Room {
         reply: Option<(Arc<Conn>, Message)>,
         after: Option<Box<dyn FnOnce() + Send>>,
     ) -> Result<Offset, Refusal> {
+        if st.closed {
+            return Err((
+                garou_protocol::ErrorCode::NoSuchRoom,
+                format!("no room {}", self.name),
+            ));
+        }
         let permit = commits.reserve()?;
+        let arrived = std::time::Instant::now();
         st.offset += 1;
         let offset = st.offset;
         let frame = make(offset).encode();
@@ -175,7 +185,7 @@ impl Room {
         permit.send(Commit {
             ops,
             then: Some(Box::new(move || {
-                room.deliver_durable(offset, &frame, reply);
+                room.deliver_durable(offset, &frame, reply, arrived);
                 if let Some(after) = after {
                     after();
                 }
@@ -185,13 +195,20 @@ impl Room {
     }
 
     /// Called by the committer once `offset` is durable.
-    fn deliver_durable(&self, offset: Offset, frame: &Bytes, reply: Option<(Arc<Conn>, Message)>) {
+    fn deliver_durable(
+        &self,
+        offset: Offset,
+        frame: &Bytes,
+        reply: Option<(Arc<Conn>, Message)>,
+        arrived: std::time::Instant,
+    ) {
         {
             let mut st = self.state.lock();
             st.durable = st.durable.max(offset);
             for sub in &st.subs {
                 sub.conn.deliver(&sub.tx, frame);
             }
+            crate::metrics::fanout(st.subs.len(), arrived);
         }
         if let Some((conn, msg)) = reply {
             conn.control(&msg);

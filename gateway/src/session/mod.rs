@@ -71,6 +71,7 @@ impl<R: RecvStream> FrameReader<R> {
     async fn next(&mut self) -> Result<Option<Message>, Fault> {
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
+                crate::metrics::frame_in(frame.ty);
                 return Ok(Some(Message::decode(&frame)?));
             }
             match self.recv.read_chunk().await? {
@@ -130,6 +131,7 @@ async fn write_lane<S: SendStream>(
             stream.finish_and_wait().await;
             return Ok(());
         }
+        crate::metrics::frames_out(&batch);
         stream.write_chunks(&mut batch).await?;
         batch.clear();
     }
@@ -154,6 +156,7 @@ async fn write_control<C: Connection>(conn: Arc<C>, mut send: C::Send, mut rx: m
                 }
             }
         }
+        crate::metrics::frames_out(&chunks);
         if let Some((code, reason)) = close {
             // Let the client read why, but never wait on it for long.
             let _ = tokio::time::timeout(CLOSE_FLUSH, async {
@@ -179,19 +182,28 @@ pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, 
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id = session, transport = conn.kind(), remote = %conn.remote(), user = tracing::field::Empty);
     async move {
+        let _counted = crate::metrics::connection(conn.kind());
+        let started = std::time::Instant::now();
         let handshake = tokio::time::timeout(cfg.handshake_timeout(), handshake(&conn, &hub, &cfg, session));
         let (handle, control_rx, ticket) = match handshake.await {
             Ok(Ok(v)) => v,
             Ok(Err(Fault::Protocol(code, reason))) => {
+                crate::metrics::handshake(crate::metrics::Handshake::Refused(code), started.elapsed());
                 info!(?code, %reason, "handshake refused");
                 return conn.close(code.as_u16(), &reason);
             }
-            Ok(Err(e)) => return debug!(error = %e, "handshake failed"),
+            Ok(Err(e)) => {
+                crate::metrics::handshake(crate::metrics::Handshake::Failed, started.elapsed());
+                return debug!(error = %e, "handshake failed");
+            }
             Err(_) => {
+                crate::metrics::handshake(crate::metrics::Handshake::Timeout, started.elapsed());
                 info!("handshake timed out");
                 return conn.close(ErrorCode::OutOfState.as_u16(), "handshake timed out");
             }
         };
+        crate::metrics::handshake(crate::metrics::Handshake::Ok, started.elapsed());
+        hub.peers().insert(handle.id, conn.remote());
         tracing::Span::current().record("user", handle.user);
         let result = serve(&conn, &hub, &cfg, &handle, control_rx, &shutdown).await;
         match result {

@@ -95,6 +95,7 @@ impl Conn {
     /// Queue encoded bytes on the control stream; a full queue closes the connection.
     pub fn control_bytes(&self, frame: Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.control.try_send(Ctl::Frame(frame)) {
+            crate::metrics::drop_slow_consumer();
             self.kill(
                 ErrorCode::SlowConsumer,
                 "control queue full: client is not reading",
@@ -124,6 +125,7 @@ impl Conn {
     /// Push a shared frame into one of this connection's lanes.
     pub fn deliver(&self, tx: &mpsc::Sender<Bytes>, frame: &Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame.clone()) {
+            crate::metrics::drop_slow_consumer();
             self.kill(ErrorCode::SlowConsumer, "send queue full: client is not reading");
         }
     }

@@ -84,6 +84,11 @@ pub enum Op {
         offset: Offset,
         read: bool,
     },
+    /// Forget a room and everything in it (see [`Store::delete_room`]); as an op it is
+    /// ordered with the room's other changes by the committer.
+    DeleteRoom {
+        room: String,
+    },
     /// A token user's subject (`sub` claim).
     Subject {
         subject: String,
@@ -194,6 +199,8 @@ pub trait Store: Send + Sync + 'static {
     async fn upload_progress(&self, id: &str, received: u64, complete: bool) -> Result<()>;
     async fn upload_attach(&self, id: &str, room: &str) -> Result<()>;
     async fn upload(&self, id: &str) -> Result<Option<UploadRecord>>;
+    /// Delete a room with its messages, reactions, events, receipts and memberships.
+    async fn delete_room(&self, room: &str) -> Result<()>;
 }
 
 pub(crate) fn kind_to_i64(k: RoomKind) -> i64 {

@@ -42,6 +42,23 @@ impl SqliteStore {
     }
 }
 
+/// Every row of `room`: reactions, messages, events, receipts, memberships, the room.
+/// Uploads stay (their files too) but can no longer be downloaded: that needs membership.
+async fn delete_room(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, room: &str) -> Result<()> {
+    for q in [
+        "DELETE FROM reactions WHERE message IN (SELECT id FROM messages WHERE room = ?)",
+        "DELETE FROM messages WHERE room = ?",
+        "DELETE FROM events WHERE room = ?",
+        "DELETE FROM receipts WHERE room = ?",
+        "DELETE FROM memberships WHERE room = ?",
+        "DELETE FROM sanctions WHERE room = ?",
+        "DELETE FROM rooms WHERE name = ?",
+    ] {
+        sqlx::query(q).bind(room).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn i(v: u64) -> i64 {
     v as i64
 }
@@ -219,8 +236,16 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+                Op::DeleteRoom { room } => delete_room(&mut tx, room).await?,
             }
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_room(&self, room: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        delete_room(&mut tx, room).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -678,5 +703,77 @@ mod tests {
         assert_eq!(first, 21);
         assert!(s.events("r", 0, 20).await.unwrap().is_empty());
         assert_eq!(s.messages("r", None, Some(0), 100).await.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn delete_room_removes_only_that_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let mut ops = vec![Op::User {
+            id: 1,
+            nick: "ann".into(),
+        }];
+        for (n, room) in ["gone", "kept"].into_iter().enumerate() {
+            let id = 10 + n as u64;
+            ops.extend([
+                Op::Room {
+                    name: room.into(),
+                    kind: RoomKind::Group,
+                    epoch: 1,
+                },
+                Op::Member {
+                    room: room.into(),
+                    user: 1,
+                    role: Role::Owner,
+                },
+                Op::Event {
+                    room: room.into(),
+                    offset: 1,
+                    ts_ms: 1,
+                    frame: Bytes::from_static(b"x"),
+                },
+                Op::Message {
+                    id,
+                    room: room.into(),
+                    offset: 1,
+                    author: 1,
+                    nick: "ann".into(),
+                    ts_ms: 1,
+                    text: "hi".into(),
+                    client_id: 1,
+                    attachment: None,
+                },
+                Op::React {
+                    id,
+                    user: 1,
+                    emoji: "x".into(),
+                    add: true,
+                },
+                Op::Receipt {
+                    room: room.into(),
+                    user: 1,
+                    offset: 1,
+                    read: true,
+                },
+            ]);
+        }
+        s.apply(&ops).await.unwrap();
+        s.delete_room("gone").await.unwrap();
+        let rooms: Vec<String> = s.rooms().await.unwrap().into_iter().map(|r| r.name).collect();
+        assert_eq!(rooms, ["kept"]);
+        assert!(s.messages("gone", None, None, 10).await.unwrap().is_empty());
+        assert!(s.events("gone", 0, 10).await.unwrap().is_empty());
+        assert_eq!(
+            s.messages("kept", None, None, 10).await.unwrap()[0]
+                .reactions
+                .len(),
+            1
+        );
+        assert_eq!(s.events("kept", 0, 10).await.unwrap().len(), 1);
+        let marks = s.read_marks().await.unwrap();
+        assert_eq!(marks, [("kept".to_owned(), 1, 1)]);
+        // As an op, in a batch with other changes.
+        s.apply(&[Op::DeleteRoom { room: "kept".into() }]).await.unwrap();
+        assert!(s.rooms().await.unwrap().is_empty());
     }
 }

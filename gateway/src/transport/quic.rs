@@ -7,14 +7,46 @@ use bytes::Bytes;
 
 use super::{Connection, RecvStream, SendStream, TransportError};
 use crate::config::ServerConfig;
+use crate::metrics;
 use crate::tls::Identity;
 
 /// A quinn connection seen through [`Connection`].
 pub struct QuicConnection(pub quinn::Connection);
 
+/// Write chunks on a quinn stream, counting the bytes for `transport` (raw QUIC and
+/// WebTransport share the stream code).
+pub(super) async fn write_counted(
+    stream: &mut quinn::SendStream,
+    chunks: &mut [Bytes],
+    transport: usize,
+) -> Result<(), TransportError> {
+    let n = chunks.iter().map(Bytes::len).sum();
+    stream
+        .write_all_chunks(chunks)
+        .await
+        .map_err(TransportError::new)?;
+    metrics::bytes_out(transport, n);
+    Ok(())
+}
+
+/// Read a chunk from a quinn stream, counting the bytes for `transport`.
+pub(super) async fn read_counted(
+    stream: &mut quinn::RecvStream,
+    transport: usize,
+) -> Result<Option<Bytes>, TransportError> {
+    match stream.read_chunk(64 * 1024, true).await {
+        Ok(c) => {
+            let c = c.map(|c| c.bytes);
+            metrics::bytes_in(transport, c.as_ref().map_or(0, Bytes::len));
+            Ok(c)
+        }
+        Err(e) => Err(TransportError::new(e)),
+    }
+}
+
 impl SendStream for quinn::SendStream {
     async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> Result<(), TransportError> {
-        self.write_all_chunks(chunks).await.map_err(TransportError::new)
+        write_counted(self, chunks, metrics::QUIC).await
     }
     async fn finish_and_wait(&mut self) {
         if quinn::SendStream::finish(self).is_ok() {
@@ -25,10 +57,7 @@ impl SendStream for quinn::SendStream {
 
 impl RecvStream for quinn::RecvStream {
     async fn read_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
-        match quinn::RecvStream::read_chunk(self, 64 * 1024, true).await {
-            Ok(c) => Ok(c.map(|c| c.bytes)),
-            Err(e) => Err(TransportError::new(e)),
-        }
+        read_counted(self, metrics::QUIC).await
     }
 }
 
@@ -53,10 +82,16 @@ impl Connection for QuicConnection {
     }
     fn send_datagram(&self, data: Bytes) {
         // quinn drops the oldest queued datagram when its buffer is full: bounded.
-        let _ = self.0.send_datagram(data);
+        let n = data.len();
+        match self.0.send_datagram(data) {
+            Ok(()) => metrics::bytes_out(metrics::QUIC, n),
+            Err(_) => metrics::drop_datagram(),
+        }
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
-        self.0.read_datagram().await.map_err(TransportError::new)
+        let d = self.0.read_datagram().await.map_err(TransportError::new)?;
+        metrics::bytes_in(metrics::QUIC, d.len());
+        Ok(d)
     }
     fn close(&self, code: u16, reason: &str) {
         self.0.close(quinn::VarInt::from(code), reason.as_bytes());
@@ -68,6 +103,23 @@ impl Connection for QuicConnection {
 
 /// A quinn server endpoint on `cfg.quic` offering `alpn`.
 pub fn endpoint(cfg: &ServerConfig, identity: &Identity, alpn: &[&[u8]]) -> anyhow::Result<quinn::Endpoint> {
+    let server = server_config(cfg, identity, alpn)?;
+    let socket = bind_dual_stack(cfg.quic)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    Ok(endpoint)
+}
+
+/// The QUIC server settings for `identity` (also what a TLS reload swaps in).
+pub fn server_config(
+    cfg: &ServerConfig,
+    identity: &Identity,
+    alpn: &[&[u8]],
+) -> anyhow::Result<quinn::ServerConfig> {
     let tls = identity.server_config(alpn)?;
     let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
@@ -82,14 +134,7 @@ pub fn endpoint(cfg: &ServerConfig, identity: &Identity, alpn: &[&[u8]]) -> anyh
         .datagram_send_buffer_size(64 * 1024)
         .enable_segmentation_offload(true);
     server.transport_config(Arc::new(transport));
-    let socket = bind_dual_stack(cfg.quic)?;
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )?;
-    Ok(endpoint)
+    Ok(server)
 }
 
 /// Bind TCP for HTTP, dual stack like the UDP socket.

@@ -154,6 +154,7 @@ async fn write_socket(
         };
         match item {
             Some(Out::Msg(m)) => {
+                crate::metrics::bytes_out(crate::metrics::WEBSOCKET, m.len());
                 if sink.send(WsMessage::Binary(m.into())).await.is_err() {
                     break;
                 }
@@ -188,7 +189,10 @@ async fn read_socket(
             _ = closed.cancelled() => return,
         };
         let data = match msg {
-            Some(Ok(WsMessage::Binary(b))) => b,
+            Some(Ok(WsMessage::Binary(b))) => {
+                crate::metrics::bytes_in(crate::metrics::WEBSOCKET, b.len());
+                b
+            }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
             Some(Ok(WsMessage::Text(_))) => break Some("text messages are not part of the protocol"),
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
@@ -282,7 +286,13 @@ impl Connection for WsConnection {
         })
     }
     fn send_datagram(&self, data: Bytes) {
-        let _ = self.out.try_send(Out::Msg(ws::message(ws::DATAGRAM, &[data])));
+        if self
+            .out
+            .try_send(Out::Msg(ws::message(ws::DATAGRAM, &[data])))
+            .is_err()
+        {
+            crate::metrics::drop_datagram();
+        }
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         self.datagrams

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::{Connection, RecvStream, SendStream, TransportError};
+use crate::metrics;
 
 /// A WebTransport session seen through [`Connection`].
 pub struct WebTransportConnection(pub wtransport::Connection);
@@ -18,7 +19,7 @@ pub struct WebTransportConnection(pub wtransport::Connection);
 // QUIC adapter's reads and writes on it.
 impl SendStream for wtransport::SendStream {
     async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> Result<(), TransportError> {
-        SendStream::write_chunks(self.quic_stream_mut(), chunks).await
+        super::quic::write_counted(self.quic_stream_mut(), chunks, metrics::WEBTRANSPORT).await
     }
     async fn finish_and_wait(&mut self) {
         // wtransport's finish completes once the peer acknowledged everything.
@@ -28,7 +29,7 @@ impl SendStream for wtransport::SendStream {
 
 impl RecvStream for wtransport::RecvStream {
     async fn read_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
-        RecvStream::read_chunk(self.quic_stream_mut()).await
+        super::quic::read_counted(self.quic_stream_mut(), metrics::WEBTRANSPORT).await
     }
 }
 
@@ -53,11 +54,19 @@ impl Connection for WebTransportConnection {
         opening.await.map_err(TransportError::new)
     }
     fn send_datagram(&self, data: Bytes) {
-        let _ = self.0.send_datagram(data);
+        let n = data.len();
+        match self.0.send_datagram(data) {
+            Ok(()) => metrics::bytes_out(metrics::WEBTRANSPORT, n),
+            Err(_) => metrics::drop_datagram(),
+        }
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         match self.0.receive_datagram().await {
-            Ok(d) => Ok(d.payload()),
+            Ok(d) => {
+                let d = d.payload();
+                metrics::bytes_in(metrics::WEBTRANSPORT, d.len());
+                Ok(d)
+            }
             Err(e) => Err(TransportError::new(e)),
         }
     }
