@@ -13,6 +13,7 @@ pub mod chat;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod server;
 pub mod session;
 pub mod store;

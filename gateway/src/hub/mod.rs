@@ -59,6 +59,9 @@ pub struct HubConfig {
     pub rate_window_secs: u64,
     /// Retention per room kind: direct, group, channel.
     pub retention: [Retention; 3],
+    /// Rooms one user may belong to / members one room may have (0 = no limit).
+    pub max_rooms_per_user: usize,
+    pub max_members_per_room: usize,
 }
 
 impl HubConfig {
@@ -78,6 +81,8 @@ impl From<&ServerConfig> for HubConfig {
             max_hot_rooms: c.shard.max_hot_rooms,
             rate_window_secs: c.shard.rate_window_secs,
             retention: [c.retention.direct, c.retention.group, c.retention.channel],
+            max_rooms_per_user: c.limits.max_rooms_per_user,
+            max_members_per_room: c.limits.max_members_per_room,
         }
     }
 }
@@ -494,6 +499,21 @@ impl Hub {
                 "direct rooms are opened by sending a direct message",
             );
         }
+        // Checked before the room may be created, so a refused join leaves nothing behind.
+        let max_rooms = self.cfg.max_rooms_per_user;
+        if max_rooms > 0
+            && self
+                .users
+                .lock()
+                .by_id
+                .get(&conn.user)
+                .is_some_and(|u| !u.rooms.contains(name) && u.rooms.len() >= max_rooms)
+        {
+            return err(
+                ErrorCode::LimitReached,
+                format!("at most {max_rooms} rooms per user"),
+            );
+        }
         let (room, created) = {
             let mut rooms = self.rooms.write();
             match (rooms.get(name), create) {
@@ -526,6 +546,13 @@ impl Hub {
         let Some(role) = st.role_of(conn.user) else {
             if room.kind == RoomKind::Direct {
                 return err(ErrorCode::Forbidden, "direct rooms have exactly two members");
+            }
+            let max_members = self.cfg.max_members_per_room;
+            if max_members > 0 && st.members.len() >= max_members {
+                return err(
+                    ErrorCode::LimitReached,
+                    format!("room {name} is full ({max_members} members)"),
+                );
             }
             // A new member: the first event it delivers is its own MemberJoined.
             let role = if created {

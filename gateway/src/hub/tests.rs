@@ -112,6 +112,8 @@ fn cfg() -> HubConfig {
         cool_down_period_secs: 0,
         max_hot_rooms: 2,
         rate_window_secs: 1,
+        max_rooms_per_user: 0,
+        max_members_per_room: 0,
     }
 }
 

@@ -51,9 +51,9 @@ impl Connection for QuicConnection {
     async fn open_uni(&self) -> Result<Self::Send, TransportError> {
         self.0.open_uni().await.map_err(TransportError::new)
     }
-    fn send_datagram(&self, data: Bytes) {
+    fn send_datagram(&self, data: Bytes) -> bool {
         // quinn drops the oldest queued datagram when its buffer is full: bounded.
-        let _ = self.0.send_datagram(data);
+        self.0.send_datagram(data).is_ok()
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         self.0.read_datagram().await.map_err(TransportError::new)

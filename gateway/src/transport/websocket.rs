@@ -5,7 +5,11 @@
 //! streams (bounded channels) and multiplexes outgoing ones through a single writer task,
 //! so the session above sees the same [`Connection`] as with QUIC. Backpressure is kept:
 //! a full virtual stream stalls the socket reader (TCP pushes back on the client), and
-//! writers await room in the bounded outgoing queue.
+//! writers await room in the bounded outgoing queue. Memory per socket is bounded: the
+//! outgoing queue holds at most [`LANE_QUEUE`] messages, datagrams are dropped rather than
+//! queued when it is full, the writer gives up on a close even mid-write, and a client
+//! may have at most `stream.max_concurrent_streams` lanes open (more closes with
+//! LimitReached).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,6 +29,7 @@ use super::{Connection, RecvStream, SendStream, TransportError};
 const LANE_QUEUE: usize = 64;
 /// WebSocket close codes 4000-4999 are the application's: 4000 + Garou error code.
 const CLOSE_BASE: u16 = 4000;
+const BAD_FRAME: garou_protocol::ErrorCode = garou_protocol::ErrorCode::BadFrame;
 
 enum Out {
     Msg(Vec<u8>),
@@ -114,7 +119,7 @@ pub struct WsConnection {
 
 impl WsConnection {
     /// Take over an upgraded socket; spawns its reader and writer tasks.
-    pub fn new(socket: WebSocket, remote: SocketAddr) -> WsConnection {
+    pub fn new(socket: WebSocket, remote: SocketAddr, max_client_lanes: usize) -> WsConnection {
         let (sink, stream) = socket.split();
         let (out_tx, out_rx) = mpsc::channel(LANE_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
@@ -129,6 +134,7 @@ impl WsConnection {
             dgram_tx,
             out_tx.clone(),
             closed.clone(),
+            max_client_lanes,
         ));
         WsConnection {
             remote,
@@ -154,7 +160,13 @@ async fn write_socket(
         };
         match item {
             Some(Out::Msg(m)) => {
-                if sink.send(WsMessage::Binary(m.into())).await.is_err() {
+                // A client that stopped reading must not hold the writer (and its queue)
+                // forever: a close (forced after a bound by the session) interrupts it.
+                let sent = tokio::select! {
+                    r = sink.send(WsMessage::Binary(m.into())) => r.is_ok(),
+                    _ = closed.cancelled() => false,
+                };
+                if !sent {
                     break;
                 }
             }
@@ -163,14 +175,17 @@ async fn write_socket(
                     code: CLOSE_BASE + code,
                     reason: reason.into(),
                 };
-                let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                tokio::select! {
+                    _ = sink.send(WsMessage::Close(Some(frame))) => {},
+                    _ = closed.cancelled() => {},
+                }
                 break;
             }
             None => break,
         }
     }
-    let _ = sink.close().await;
     closed.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
 }
 
 async fn read_socket(
@@ -180,9 +195,10 @@ async fn read_socket(
     datagrams: mpsc::Sender<Bytes>,
     out: mpsc::Sender<Out>,
     closed: CancellationToken,
+    max_lanes: usize,
 ) {
     let mut streams: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
-    let fault = loop {
+    let fault: Option<(garou_protocol::ErrorCode, &str)> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = closed.cancelled() => return,
@@ -190,11 +206,13 @@ async fn read_socket(
         let data = match msg {
             Some(Ok(WsMessage::Binary(b))) => b,
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-            Some(Ok(WsMessage::Text(_))) => break Some("text messages are not part of the protocol"),
+            Some(Ok(WsMessage::Text(_))) => {
+                break Some((BAD_FRAME, "text messages are not part of the protocol"))
+            }
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
         };
         let Some((&tag, rest)) = data.split_first() else {
-            break Some("empty message");
+            break Some((BAD_FRAME, "empty message"));
         };
         let rest = data.slice(1..1 + rest.len());
         match LaneTag::of(tag) {
@@ -213,6 +231,12 @@ async fn read_socket(
             LaneTag::ClientStream(t) => {
                 let tx = match streams.get(&t) {
                     Some(tx) => tx.clone(),
+                    None if streams.len() >= max_lanes => {
+                        break Some((
+                            garou_protocol::ErrorCode::LimitReached,
+                            "too many client lanes open",
+                        ))
+                    }
                     None => {
                         let (tx, rx) = mpsc::channel(LANE_QUEUE);
                         if uni.send(WsRecv(rx)).await.is_err() {
@@ -226,12 +250,16 @@ async fn read_socket(
                     streams.remove(&t);
                 }
             }
-            LaneTag::ServerStream(_) | LaneTag::Reserved => break Some("lane tag not allowed from a client"),
+            LaneTag::ServerStream(_) | LaneTag::Reserved => {
+                break Some((BAD_FRAME, "lane tag not allowed from a client"))
+            }
         }
     };
-    if let Some(reason) = fault {
-        let code = garou_protocol::ErrorCode::BadFrame.as_u16();
-        let _ = out.send(Out::Close(code, reason.into())).await;
+    if let Some((code, reason)) = fault {
+        // Never wait on a full queue here: a stuck writer would keep this task alive.
+        if out.try_send(Out::Close(code.as_u16(), reason.into())).is_err() {
+            closed.cancel();
+        }
     } else {
         closed.cancel();
     }
@@ -281,8 +309,10 @@ impl Connection for WsConnection {
             pool: Some(self.pool.clone()),
         })
     }
-    fn send_datagram(&self, data: Bytes) {
-        let _ = self.out.try_send(Out::Msg(ws::message(ws::DATAGRAM, &[data])));
+    fn send_datagram(&self, data: Bytes) -> bool {
+        self.out
+            .try_send(Out::Msg(ws::message(ws::DATAGRAM, &[data])))
+            .is_ok()
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         self.datagrams

@@ -52,8 +52,8 @@ impl Connection for WebTransportConnection {
         let opening = self.0.open_uni().await.map_err(TransportError::new)?;
         opening.await.map_err(TransportError::new)
     }
-    fn send_datagram(&self, data: Bytes) {
-        let _ = self.0.send_datagram(data);
+    fn send_datagram(&self, data: Bytes) -> bool {
+        self.0.send_datagram(data).is_ok()
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         match self.0.receive_datagram().await {
