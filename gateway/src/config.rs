@@ -255,10 +255,13 @@ impl ServerConfig {
             return Err("max_frame must be at least 1024".into());
         }
         let l = &self.limits;
-        if !(l.commands_per_sec > 0.0) || l.command_burst == 0 {
+        // Written so NaN fails too.
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(l.commands_per_sec) || l.command_burst == 0 {
             return Err("limits.commands_per_sec and limits.command_burst must be above 0".into());
         }
-        if !(l.connections_per_ip_per_sec > 0.0) || l.connections_per_ip_burst == 0 || l.ip_table_size == 0 {
+        if !positive(l.connections_per_ip_per_sec) || l.connections_per_ip_burst == 0 || l.ip_table_size == 0
+        {
             return Err("limits.connections_per_ip_* and limits.ip_table_size must be above 0".into());
         }
         if l.throttle_window_secs == 0 {
