@@ -294,3 +294,33 @@ async fn a_client_that_stops_reading_is_dropped_and_the_room_keeps_its_latency()
     drop(stalled.control_recv.take());
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn websocket_client_lanes_are_capped_by_max_concurrent_streams() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let gw = gateway(|c| c.stream.max_concurrent_streams = 3).await;
+    let url = format!("ws://{}/ws", gw.http_addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
+    for tag in garou_protocol::ws::CLIENT_FIRST..garou_protocol::ws::CLIENT_FIRST + 4 {
+        // A lane opened with a few bytes of a frame header that never completes.
+        let _ = ws.send(Ws::Binary(vec![tag, 0x10, 0, 0].into())).await;
+    }
+    let close = tokio::time::timeout(WAIT, async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Ws::Close(c)) = m {
+                return c;
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame");
+    assert_eq!(
+        u16::from(close.code),
+        4000 + ErrorCode::LimitReached.as_u16(),
+        "{close:?}"
+    );
+    gw.shutdown().await;
+}
