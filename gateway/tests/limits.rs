@@ -324,3 +324,25 @@ async fn websocket_client_lanes_are_capped_by_max_concurrent_streams() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_frame_too_large_on_every_client_stream_kind() {
+    use garou_protocol::{Frame, StreamHeader, StreamKind};
+    let gw = gateway(|_| {}).await;
+    for (i, kind) in [StreamKind::Commands, StreamKind::Acks, StreamKind::Upload]
+        .into_iter()
+        .enumerate()
+    {
+        let raw = Raw::login(&gw, &format!("big{i}"), true, None).await;
+        let mut s = raw.conn.open_uni().await.unwrap();
+        let mut bytes = Message::from(StreamHeader { kind: kind.clone() })
+            .encode()
+            .to_vec();
+        // A header announcing one byte more than max_frame; the payload never follows.
+        bytes.extend_from_slice(&Frame::header(0x14, garou_protocol::DEFAULT_MAX_FRAME + 1));
+        s.write_all(&bytes).await.unwrap();
+        let (code, reason) = raw::close_code(&raw.conn).await;
+        assert_eq!(code, ErrorCode::FrameTooLarge.as_u16(), "{kind:?}: {reason}");
+    }
+    gw.shutdown().await;
+}
