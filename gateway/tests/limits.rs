@@ -237,7 +237,13 @@ fn summary(l: &[Duration]) -> (Duration, Duration) {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_and_the_room_keeps_its_latency() {
-    let gw = gateway(|c| c.stream.lane_queue = 64).await;
+    let gw = gateway(|c| {
+        c.stream.lane_queue = 64;
+        // This test is about queues, not rates: the honest clients send fast.
+        c.limits.commands_per_sec = 10_000.0;
+        c.limits.command_burst = 10_000;
+    })
+    .await;
     let (alice, mut a_events) = client(&gw, "alice").await;
     let (bob, mut b_events) = client(&gw, "bob").await;
     alice.join("busy").await.unwrap();
@@ -258,10 +264,13 @@ async fn a_client_that_stops_reading_is_dropped_and_the_room_keeps_its_latency()
 
     // Both honest clients talk (and type) while the stalled one never reads.
     let (a_to_b, b_to_a) = {
+        // Typing all along, until the stalled client is gone: while it is backed up, its
+        // copies are dropped.
         let typing = async {
-            for _ in 0..40 {
+            let deadline = Instant::now() + WAIT;
+            while stalled.conn.close_reason().is_none() && Instant::now() < deadline {
                 let _ = alice.typing("busy").await;
-                tokio::time::sleep(Duration::from_millis(25)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
         let ab = exchange(&alice, &mut b_events, "a2b", 150, 1000);
