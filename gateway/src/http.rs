@@ -160,7 +160,8 @@ async fn websocket(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            let conn = WsConnection::new(socket, remote, lanes);
+            // Room for two whole messages not yet read by the session.
+            let conn = WsConnection::new(socket, remote, lanes, 2 * max);
             session::run(conn, s.hub, s.cfg, s.shutdown, permit).await;
         })
 }

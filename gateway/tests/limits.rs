@@ -96,7 +96,11 @@ async fn a_client_that_obeys_throttle_keeps_its_session() {
             other => panic!("unexpected {other:?}"),
         }
     };
-    assert_eq!(replies, 200, "the whole burst is served before the Throttle");
+    // The burst, plus what refilled (100/s) while it was served.
+    assert!(
+        (200..250).contains(&replies),
+        "the burst is served before the Throttle: {replies}"
+    );
     // Obey: wait as told, then go on at half the allowed rate.
     tokio::time::sleep(retry).await;
     for _ in 0..100 {

@@ -9,7 +9,10 @@
 //! outgoing queue holds at most [`LANE_QUEUE`] messages, datagrams are dropped rather than
 //! queued when it is full, the writer gives up on a close even mid-write, and a client
 //! may have at most `stream.max_concurrent_streams` lanes open (more closes with
-//! LimitReached).
+//! LimitReached). Incoming bytes not yet read by the session hold permits of a
+//! per-socket byte budget: when it is spent (the session is paused by the rate limit, or
+//! slow), the socket is not read further and TCP pushes back on the client, as QUIC flow
+//! control does; a datagram that does not fit is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,13 +23,16 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use garou_protocol::ws::{self, LaneTag};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{Connection, RecvStream, SendStream, TransportError};
 
 /// Messages queued per virtual stream (and on the outgoing socket).
 const LANE_QUEUE: usize = 64;
+
+/// Incoming bytes and the budget permit they hold until the session reads them.
+type Chunk = (Bytes, OwnedSemaphorePermit);
 /// WebSocket close codes 4000-4999 are the application's: 4000 + Garou error code.
 const CLOSE_BASE: u16 = 4000;
 const BAD_FRAME: garou_protocol::ErrorCode = garou_protocol::ErrorCode::BadFrame;
@@ -98,11 +104,12 @@ impl Drop for WsSend {
 }
 
 /// The receiving half of a virtual stream.
-pub struct WsRecv(mpsc::Receiver<Bytes>);
+pub struct WsRecv(mpsc::Receiver<Chunk>);
 
 impl RecvStream for WsRecv {
     async fn read_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
-        Ok(self.0.recv().await)
+        // The permit is released here: the bytes now belong to the session's decoder.
+        Ok(self.0.recv().await.map(|(bytes, _permit)| bytes))
     }
 }
 
@@ -110,16 +117,23 @@ impl RecvStream for WsRecv {
 pub struct WsConnection {
     remote: SocketAddr,
     out: mpsc::Sender<Out>,
-    control: tokio::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
+    control: tokio::sync::Mutex<Option<mpsc::Receiver<Chunk>>>,
     uni: tokio::sync::Mutex<mpsc::Receiver<WsRecv>>,
-    datagrams: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    datagrams: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
     pool: Arc<Mutex<TagPool>>,
     closed: CancellationToken,
 }
 
 impl WsConnection {
     /// Take over an upgraded socket; spawns its reader and writer tasks.
-    pub fn new(socket: WebSocket, remote: SocketAddr, max_client_lanes: usize) -> WsConnection {
+    /// `budget`: bytes received and not yet read by the session, at most (must exceed the
+    /// largest message the socket accepts).
+    pub fn new(
+        socket: WebSocket,
+        remote: SocketAddr,
+        max_client_lanes: usize,
+        budget: usize,
+    ) -> WsConnection {
         let (sink, stream) = socket.split();
         let (out_tx, out_rx) = mpsc::channel(LANE_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
@@ -134,7 +148,10 @@ impl WsConnection {
             dgram_tx,
             out_tx.clone(),
             closed.clone(),
-            max_client_lanes,
+            (
+                max_client_lanes,
+                Arc::new(Semaphore::new(budget.min(Semaphore::MAX_PERMITS))),
+            ),
         ));
         WsConnection {
             remote,
@@ -190,14 +207,14 @@ async fn write_socket(
 
 async fn read_socket(
     mut stream: futures::stream::SplitStream<WebSocket>,
-    control: mpsc::Sender<Bytes>,
+    control: mpsc::Sender<Chunk>,
     uni: mpsc::Sender<WsRecv>,
-    datagrams: mpsc::Sender<Bytes>,
+    datagrams: mpsc::Sender<Chunk>,
     out: mpsc::Sender<Out>,
     closed: CancellationToken,
-    max_lanes: usize,
+    (max_lanes, budget): (usize, Arc<Semaphore>),
 ) {
-    let mut streams: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut streams: HashMap<u8, mpsc::Sender<Chunk>> = HashMap::new();
     let fault: Option<(garou_protocol::ErrorCode, &str)> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
@@ -215,16 +232,29 @@ async fn read_socket(
             break Some((BAD_FRAME, "empty message"));
         };
         let rest = data.slice(1..1 + rest.len());
+        let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
+        if let LaneTag::Datagram = LaneTag::of(tag) {
+            // Datagrams are unreliable: dropped when the session is behind.
+            if let Ok(permit) = budget.clone().try_acquire_many_owned(cost) {
+                let _ = datagrams.try_send((rest, permit));
+            }
+            continue;
+        }
+        // Wait for room in the budget: meanwhile the socket is not read.
+        let permit = tokio::select! {
+            p = budget.clone().acquire_many_owned(cost) => match p {
+                Ok(p) => p,
+                Err(_) => break None,
+            },
+            _ = closed.cancelled() => return,
+        };
         match LaneTag::of(tag) {
             LaneTag::Control => {
-                if control.send(rest).await.is_err() {
+                if control.send((rest, permit)).await.is_err() {
                     break None;
                 }
             }
-            // Datagrams are unreliable: dropped when the session is behind.
-            LaneTag::Datagram => {
-                let _ = datagrams.try_send(rest);
-            }
+            LaneTag::Datagram => {}
             LaneTag::ClientStream(t) if rest.is_empty() => {
                 streams.remove(&t);
             }
@@ -246,7 +276,7 @@ async fn read_socket(
                         tx
                     }
                 };
-                if tx.send(rest).await.is_err() {
+                if tx.send((rest, permit)).await.is_err() {
                     streams.remove(&t);
                 }
             }
@@ -320,6 +350,7 @@ impl Connection for WsConnection {
             .await
             .recv()
             .await
+            .map(|(bytes, _permit)| bytes)
             .ok_or_else(|| TransportError("websocket closed".into()))
     }
     fn close(&self, code: u16, reason: &str) {
