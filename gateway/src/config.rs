@@ -54,6 +54,52 @@ pub struct ServerConfig {
     pub uploads: UploadConfig,
     /// Token verification and guests; no key = open dev mode.
     pub auth: crate::auth::AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Abuse limits: connection admission, per-client rates, room sizes, datagram size.
+/// (`max_connections`, `max_frame` and `stream.max_concurrent_streams` stay where they were.)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// New connections accepted per client IP per second (token bucket refill rate).
+    pub connections_per_ip_per_sec: f64,
+    /// Connections one IP may open at once before the rate applies (bucket size).
+    pub connections_per_ip_burst: u32,
+    /// IPs tracked for the per-IP rate; bounds the table's memory.
+    pub ip_table_size: usize,
+    /// Frames per second a client may make the server act on (commands, acks, upload
+    /// chunks, typing datagrams, pings).
+    pub commands_per_sec: f64,
+    /// Frames a client may send at once before the rate applies.
+    pub command_burst: u32,
+    /// Throttles tolerated within `throttle_window_secs`; still over the limit after these
+    /// and the connection is closed with RateLimited.
+    pub max_throttles: u32,
+    pub throttle_window_secs: u64,
+    /// Rooms one user may be a member of (0 = no limit).
+    pub max_rooms_per_user: usize,
+    /// Members one room may have (0 = no limit).
+    pub max_members_per_room: usize,
+    /// Largest datagram accepted, bytes; larger ones are dropped and counted.
+    pub max_datagram: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            connections_per_ip_per_sec: 10.0,
+            connections_per_ip_burst: 50,
+            ip_table_size: 65_536,
+            commands_per_sec: 100.0,
+            command_burst: 200,
+            max_throttles: 5,
+            throttle_window_secs: 30,
+            max_rooms_per_user: 1000,
+            max_members_per_room: 100_000,
+            max_datagram: 1200,
+        }
+    }
 }
 
 /// History kept per room kind (0 = no limit).
@@ -159,6 +205,7 @@ impl Default for ServerConfig {
             retention: RetentionConfig::default(),
             uploads: UploadConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -235,6 +282,22 @@ impl ServerConfig {
         }
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err("admin.token must be at least 16 characters".into());
+        }
+        let l = &self.limits;
+        // Written so NaN fails too.
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(l.commands_per_sec) || l.command_burst == 0 {
+            return Err("limits.commands_per_sec and limits.command_burst must be above 0".into());
+        }
+        if !positive(l.connections_per_ip_per_sec) || l.connections_per_ip_burst == 0 || l.ip_table_size == 0
+        {
+            return Err("limits.connections_per_ip_* and limits.ip_table_size must be above 0".into());
+        }
+        if l.throttle_window_secs == 0 {
+            return Err("limits.throttle_window_secs must be at least 1".into());
+        }
+        if l.max_datagram < 64 {
+            return Err("limits.max_datagram must be at least 64".into());
         }
         if self.stream.lane_queue == 0 {
             return Err("stream.lane_queue must be at least 1".into());

@@ -39,6 +39,8 @@ pub struct HttpState {
     pub shutdown: CancellationToken,
     /// Cancelled when shutdown begins: `/ready` answers 503 from then on.
     pub draining: CancellationToken,
+    /// Connection admission, shared with the QUIC accept loop.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// The router for the HTTP listener.
@@ -178,13 +180,26 @@ async fn websocket(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Admission before the upgrade: a refused client gets a plain HTTP status.
+    let permit = match s.limits.admit(remote.ip()) {
+        Ok(p) => p,
+        Err(refusal) => {
+            let status = match refusal {
+                crate::limits::Refusal::IpRate => StatusCode::TOO_MANY_REQUESTS,
+                crate::limits::Refusal::Full => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return (status, refusal.to_string()).into_response();
+        }
+    };
     let max = s.cfg.max_frame + garou_protocol::HEADER_LEN + 1;
+    let lanes = s.cfg.stream.max_concurrent_streams as usize;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            let conn = WsConnection::new(socket, remote);
-            session::run(conn, s.hub, s.cfg, s.shutdown).await;
+            // Room for two whole messages not yet read by the session.
+            let conn = WsConnection::new(socket, remote, lanes, 2 * max);
+            session::run(conn, s.hub, s.cfg, s.shutdown, permit).await;
         })
 }
 

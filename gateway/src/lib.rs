@@ -16,6 +16,7 @@ pub mod chat;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod session;

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::config::ServerConfig;
 use crate::http::{self, HttpState};
 use crate::hub::{Hub, HubConfig};
+use crate::limits::{Limits, Permit, Refusal};
 use crate::session;
 use crate::tls::Identity;
 use crate::transport::quic::{self, QuicConnection};
@@ -31,6 +32,8 @@ pub struct Gateway {
     cfg: Arc<ServerConfig>,
     endpoint: quinn::Endpoint,
     current_cert: Arc<parking_lot::RwLock<[u8; 32]>>,
+    /// Admission state and counters of everything a limit refused or dropped.
+    pub limits: Arc<Limits>,
     shutdown: CancellationToken,
     draining: CancellationToken,
     done: tokio::task::JoinHandle<()>,
@@ -70,6 +73,7 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let draining = CancellationToken::new();
         let current_cert = Arc::new(parking_lot::RwLock::new(identity.sha256));
+        let limits = Limits::new(&cfg);
         let listener = tokio::net::TcpListener::from_std(quic::bind_tcp_dual_stack(cfg.http)?)?;
         let http_addr = listener.local_addr()?;
         let app = http::router(HttpState {
@@ -79,6 +83,7 @@ impl Gateway {
             quic_port: quic_addr.port(),
             shutdown: shutdown.clone(),
             draining: draining.clone(),
+            limits: limits.clone(),
         });
         info!(%http_addr, "HTTP listening: chat page at http://{}/", display_addr(http_addr));
         // HTTP stops after the sessions drained (not when shutdown begins), so `/ready`
@@ -102,6 +107,7 @@ impl Gateway {
             endpoint.clone(),
             hub.clone(),
             cfg.clone(),
+            limits.clone(),
             shutdown.clone(),
             (http, http_stop),
         ));
@@ -113,6 +119,7 @@ impl Gateway {
             cfg,
             endpoint,
             current_cert,
+            limits,
             shutdown,
             draining,
             done,
@@ -188,6 +195,7 @@ async fn accept_loop(
     endpoint: quinn::Endpoint,
     hub: Arc<Hub>,
     cfg: Arc<ServerConfig>,
+    limits: Arc<Limits>,
     shutdown: CancellationToken,
     (http_server, http_stop): (tokio::task::JoinHandle<()>, CancellationToken),
 ) {
@@ -216,15 +224,27 @@ async fn accept_loop(
             i = endpoint.accept() => match i { Some(i) => i, None => break },
             _ = shutdown.cancelled() => break,
         };
-        if hub.connection_count() >= cfg.max_connections {
-            warn!(remote = %incoming.remote_address(), "refusing connection: max_connections reached");
-            incoming.refuse();
-            continue;
-        }
+        let remote = incoming.remote_address();
+        let permit = match limits.admit(remote.ip()) {
+            Ok(p) => p,
+            // An address opening connections too fast costs no handshake at all.
+            Err(Refusal::IpRate) => {
+                debug!(%remote, "refusing connection: per-IP connection rate");
+                incoming.refuse();
+                continue;
+            }
+            // A full server says why: the handshake completes and the connection is closed
+            // with LimitReached (bounded: the per-IP rate still applies to these).
+            Err(Refusal::Full) => {
+                warn!(%remote, "refusing connection: max_connections reached");
+                tokio::spawn(refuse_full(incoming, cfg.handshake_timeout()));
+                continue;
+            }
+        };
         let (hub, cfg, shutdown) = (hub.clone(), cfg.clone(), shutdown.clone());
         sessions.spawn(
             async move {
-                if let Err(e) = dispatch(incoming, hub, cfg, shutdown).await {
+                if let Err(e) = dispatch(incoming, hub, cfg, shutdown, permit).await {
                     tracing::debug!(error = %e, "connection attempt failed");
                 }
             }
@@ -252,6 +272,15 @@ async fn accept_loop(
     info!("shutdown complete");
 }
 
+/// Complete the handshake only to close with LimitReached and a reason.
+async fn refuse_full(incoming: quinn::Incoming, timeout: Duration) {
+    let Ok(connecting) = incoming.accept() else { return };
+    if let Ok(Ok(c)) = tokio::time::timeout(timeout, connecting).await {
+        let code = garou_protocol::ErrorCode::LimitReached.as_u16();
+        c.close(quinn::VarInt::from(code), Refusal::Full.to_string().as_bytes());
+    }
+}
+
 /// Finish the QUIC handshake and hand the connection to the transport its ALPN names:
 /// one UDP port serves native clients and browsers.
 async fn dispatch(
@@ -259,6 +288,7 @@ async fn dispatch(
     hub: Arc<Hub>,
     cfg: Arc<ServerConfig>,
     shutdown: CancellationToken,
+    permit: Permit,
 ) -> anyhow::Result<()> {
     let mut connecting = incoming.accept()?;
     let alpn = connecting
@@ -270,7 +300,7 @@ async fn dispatch(
     match alpn.as_deref() {
         Some(garou_protocol::ALPN) => {
             let connection = tokio::time::timeout(cfg.handshake_timeout(), connecting).await??;
-            session::run(QuicConnection(connection), hub, cfg, shutdown).await;
+            session::run(QuicConnection(connection), hub, cfg, shutdown, permit).await;
         }
         Some(H3) => {
             let request = tokio::time::timeout(
@@ -280,7 +310,7 @@ async fn dispatch(
             .await??;
             tracing::debug!(path = request.path(), origin = ?request.origin(), "WebTransport session request");
             let connection = request.accept().await?;
-            session::run(WebTransportConnection(connection), hub, cfg, shutdown).await;
+            session::run(WebTransportConnection(connection), hub, cfg, shutdown, permit).await;
         }
         other => warn!(alpn = ?other.map(String::from_utf8_lossy), "unsupported ALPN"),
     }

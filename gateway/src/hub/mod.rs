@@ -65,6 +65,9 @@ pub struct HubConfig {
     pub retention: [Retention; 3],
     /// Credential checks (open dev mode when it has no keys).
     pub auth: crate::auth::Auth,
+    /// Rooms one user may belong to / members one room may have (0 = no limit).
+    pub max_rooms_per_user: usize,
+    pub max_members_per_room: usize,
 }
 
 impl HubConfig {
@@ -85,6 +88,8 @@ impl From<&ServerConfig> for HubConfig {
             rate_window_secs: c.shard.rate_window_secs,
             retention: [c.retention.direct, c.retention.group, c.retention.channel],
             auth: crate::auth::Auth::open(),
+            max_rooms_per_user: c.limits.max_rooms_per_user,
+            max_members_per_room: c.limits.max_members_per_room,
         }
     }
 }
@@ -608,6 +613,21 @@ impl Hub {
             .by_id
             .get(&conn.user)
             .and_then(|u| u.grants.get(name).copied());
+        // Checked before the room may be created, so a refused join leaves nothing behind.
+        let max_rooms = self.cfg.max_rooms_per_user;
+        if max_rooms > 0
+            && self
+                .users
+                .lock()
+                .by_id
+                .get(&conn.user)
+                .is_some_and(|u| !u.rooms.contains(name) && u.rooms.len() >= max_rooms)
+        {
+            return err(
+                ErrorCode::LimitReached,
+                format!("at most {max_rooms} rooms per user"),
+            );
+        }
         let (room, created) = {
             let mut rooms = self.rooms.write();
             match (rooms.get(name), create) {
@@ -646,6 +666,13 @@ impl Hub {
         let Some(role) = st.role_of(conn.user) else {
             if room.kind == RoomKind::Direct {
                 return err(ErrorCode::Forbidden, "direct rooms have exactly two members");
+            }
+            let max_members = self.cfg.max_members_per_room;
+            if max_members > 0 && st.members.len() >= max_members {
+                return err(
+                    ErrorCode::LimitReached,
+                    format!("room {name} is full ({max_members} members)"),
+                );
             }
             // A new member: the first event it delivers is its own MemberJoined. Guests
             // read only; a token's grant for the room beats the kind's default.

@@ -113,6 +113,8 @@ pub(super) fn cfg() -> HubConfig {
         max_hot_rooms: 2,
         rate_window_secs: 1,
         auth: crate::auth::Auth::open(),
+        max_rooms_per_user: 0,
+        max_members_per_room: 0,
     }
 }
 

@@ -6,6 +6,7 @@
 //! server->client side is [`outbound::Conn`]: a bounded queue and writer task per lane.
 
 pub mod outbound;
+pub mod rate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,9 +21,11 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::ServerConfig;
 use crate::hub::Hub;
+use crate::limits::{LimitStats, Limits, Permit};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::uploads;
 use outbound::{Conn, Ctl, Wire};
+use rate::RateGate;
 
 /// Frames queued on a control stream before the client counts as a slow consumer.
 const CONTROL_QUEUE: usize = 1024;
@@ -90,6 +93,7 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// Lane opener and datagram sender over a concrete transport.
 struct WireImpl<C: Connection> {
     conn: Arc<C>,
+    limits: Arc<Limits>,
 }
 
 impl<C: Connection> Wire for WireImpl<C> {
@@ -110,7 +114,15 @@ impl<C: Connection> Wire for WireImpl<C> {
         );
     }
     fn send_datagram(&self, data: Bytes) {
-        self.conn.send_datagram(data);
+        if !self.conn.send_datagram(data) {
+            self.dropped_datagram();
+        }
+    }
+    fn dropped_datagram(&self) {
+        LimitStats::bump(&self.limits.stats.droppable_dropped);
+    }
+    fn slow_consumer(&self) {
+        LimitStats::bump(&self.limits.stats.slow_consumers);
     }
     fn close(&self, code: ErrorCode, reason: &str) {
         self.conn.close(code.as_u16(), reason);
@@ -177,14 +189,27 @@ async fn write_control<C: Connection>(conn: Arc<C>, mut send: C::Send, mut rx: m
 
 /// Run one session to its end. Never panics on client input; every failure closes only
 /// this connection.
-pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, shutdown: CancellationToken) {
+///
+/// `permit` is the connection's admission slot (max_connections); it is freed when this
+/// returns.
+pub async fn run<C: Connection>(
+    conn: C,
+    hub: Arc<Hub>,
+    cfg: Arc<ServerConfig>,
+    shutdown: CancellationToken,
+    permit: Permit,
+) {
     let conn = Arc::new(conn);
+    let limits = permit.limits().clone();
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id = session, transport = conn.kind(), remote = %conn.remote(), user = tracing::field::Empty);
     async move {
         let _counted = crate::metrics::connection(conn.kind());
         let started = std::time::Instant::now();
-        let handshake = tokio::time::timeout(cfg.handshake_timeout(), handshake(&conn, &hub, &cfg, session));
+        let handshake = tokio::time::timeout(
+            cfg.handshake_timeout(),
+            handshake(&conn, &hub, &cfg, session, &limits),
+        );
         let (handle, control_rx, ticket) = match handshake.await {
             Ok(Ok(v)) => v,
             Ok(Err(Fault::Protocol(code, reason))) => {
@@ -205,7 +230,7 @@ pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, 
         crate::metrics::handshake(crate::metrics::Handshake::Ok, started.elapsed());
         hub.peers().insert(handle.id, conn.remote());
         tracing::Span::current().record("user", handle.user);
-        let result = serve(&conn, &hub, &cfg, &handle, control_rx, &shutdown).await;
+        let result = serve(&conn, &hub, &cfg, &limits, &handle, control_rx, &shutdown).await;
         match result {
             Err(Fault::Protocol(code, reason)) => {
                 warn!(?code, %reason, "closing misbehaving session");
@@ -219,6 +244,7 @@ pub async fn run<C: Connection>(conn: C, hub: Arc<Hub>, cfg: Arc<ServerConfig>, 
         hub.uploads().revoke(&ticket);
         hub.disconnect(&handle);
         conn.close(0, "bye");
+        drop(permit);
     }
     .instrument(span)
     .await
@@ -232,6 +258,7 @@ async fn handshake<C: Connection>(
     hub: &Arc<Hub>,
     cfg: &ServerConfig,
     session: u64,
+    limits: &Arc<Limits>,
 ) -> Result<Handshaken<C>, Fault> {
     let (mut send, recv) = conn.accept_bi().await?;
     let mut reader = FrameReader::new(recv, cfg.max_frame);
@@ -275,7 +302,10 @@ async fn handshake<C: Connection>(
         None => return Err(Fault::Closed),
     };
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
-    let wire: Arc<dyn Wire> = Arc::new(WireImpl { conn: conn.clone() });
+    let wire: Arc<dyn Wire> = Arc::new(WireImpl {
+        conn: conn.clone(),
+        limits: limits.clone(),
+    });
     let login = hub.login(&auth.credentials, |user| {
         Arc::new(Conn::new(
             hub.next_id(),
@@ -331,25 +361,29 @@ async fn serve<C: Connection>(
     conn: &Arc<C>,
     hub: &Arc<Hub>,
     cfg: &Arc<ServerConfig>,
+    limits: &Arc<Limits>,
     handle: &Arc<Conn>,
     mut control: FrameReader<C::Recv>,
     shutdown: &CancellationToken,
 ) -> Result<(), Fault> {
+    let gate = Arc::new(RateGate::new(&cfg.limits));
     // Stream readers report a protocol fault here; the first one ends the session.
     let (fault_tx, mut fault_rx) = mpsc::channel::<Fault>(1);
     let mut tasks = JoinSet::new();
     {
         let (conn, hub, handle, fault_tx) = (conn.clone(), hub.clone(), handle.clone(), fault_tx.clone());
-        let cfg = cfg.clone();
+        let (cfg, limits, gate) = (cfg.clone(), limits.clone(), gate.clone());
         tasks.spawn(
             async move {
                 while let Ok(recv) = conn.accept_uni().await {
                     let (hub, cfg, handle, fault_tx) =
                         (hub.clone(), cfg.clone(), handle.clone(), fault_tx.clone());
+                    let (limits, gate) = (limits.clone(), gate.clone());
                     tokio::spawn(
                         async move {
                             let reader = FrameReader::new(recv, cfg.max_frame);
-                            if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle).await {
+                            let rate = (&*gate, &limits.stats);
+                            if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle, rate).await {
                                 let _ = fault_tx.try_send(f);
                             }
                         }
@@ -362,13 +396,22 @@ async fn serve<C: Connection>(
     }
     if cfg.enable_datagrams {
         let (conn, hub, handle) = (conn.clone(), hub.clone(), handle.clone());
-        let max = cfg.max_frame;
+        let (limits, gate) = (limits.clone(), gate.clone());
+        let max = cfg.limits.max_datagram.min(cfg.max_frame);
         tasks.spawn(
             async move {
+                let stats = &limits.stats;
                 while let Ok(d) = conn.read_datagram().await {
-                    // Datagrams are best effort: a bad one is dropped, not fatal.
-                    if let Ok(Message::Typing(t)) = Message::decode_datagram(&d, max) {
-                        hub.typing(&handle, &t.room);
+                    // Datagrams are best effort: a bad, oversized or over-rate one is
+                    // dropped and counted, never fatal.
+                    if d.len() > max {
+                        LimitStats::bump(&stats.datagrams_oversized);
+                        continue;
+                    }
+                    match Message::decode_datagram(&d, max) {
+                        Ok(Message::Typing(t)) if gate.try_take() => hub.typing(&handle, &t.room),
+                        Ok(Message::Typing(_)) => LimitStats::bump(&stats.datagrams_over_rate),
+                        _ => LimitStats::bump(&stats.datagrams_malformed),
                     }
                 }
             }
@@ -378,7 +421,7 @@ async fn serve<C: Connection>(
     let idle = cfg.idle_timeout();
     let result = loop {
         tokio::select! {
-            msg = tokio::time::timeout(idle, control.next()) => match msg {
+            msg = tokio::time::timeout(idle, next_admitted(&mut control, &gate, handle, &limits.stats)) => match msg {
                 Err(_) => break Err(Fault::Protocol(ErrorCode::OutOfState, "idle timeout: no ping".into())),
                 Ok(Err(f)) => break Err(f),
                 Ok(Ok(None)) => break Ok(()),
@@ -407,12 +450,35 @@ async fn serve<C: Connection>(
     result
 }
 
+/// The next control-stream message, once the rate gate lets it through.
+async fn next_admitted<R: RecvStream>(
+    control: &mut FrameReader<R>,
+    gate: &RateGate,
+    handle: &Conn,
+    stats: &LimitStats,
+) -> Result<Option<Message>, Fault> {
+    let msg = control.next().await?;
+    if msg.is_some() {
+        admit(gate, handle, stats).await?;
+    }
+    Ok(msg)
+}
+
+/// Take a rate token for one client frame (waiting, throttling, or closing).
+async fn admit(gate: &RateGate, handle: &Conn, stats: &LimitStats) -> Result<(), Fault> {
+    gate.admit(handle, stats)
+        .await
+        .map_err(|reason| Fault::Protocol(ErrorCode::RateLimited, reason))
+}
+
 /// One client->server uni stream: a StreamHeader, then commands, acks or upload chunks.
+/// Every frame after the header takes a token from the session's rate gate first.
 async fn read_client_stream<R: RecvStream>(
     mut reader: FrameReader<R>,
     hub: &Hub,
     cfg: &ServerConfig,
     handle: &Arc<Conn>,
+    (gate, stats): (&RateGate, &LimitStats),
 ) -> Result<(), Fault> {
     let kind = match reader.next().await? {
         Some(Message::StreamHeader(h)) => h.kind,
@@ -427,6 +493,7 @@ async fn read_client_stream<R: RecvStream>(
     match kind {
         StreamKind::Commands => {
             while let Some(msg) = reader.next().await? {
+                admit(gate, handle, stats).await?;
                 if msg.request_id().is_none() {
                     return Err(Fault::Protocol(
                         ErrorCode::OutOfState,
@@ -454,6 +521,7 @@ async fn read_client_stream<R: RecvStream>(
         }
         StreamKind::Acks => {
             while let Some(msg) = reader.next().await? {
+                admit(gate, handle, stats).await?;
                 match msg {
                     Message::Delivered(d) => hub.receipt(handle, &d.room, d.id, false),
                     Message::Read(r) => hub.receipt(handle, &r.room, r.id, true),
@@ -471,6 +539,7 @@ async fn read_client_stream<R: RecvStream>(
             let mut writer = uploads::ChunkWriter::new(hub, handle.user);
             let result = async {
                 while let Some(msg) = reader.next().await? {
+                    admit(gate, handle, stats).await?;
                     match msg {
                         Message::UploadChunk(c) => {
                             if let Some(error) = writer.chunk(hub, cfg, c).await {

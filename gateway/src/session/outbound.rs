@@ -4,7 +4,10 @@
 //! by every recipient) into this connection's bounded queues with `try_send`; a writer task
 //! per lane drains its queue in batches onto its stream. A full queue means the client does
 //! not read: it is closed as a slow consumer, so one stalled client never grows server
-//! memory or delays anyone else. Lanes (shard streams, hot-room streams) are opened on
+//! memory or delays anyone else. Droppable traffic goes first: while any queue is at
+//! least half full, typing and presence datagrams are dropped (and counted) instead of
+//! being sent, so reliable frames keep the room they have. A close that cannot reach a
+//! client which stopped reading is forced after a bound. Lanes (shard streams, hot-room streams) are opened on
 //! first use, so an idle session costs no streams and no writer tasks.
 
 use std::collections::HashMap;
@@ -40,7 +43,15 @@ pub trait Wire: Send + Sync {
     fn send_datagram(&self, data: Bytes);
     /// Close at once.
     fn close(&self, code: ErrorCode, reason: &str);
+    /// A droppable datagram was not sent (counted).
+    fn dropped_datagram(&self) {}
+    /// This connection is being closed as a slow consumer (counted).
+    fn slow_consumer(&self) {}
 }
+
+/// How long a killed connection's Error frame may take to reach the client before the
+/// transport is closed regardless (a client that stopped reading never takes it).
+const FORCE_CLOSE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One connected session as the hub sees it.
 pub struct Conn {
@@ -95,11 +106,7 @@ impl Conn {
     /// Queue encoded bytes on the control stream; a full queue closes the connection.
     pub fn control_bytes(&self, frame: Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.control.try_send(Ctl::Frame(frame)) {
-            crate::metrics::drop_slow_consumer();
-            self.kill(
-                ErrorCode::SlowConsumer,
-                "control queue full: client is not reading",
-            );
+            self.slow_consumer("control queue full: client is not reading");
         }
     }
 
@@ -125,16 +132,41 @@ impl Conn {
     /// Push a shared frame into one of this connection's lanes.
     pub fn deliver(&self, tx: &mpsc::Sender<Bytes>, frame: &Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame.clone()) {
-            crate::metrics::drop_slow_consumer();
-            self.kill(ErrorCode::SlowConsumer, "send queue full: client is not reading");
+            self.slow_consumer("send queue full: client is not reading");
         }
     }
 
-    /// Send a datagram if datagrams are on.
+    /// Send a datagram if datagrams are on and the connection is not backed up.
     pub fn datagram(&self, frame: Bytes) {
-        if self.datagrams && !self.is_dead() {
+        if !self.datagrams || self.is_dead() {
+            return;
+        }
+        if self.backed_up() {
+            self.wire.dropped_datagram();
+        } else {
             self.wire.send_datagram(frame);
         }
+    }
+
+    /// True while the control queue or any lane queue is at least half full: the client
+    /// reads slower than it is sent to.
+    pub fn backed_up(&self) -> bool {
+        let half = |tx_cap: usize, max: usize| tx_cap * 2 <= max;
+        if half(self.control.capacity(), self.control.max_capacity()) {
+            return true;
+        }
+        self.lanes
+            .lock()
+            .values()
+            .any(|tx| half(tx.capacity(), tx.max_capacity()))
+    }
+
+    fn slow_consumer(&self, reason: &str) {
+        if !self.is_dead() {
+            crate::metrics::drop_slow_consumer();
+            self.wire.slow_consumer();
+        }
+        self.kill(ErrorCode::SlowConsumer, reason);
     }
 
     /// True once the connection was told to close.
@@ -155,7 +187,15 @@ impl Conn {
             reason: reason.to_owned(),
         };
         if self.control.try_send(ctl).is_err() {
-            self.wire.close(code, reason);
+            return self.wire.close(code, reason);
+        }
+        // The control writer may be stuck behind a client that stopped reading.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (wire, reason) = (self.wire.clone(), reason.to_owned());
+            rt.spawn(async move {
+                tokio::time::sleep(FORCE_CLOSE).await;
+                wire.close(code, &reason);
+            });
         }
     }
 

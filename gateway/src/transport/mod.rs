@@ -56,7 +56,8 @@ pub trait Connection: Send + Sync + 'static {
     fn accept_uni(&self) -> impl Future<Output = Result<Self::Recv, TransportError>> + Send;
     fn open_uni(&self) -> impl Future<Output = Result<Self::Send, TransportError>> + Send;
     /// Send one datagram; dropped (not queued without bound) when the transport is busy.
-    fn send_datagram(&self, data: Bytes);
+    /// `false` when it was dropped here (counted by the caller).
+    fn send_datagram(&self, data: Bytes) -> bool;
     fn read_datagram(&self) -> impl Future<Output = Result<Bytes, TransportError>> + Send;
     /// Close the whole connection with an application code and reason.
     fn close(&self, code: u16, reason: &str);

@@ -80,13 +80,16 @@ impl Connection for QuicConnection {
     async fn open_uni(&self) -> Result<Self::Send, TransportError> {
         self.0.open_uni().await.map_err(TransportError::new)
     }
-    fn send_datagram(&self, data: Bytes) {
+    fn send_datagram(&self, data: Bytes) -> bool {
         // quinn drops the oldest queued datagram when its buffer is full: bounded.
         let n = data.len();
-        match self.0.send_datagram(data) {
-            Ok(()) => metrics::bytes_out(metrics::QUIC, n),
-            Err(_) => metrics::drop_datagram(),
+        let sent = self.0.send_datagram(data).is_ok();
+        if sent {
+            metrics::bytes_out(metrics::QUIC, n);
+        } else {
+            metrics::drop_datagram();
         }
+        sent
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         let d = self.0.read_datagram().await.map_err(TransportError::new)?;

@@ -5,7 +5,14 @@
 //! streams (bounded channels) and multiplexes outgoing ones through a single writer task,
 //! so the session above sees the same [`Connection`] as with QUIC. Backpressure is kept:
 //! a full virtual stream stalls the socket reader (TCP pushes back on the client), and
-//! writers await room in the bounded outgoing queue.
+//! writers await room in the bounded outgoing queue. Memory per socket is bounded: the
+//! outgoing queue holds at most [`LANE_QUEUE`] messages, datagrams are dropped rather than
+//! queued when it is full, the writer gives up on a close even mid-write, and a client
+//! may have at most `stream.max_concurrent_streams` lanes open (more closes with
+//! LimitReached). Incoming bytes not yet read by the session hold permits of a
+//! per-socket byte budget: when it is spent (the session is paused by the rate limit, or
+//! slow), the socket is not read further and TCP pushes back on the client, as QUIC flow
+//! control does; a datagram that does not fit is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,15 +23,19 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use garou_protocol::ws::{self, LaneTag};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{Connection, RecvStream, SendStream, TransportError};
 
 /// Messages queued per virtual stream (and on the outgoing socket).
 const LANE_QUEUE: usize = 64;
+
+/// Incoming bytes and the budget permit they hold until the session reads them.
+type Chunk = (Bytes, OwnedSemaphorePermit);
 /// WebSocket close codes 4000-4999 are the application's: 4000 + Garou error code.
 const CLOSE_BASE: u16 = 4000;
+const BAD_FRAME: garou_protocol::ErrorCode = garou_protocol::ErrorCode::BadFrame;
 
 enum Out {
     Msg(Vec<u8>),
@@ -93,11 +104,12 @@ impl Drop for WsSend {
 }
 
 /// The receiving half of a virtual stream.
-pub struct WsRecv(mpsc::Receiver<Bytes>);
+pub struct WsRecv(mpsc::Receiver<Chunk>);
 
 impl RecvStream for WsRecv {
     async fn read_chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
-        Ok(self.0.recv().await)
+        // The permit is released here: the bytes now belong to the session's decoder.
+        Ok(self.0.recv().await.map(|(bytes, _permit)| bytes))
     }
 }
 
@@ -105,16 +117,23 @@ impl RecvStream for WsRecv {
 pub struct WsConnection {
     remote: SocketAddr,
     out: mpsc::Sender<Out>,
-    control: tokio::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
+    control: tokio::sync::Mutex<Option<mpsc::Receiver<Chunk>>>,
     uni: tokio::sync::Mutex<mpsc::Receiver<WsRecv>>,
-    datagrams: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    datagrams: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
     pool: Arc<Mutex<TagPool>>,
     closed: CancellationToken,
 }
 
 impl WsConnection {
     /// Take over an upgraded socket; spawns its reader and writer tasks.
-    pub fn new(socket: WebSocket, remote: SocketAddr) -> WsConnection {
+    /// `budget`: bytes received and not yet read by the session, at most (must exceed the
+    /// largest message the socket accepts).
+    pub fn new(
+        socket: WebSocket,
+        remote: SocketAddr,
+        max_client_lanes: usize,
+        budget: usize,
+    ) -> WsConnection {
         let (sink, stream) = socket.split();
         let (out_tx, out_rx) = mpsc::channel(LANE_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
@@ -129,6 +148,10 @@ impl WsConnection {
             dgram_tx,
             out_tx.clone(),
             closed.clone(),
+            (
+                max_client_lanes,
+                Arc::new(Semaphore::new(budget.min(Semaphore::MAX_PERMITS))),
+            ),
         ));
         WsConnection {
             remote,
@@ -155,7 +178,13 @@ async fn write_socket(
         match item {
             Some(Out::Msg(m)) => {
                 crate::metrics::bytes_out(crate::metrics::WEBSOCKET, m.len());
-                if sink.send(WsMessage::Binary(m.into())).await.is_err() {
+                // A client that stopped reading must not hold the writer (and its queue)
+                // forever: a close (forced after a bound by the session) interrupts it.
+                let sent = tokio::select! {
+                    r = sink.send(WsMessage::Binary(m.into())) => r.is_ok(),
+                    _ = closed.cancelled() => false,
+                };
+                if !sent {
                     break;
                 }
             }
@@ -164,26 +193,30 @@ async fn write_socket(
                     code: CLOSE_BASE + code,
                     reason: reason.into(),
                 };
-                let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                tokio::select! {
+                    _ = sink.send(WsMessage::Close(Some(frame))) => {},
+                    _ = closed.cancelled() => {},
+                }
                 break;
             }
             None => break,
         }
     }
-    let _ = sink.close().await;
     closed.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
 }
 
 async fn read_socket(
     mut stream: futures::stream::SplitStream<WebSocket>,
-    control: mpsc::Sender<Bytes>,
+    control: mpsc::Sender<Chunk>,
     uni: mpsc::Sender<WsRecv>,
-    datagrams: mpsc::Sender<Bytes>,
+    datagrams: mpsc::Sender<Chunk>,
     out: mpsc::Sender<Out>,
     closed: CancellationToken,
+    (max_lanes, budget): (usize, Arc<Semaphore>),
 ) {
-    let mut streams: HashMap<u8, mpsc::Sender<Bytes>> = HashMap::new();
-    let fault = loop {
+    let mut streams: HashMap<u8, mpsc::Sender<Chunk>> = HashMap::new();
+    let fault: Option<(garou_protocol::ErrorCode, &str)> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = closed.cancelled() => return,
@@ -194,29 +227,50 @@ async fn read_socket(
                 b
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-            Some(Ok(WsMessage::Text(_))) => break Some("text messages are not part of the protocol"),
+            Some(Ok(WsMessage::Text(_))) => {
+                break Some((BAD_FRAME, "text messages are not part of the protocol"))
+            }
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
         };
         let Some((&tag, rest)) = data.split_first() else {
-            break Some("empty message");
+            break Some((BAD_FRAME, "empty message"));
         };
         let rest = data.slice(1..1 + rest.len());
+        let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
+        if let LaneTag::Datagram = LaneTag::of(tag) {
+            // Datagrams are unreliable: dropped when the session is behind.
+            if let Ok(permit) = budget.clone().try_acquire_many_owned(cost) {
+                let _ = datagrams.try_send((rest, permit));
+            }
+            continue;
+        }
+        // Wait for room in the budget: meanwhile the socket is not read.
+        let permit = tokio::select! {
+            p = budget.clone().acquire_many_owned(cost) => match p {
+                Ok(p) => p,
+                Err(_) => break None,
+            },
+            _ = closed.cancelled() => return,
+        };
         match LaneTag::of(tag) {
             LaneTag::Control => {
-                if control.send(rest).await.is_err() {
+                if control.send((rest, permit)).await.is_err() {
                     break None;
                 }
             }
-            // Datagrams are unreliable: dropped when the session is behind.
-            LaneTag::Datagram => {
-                let _ = datagrams.try_send(rest);
-            }
+            LaneTag::Datagram => {}
             LaneTag::ClientStream(t) if rest.is_empty() => {
                 streams.remove(&t);
             }
             LaneTag::ClientStream(t) => {
                 let tx = match streams.get(&t) {
                     Some(tx) => tx.clone(),
+                    None if streams.len() >= max_lanes => {
+                        break Some((
+                            garou_protocol::ErrorCode::LimitReached,
+                            "too many client lanes open",
+                        ))
+                    }
                     None => {
                         let (tx, rx) = mpsc::channel(LANE_QUEUE);
                         if uni.send(WsRecv(rx)).await.is_err() {
@@ -226,16 +280,20 @@ async fn read_socket(
                         tx
                     }
                 };
-                if tx.send(rest).await.is_err() {
+                if tx.send((rest, permit)).await.is_err() {
                     streams.remove(&t);
                 }
             }
-            LaneTag::ServerStream(_) | LaneTag::Reserved => break Some("lane tag not allowed from a client"),
+            LaneTag::ServerStream(_) | LaneTag::Reserved => {
+                break Some((BAD_FRAME, "lane tag not allowed from a client"))
+            }
         }
     };
-    if let Some(reason) = fault {
-        let code = garou_protocol::ErrorCode::BadFrame.as_u16();
-        let _ = out.send(Out::Close(code, reason.into())).await;
+    if let Some((code, reason)) = fault {
+        // Never wait on a full queue here: a stuck writer would keep this task alive.
+        if out.try_send(Out::Close(code.as_u16(), reason.into())).is_err() {
+            closed.cancel();
+        }
     } else {
         closed.cancel();
     }
@@ -285,14 +343,15 @@ impl Connection for WsConnection {
             pool: Some(self.pool.clone()),
         })
     }
-    fn send_datagram(&self, data: Bytes) {
-        if self
+    fn send_datagram(&self, data: Bytes) -> bool {
+        let sent = self
             .out
             .try_send(Out::Msg(ws::message(ws::DATAGRAM, &[data])))
-            .is_err()
-        {
+            .is_ok();
+        if !sent {
             crate::metrics::drop_datagram();
         }
+        sent
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         self.datagrams
@@ -300,6 +359,7 @@ impl Connection for WsConnection {
             .await
             .recv()
             .await
+            .map(|(bytes, _permit)| bytes)
             .ok_or_else(|| TransportError("websocket closed".into()))
     }
     fn close(&self, code: u16, reason: &str) {

@@ -53,12 +53,15 @@ impl Connection for WebTransportConnection {
         let opening = self.0.open_uni().await.map_err(TransportError::new)?;
         opening.await.map_err(TransportError::new)
     }
-    fn send_datagram(&self, data: Bytes) {
+    fn send_datagram(&self, data: Bytes) -> bool {
         let n = data.len();
-        match self.0.send_datagram(data) {
-            Ok(()) => metrics::bytes_out(metrics::WEBTRANSPORT, n),
-            Err(_) => metrics::drop_datagram(),
+        let sent = self.0.send_datagram(data).is_ok();
+        if sent {
+            metrics::bytes_out(metrics::WEBTRANSPORT, n);
+        } else {
+            metrics::drop_datagram();
         }
+        sent
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         match self.0.receive_datagram().await {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod driven;
+pub mod raw;
 
 use std::time::Duration;
 
