@@ -1199,3 +1199,154 @@ proptest! {
         }
     }
 }
+
+/// Seed corpora for the cargo-fuzz targets (fuzz/). Not a check: run by hand when the
+/// protocol changes, `cargo test -p garou-protocol --test codec -- --ignored write_fuzz_seeds`,
+/// and commit what it writes under fuzz/corpus/<target>/seed-*.
+#[test]
+#[ignore = "writes the fuzz seed corpora into the source tree"]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    };
+    let hello: Message = Hello {
+        version: PROTOCOL_VERSION,
+        client: "seed".into(),
+    }
+    .into();
+    let auth: Message = Auth {
+        credentials: Credentials::Nick("ann".into()),
+    }
+    .into();
+    let ping: Message = Ping { nonce: 7 }.into();
+
+    // payload_decoder: `[type] [payload]`, one per frame type.
+    for m in samples() {
+        let wire = m.encode();
+        let mut input = vec![wire[0]];
+        input.extend_from_slice(&wire[HEADER_LEN..]);
+        write("payload_decoder", &format!("{:02x}", wire[0]), &input);
+    }
+
+    // frame_decoder: `[max_frame] [cuts] [cut lengths] [stream]`.
+    let stream = concat(&[hello.clone(), auth.clone(), ping.clone()]);
+    let mut input = vec![255, 0];
+    input.extend_from_slice(&stream);
+    write("frame_decoder", "whole", &input);
+    let mut input = vec![64, 3, 1, 4, 9];
+    input.extend_from_slice(&stream);
+    write("frame_decoder", "cut", &input);
+    let mut input = vec![16, 0];
+    input.extend_from_slice(&stream[..stream.len() - 2]);
+    write("frame_decoder", "truncated", &input);
+
+    // server_session: records `[op] [arg] [len] [bytes]` (fuzz/fuzz_targets/server_session.rs).
+    fn rec(out: &mut Vec<u8>, op: u8, arg: u8, bytes: &[u8]) {
+        out.extend_from_slice(&[
+            op,
+            arg,
+            u8::try_from(bytes.len()).expect("seed record under 256 bytes"),
+        ]);
+        out.extend_from_slice(bytes);
+    }
+    const CONTROL: u8 = 0;
+    const UNI: u8 = 2;
+    const OPEN: u8 = 4;
+    const FINISH: u8 = 5;
+    const DATAGRAM: u8 = 6;
+    let handshake = |out: &mut Vec<u8>| {
+        rec(out, CONTROL, 0, &hello.encode());
+        rec(out, CONTROL, 0, &auth.encode());
+    };
+    let header = |kind: StreamKind| Message::from(StreamHeader { kind }).encode();
+    let room = || "lobby".to_string();
+
+    let mut chat = Vec::new();
+    handshake(&mut chat);
+    rec(&mut chat, OPEN, 0, &[]);
+    rec(&mut chat, UNI, 0, &header(StreamKind::Commands));
+    let commands: Vec<Message> = vec![
+        Join {
+            req: 1,
+            room: room(),
+            since: None,
+        }
+        .into(),
+        Send {
+            req: 2,
+            room: room(),
+            client_id: 1,
+            text: "hi".into(),
+            attachment: None,
+        }
+        .into(),
+        History {
+            req: 3,
+            room: room(),
+            before: None,
+            after: None,
+            limit: 10,
+        }
+        .into(),
+        ListRooms { req: 4 }.into(),
+        ListUsers { req: 5, room: room() }.into(),
+    ];
+    for c in &commands {
+        rec(&mut chat, UNI, 0, &c.encode());
+    }
+    rec(&mut chat, OPEN, 1, &[]);
+    rec(&mut chat, UNI, 1, &header(StreamKind::Acks));
+    rec(
+        &mut chat,
+        UNI,
+        1,
+        &Message::from(Read { room: room(), id: 1 }).encode(),
+    );
+    rec(&mut chat, FINISH, 1, &[]);
+    let typing = Typing {
+        room: room(),
+        user: 0,
+        nick: String::new(),
+    };
+    rec(&mut chat, DATAGRAM, 0, &Message::from(typing).encode());
+    rec(&mut chat, CONTROL, 0, &ping.encode());
+    write("server_session", "chat", &chat);
+
+    let mut upload = Vec::new();
+    handshake(&mut upload);
+    rec(&mut upload, OPEN, 0, &[]);
+    rec(&mut upload, UNI, 0, &header(StreamKind::Commands));
+    let start = UploadStart {
+        req: 1,
+        name: "a.txt".into(),
+        content_type: "text/plain".into(),
+        size: 3,
+        sha256: vec![0; 32],
+    };
+    rec(&mut upload, UNI, 0, &Message::from(start).encode());
+    rec(&mut upload, OPEN, 1, &[]);
+    rec(&mut upload, UNI, 1, &header(StreamKind::Upload));
+    let chunk = UploadChunk {
+        upload: "u".into(),
+        offset: 0,
+        data: b"abc".to_vec(),
+    };
+    rec(&mut upload, UNI, 1, &Message::from(chunk).encode());
+    write("server_session", "upload", &upload);
+
+    // A handshake, then a frame of an unknown type: the session must close with an error.
+    let mut bad = Vec::new();
+    handshake(&mut bad);
+    rec(&mut bad, CONTROL, 0, &[0xEE, 0, 0, 0, 0]);
+    write("server_session", "bad-control", &bad);
+
+    let mut bad = Vec::new();
+    handshake(&mut bad);
+    rec(&mut bad, OPEN, 2, &[]);
+    rec(&mut bad, UNI, 2, &header(StreamKind::Commands));
+    rec(&mut bad, UNI, 2, &[0x14, 0, 0, 0, 1, 0xFF]);
+    write("server_session", "bad-uni", &bad);
+}

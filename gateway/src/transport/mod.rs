@@ -6,6 +6,7 @@
 //! client opens first, uni streams both ways, unreliable datagrams, close with a code.
 //! Streams move [`Bytes`] chunks so QUIC can write and read without copying.
 
+pub mod mem;
 pub mod quic;
 pub mod websocket;
 pub mod webtransport;
