@@ -102,7 +102,7 @@ fn fanout(c: &mut Criterion) {
     };
     drain(&subs);
     let publisher = subs[0].conn.clone();
-    let mut req = 10u64;
+    let mut req: u32 = 10;
     let mut g = c.benchmark_group("hub_fanout");
     g.throughput(Throughput::Elements(SUBSCRIBERS as u64));
     g.sample_size(20);
@@ -112,7 +112,7 @@ fn fanout(c: &mut Criterion) {
             let send = SendMsg {
                 req,
                 room: "general".into(),
-                client_id: req,
+                client_id: req.into(),
                 text: "x".repeat(64),
                 attachment: None,
             };
