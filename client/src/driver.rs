@@ -623,7 +623,9 @@ impl Driver {
             let _ = tx.send(Err(ClientError::Closed));
         }
         self.shared.connected.store(false, Ordering::Release);
-        let _ = tokio::time::timeout(DRAIN_WAIT, c.link.endpoint.wait_idle()).await;
+        if c.link.owns_endpoint {
+            let _ = tokio::time::timeout(DRAIN_WAIT, c.link.endpoint.wait_idle()).await;
+        }
     }
 
     /// Queue an event for the application (dropped if it no longer listens).

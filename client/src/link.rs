@@ -39,6 +39,9 @@ pub(crate) enum Inbound {
 /// A live connection with its reader and writer tasks.
 pub(crate) struct Link {
     pub endpoint: quinn::Endpoint,
+    /// False when the endpoint is shared ([`ClientOptions::endpoint`]): closing this link
+    /// must not wait for the other connections on it.
+    pub owns_endpoint: bool,
     pub conn: quinn::Connection,
     /// Chunks of the control stream (replies, shard and session management).
     pub control: mpsc::Receiver<Inbound>,
@@ -67,8 +70,14 @@ impl Link {
         } else {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| ClientError::Connect(format!("cannot bind a UDP socket: {e}")))?;
+        let (endpoint, owns_endpoint) = match &opts.endpoint {
+            Some(shared) => (shared.clone(), false),
+            None => {
+                let own = quinn::Endpoint::client(bind)
+                    .map_err(|e| ClientError::Connect(format!("cannot bind a UDP socket: {e}")))?;
+                (own, true)
+            }
+        };
         let connecting = endpoint
             .connect_with(config, addr, &sni)
             .map_err(|e| ClientError::Connect(format!("{server}: {e}")))?;
@@ -102,6 +111,7 @@ impl Link {
         lanes.insert(Lane::Control, ctl_tx);
         Ok(Link {
             endpoint,
+            owns_endpoint,
             conn,
             control,
             inbound,

@@ -45,6 +45,11 @@ pub struct ClientOptions {
     pub event_buffer: usize,
     /// Client name sent in Hello, for the server's logs.
     pub client_name: String,
+    /// A QUIC endpoint (one UDP socket and its driver task) to open connections on,
+    /// shared with other clients. Default `None`: each connection binds its own. A process
+    /// holding thousands of connections (a load generator) shares a few endpoints, since
+    /// a socket and a driver task per connection cost file descriptors and memory.
+    pub endpoint: Option<quinn::Endpoint>,
 }
 
 impl ClientOptions {
@@ -62,6 +67,7 @@ impl ClientOptions {
             connect_timeout: Duration::from_secs(10),
             event_buffer: 1024,
             client_name: concat!("garou-client/", env!("CARGO_PKG_VERSION")).into(),
+            endpoint: None,
         }
     }
 

@@ -46,6 +46,7 @@ struct Env {
     rt: tokio::runtime::Runtime,
     hub: Arc<Hub>,
     cfg: Arc<ServerConfig>,
+    limits: Arc<garou_gateway::limits::Limits>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,7 +70,11 @@ fn env() -> &'static Env {
             ..ServerConfig::default()
         };
         cfg.uploads.max_size = 64 * 1024;
+        // Every input is a new connection from one address: no per-IP rate here.
+        cfg.limits.connections_per_ip_per_sec = 1e9;
+        cfg.limits.connections_per_ip_burst = u32::MAX;
         cfg.validate().unwrap();
+        let limits = garou_gateway::limits::Limits::new(&cfg);
         let hub = rt.block_on(async {
             let store = SqliteStore::open(dir.path()).await.unwrap();
             Hub::open(HubConfig::from(&cfg), Arc::new(store)).await.unwrap()
@@ -78,6 +83,7 @@ fn env() -> &'static Env {
             rt,
             hub,
             cfg: Arc::new(cfg),
+            limits,
             _dir: dir,
         }
     })
@@ -638,6 +644,9 @@ async fn run_one(env: &Env, ops: Vec<Op>) {
         env.hub.clone(),
         env.cfg.clone(),
         CancellationToken::new(),
+        env.limits
+            .admit(std::net::Ipv4Addr::LOCALHOST.into())
+            .expect("admitted"),
     ));
     let (send, recv) = client.open_bi().await.expect("control stream opens");
     let seen = Arc::new(Mutex::new(Seen::default()));

@@ -55,8 +55,11 @@ async fn session_over_memory_serves_commands_and_closes_on_a_bad_frame() {
     let session = tokio::spawn(garou_gateway::session::run(
         server,
         hub,
-        cfg,
+        cfg.clone(),
         CancellationToken::new(),
+        garou_gateway::limits::Limits::new(&cfg)
+            .admit(std::net::Ipv4Addr::LOCALHOST.into())
+            .unwrap(),
     ));
 
     let (mut send, mut recv) = client.open_bi().await.unwrap();

@@ -286,9 +286,9 @@ impl Connection for MemConnection {
         self.offer(&self.uni_out, recv).await?;
         Ok(send)
     }
-    fn send_datagram(&self, data: Bytes) {
+    fn send_datagram(&self, data: Bytes) -> bool {
         // Unreliable: dropped when the peer's queue is full.
-        let _ = self.dgram_out.try_send(data);
+        self.dgram_out.try_send(data).is_ok()
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         self.take(&self.dgram_in).await

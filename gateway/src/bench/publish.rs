@@ -1,39 +1,17 @@
-//! `garou bench`: load generators over the native client (raw QUIC).
-//!
-//! `publish`: N connections each publish M messages into their own room as fast as acks
+//! `garou bench publish`: N connections each publish M messages into their own room as fast as acks
 //! allow, with up to W in flight per connection: measures durable, acknowledged messages
 //! per second (the store's group commit included) and ack latency.
 
 use std::time::{Duration, Instant};
 
-use garou_client::{connect, ClientOptions, Trust};
-
-/// Arguments of `garou bench`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub scenario: Scenario,
-}
-
-/// Benchmark scenarios.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum Scenario {
-    /// Acknowledged (durable) messages per second over N connections.
-    Publish(PublishArgs),
-}
+use super::conn::Target;
+use super::CommonArgs;
 
 /// Arguments of `garou bench publish`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PublishArgs {
-    /// Gateway QUIC address.
-    #[arg(long, default_value = "127.0.0.1:4433")]
-    pub server: String,
-    /// Accept any certificate (the dev gateway's is self-signed).
-    #[arg(long)]
-    pub insecure: bool,
-    /// Pin the certificate by SHA-256 (hex) instead.
-    #[arg(long)]
-    pub cert_hash: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Connections (each publishes into its own room).
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
@@ -46,31 +24,18 @@ pub struct PublishArgs {
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
-    /// Print one JSON object as the last line.
-    #[arg(long)]
-    pub json: bool,
 }
 
-/// Run a benchmark and print its summary.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.scenario {
-        Scenario::Publish(a) => publish(a).await,
-    }
-}
-
-async fn publish(a: PublishArgs) -> anyhow::Result<()> {
-    let trust = match (&a.cert_hash, a.insecure) {
-        (Some(h), _) => Trust::cert_hash_hex(h)?,
-        (None, true) => Trust::Insecure,
-        (None, false) => Trust::System,
-    };
-    let run_id: u32 = rand::random();
+/// Run the scenario and print its summary.
+pub async fn run(a: PublishArgs) -> anyhow::Result<()> {
+    let target = Target::new(&a.common).await?;
+    let run_id = target.run_id;
     let mut clients = Vec::new();
     for i in 0..a.connections {
-        let mut opts =
-            ClientOptions::with_nick(a.server.clone(), format!("bench{run_id:x}-{i}")).trust(trust.clone());
-        opts.reconnect = false;
-        let (client, events) = connect(opts).await?;
+        let (client, events) = target
+            .connect(format!("bench{run_id:x}-{i}"))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         client.join(format!("bench{run_id:x}-{i}")).await?;
         clients.push((client, events));
     }
@@ -132,7 +97,7 @@ async fn publish(a: PublishArgs) -> anyhow::Result<()> {
         pct(0.99),
         pct(1.0)
     );
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             serde_json::json!({

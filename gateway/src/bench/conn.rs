@@ -1,0 +1,112 @@
+//! Connecting many bench clients: shared QUIC endpoints, bounded concurrency, bounded waits.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use garou_client::{connect, Client, ClientOptions, Events, Trust};
+
+use super::{CommonArgs, Transport};
+
+/// Bound on one connect (QUIC handshake plus the protocol handshake).
+pub const CONNECT_WAIT: Duration = Duration::from_secs(15);
+/// Bound on one request (join, leave, an ack).
+pub const REQUEST_WAIT: Duration = Duration::from_secs(15);
+/// Bound on closing one client.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Where and how bench clients connect.
+pub struct Target {
+    pub server: String,
+    trust: Trust,
+    endpoints: Vec<quinn::Endpoint>,
+    next: AtomicUsize,
+    pub concurrency: usize,
+    /// Random per run: tags nicks, rooms and payloads so runs against one gateway (or
+    /// several bench processes) never mix.
+    pub run_id: u32,
+    pub transport: Transport,
+}
+
+impl Target {
+    /// Resolve the server and bind the shared endpoints.
+    pub async fn new(c: &CommonArgs) -> anyhow::Result<Target> {
+        anyhow::ensure!(
+            c.transport == Transport::Quic,
+            "--transport websocket is not implemented yet; use quic"
+        );
+        let trust = match (&c.cert_hash, c.insecure) {
+            (Some(h), _) => Trust::cert_hash_hex(h)?,
+            (None, true) => Trust::Insecure,
+            (None, false) => Trust::System,
+        };
+        let addr = tokio::net::lookup_host(&c.server)
+            .await?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{} resolves to nothing", c.server))?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let endpoints = (0..c.endpoints.max(1))
+            .map(|_| quinn::Endpoint::client(bind))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Target {
+            server: c.server.clone(),
+            trust,
+            endpoints,
+            next: AtomicUsize::new(0),
+            concurrency: c.connect_concurrency.max(1),
+            run_id: rand::random(),
+            transport: c.transport,
+        })
+    }
+
+    /// A name unique to this run.
+    pub fn name(&self, prefix: &str, i: usize) -> String {
+        format!("{prefix}{:08x}-{i}", self.run_id)
+    }
+
+    /// Connect one client (no reconnect: a lost connection is an error of the run).
+    pub async fn connect(&self, nick: String) -> Result<(Client, Events), String> {
+        let mut opts = ClientOptions::with_nick(self.server.clone(), nick).trust(self.trust.clone());
+        opts.reconnect = false;
+        opts.connect_timeout = CONNECT_WAIT;
+        opts.request_timeout = REQUEST_WAIT;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        opts.endpoint = Some(self.endpoints[i].clone());
+        match tokio::time::timeout(CONNECT_WAIT + Duration::from_secs(1), connect(opts)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("connect timed out".into()),
+        }
+    }
+
+    /// Connect `nicks` with bounded concurrency, in order; failures are `None`.
+    pub async fn connect_all(&self, nicks: Vec<String>) -> Vec<Option<(Client, Events)>> {
+        futures::stream::iter(nicks)
+            .map(|n| async move {
+                match self.connect(n).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!("bench connect failed: {e}");
+                        None
+                    }
+                }
+            })
+            .buffered(self.concurrency)
+            .collect()
+            .await
+    }
+
+    /// Close clients with bounded concurrency and a bound on each.
+    pub async fn close_all(&self, clients: Vec<Client>) {
+        futures::stream::iter(clients)
+            .for_each_concurrent(self.concurrency, |c| async move {
+                let _ = tokio::time::timeout(CLOSE_WAIT, c.close()).await;
+            })
+            .await;
+    }
+}

@@ -1,0 +1,365 @@
+//! The room-load engine behind `fanout` and `rooms`: groups of clients join a room, some
+//! of them publish stamped messages, every member checks it got each message once.
+//!
+//! A payload is `<run> <publisher> <seq> <ns> ` padded to the message size, `ns` being
+//! nanoseconds on the process's monotonic clock ([`stats::now_ns`]) taken just before the
+//! send. Every member joins before publishing starts, so each must see every message the
+//! server acknowledged exactly once; after the last ack, members get a bounded drain to
+//! catch up, then whatever is missing counts as lost.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use garou_client::{Client, ClientEvent, Events, Pending, Sent};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::conn::{Target, REQUEST_WAIT};
+use super::stats::{now_ns, Latencies, Seen, Summary};
+
+/// A room and who is in it (indices into the client list).
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub room: String,
+    pub members: Vec<usize>,
+    pub publishers: Vec<usize>,
+}
+
+/// How hard and how long to publish.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub groups: Vec<Group>,
+    /// Messages per second per publisher; 0 = as fast as the window allows.
+    pub rate_per_publisher: f64,
+    pub size: usize,
+    pub duration: Duration,
+    /// Unacknowledged messages per publisher.
+    pub window: usize,
+    /// Bound on the wait for deliveries after the last ack.
+    pub drain: Duration,
+}
+
+/// Acknowledged sequences of each publisher of a group: what each member must see.
+type Expected = Vec<(usize, Vec<u64>)>;
+
+/// Sent to members once publishing is over.
+struct Final {
+    per_group: Vec<Expected>,
+    deadline: Instant,
+}
+
+/// What one member saw.
+struct MemberReport {
+    seen: Seen,
+    latencies: Latencies,
+    last: Option<Instant>,
+    lost: u64,
+    disconnected: bool,
+}
+
+/// What one publisher did.
+struct PublisherReport {
+    group: usize,
+    id: usize,
+    acked: Vec<u64>,
+    sent: u64,
+    errors: u64,
+}
+
+impl PublisherReport {
+    /// Wait (bounded) for one send's ack.
+    async fn settle(&mut self, (seq, pending): (u64, Pending<Sent>)) {
+        match tokio::time::timeout(REQUEST_WAIT, pending).await {
+            Ok(Ok(_)) => self.acked.push(seq),
+            _ => self.errors += 1,
+        }
+    }
+}
+
+/// Connect `n` clients, run `plan`, close them; `errors` starts with connect failures.
+pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) -> anyhow::Result<Summary> {
+    let t0 = Instant::now();
+    let nicks = (0..n).map(|i| target.name("b", i)).collect();
+    let clients = target.connect_all(nicks).await;
+    let connect_secs = t0.elapsed().as_secs_f64();
+    let mut errors = clients.iter().filter(|c| c.is_none()).count() as u64;
+    anyhow::ensure!(clients.iter().any(Option::is_some), "no client could connect");
+    let (handles, events): (Vec<Option<Client>>, Vec<Option<Events>>) = clients
+        .into_iter()
+        .map(|c| match c {
+            Some((h, e)) => (Some(h), Some(e)),
+            None => (None, None),
+        })
+        .unzip();
+    let mut events = events;
+
+    // Everyone joins before anyone publishes.
+    let joins: Vec<(usize, usize, Client, String)> = plan
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, grp)| {
+            let handles = &handles;
+            grp.members
+                .iter()
+                .filter_map(move |&m| handles[m].clone().map(|h| (g, m, h, grp.room.clone())))
+        })
+        .collect();
+    let joined: Vec<(usize, usize, bool)> = futures::stream::iter(joins)
+        .map(|(g, m, h, room)| async move {
+            let ok = matches!(tokio::time::timeout(REQUEST_WAIT, h.join(room)).await, Ok(Ok(_)));
+            (g, m, ok)
+        })
+        .buffer_unordered(target.concurrency)
+        .collect()
+        .await;
+    errors += joined.iter().filter(|j| !j.2).count() as u64;
+
+    let (final_tx, final_rx) = watch::channel::<Option<Arc<Final>>>(None);
+    let run_id = target.run_id;
+    let mut members = tokio::task::JoinSet::new();
+    for &(g, m, ok) in &joined {
+        if let (true, Some(ev)) = (ok, events[m].take()) {
+            members.spawn(member(run_id, g, ev, final_rx.clone()));
+        }
+    }
+    let is_member = |m: usize| joined.iter().any(|&(_, j, ok)| j == m && ok);
+
+    // Publish.
+    let start = Instant::now();
+    let end = start + plan.duration;
+    let mut publishers = tokio::task::JoinSet::new();
+    let mut next_id = 0;
+    for (g, grp) in plan.groups.iter().enumerate() {
+        for &p in &grp.publishers {
+            let Some(h) = handles[p].clone().filter(|_| is_member(p)) else {
+                continue;
+            };
+            let (room, id) = (grp.room.clone(), next_id);
+            next_id += 1;
+            publishers.spawn(publisher(h, run_id, g, id, room, plan.clone(), start, end));
+        }
+    }
+    let mut per_group: Vec<Expected> = vec![Vec::new(); plan.groups.len()];
+    let (mut published, mut sent) = (0u64, 0u64);
+    while let Some(r) = publishers.join_next().await {
+        match r {
+            Ok(p) => {
+                errors += p.errors;
+                published += p.acked.len() as u64;
+                sent += p.sent;
+                per_group[p.group].push((p.id, p.acked));
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let deadline = Instant::now() + plan.drain;
+    let _ = final_tx.send(Some(Arc::new(Final { per_group, deadline })));
+
+    // Collect what members saw (each is bounded by the drain deadline).
+    let mut summary = Summary {
+        scenario,
+        transport: target.transport.name().into(),
+        published,
+        errors,
+        ..Summary::default()
+    };
+    let mut latencies = Latencies::default();
+    let mut last = start;
+    let collect = async {
+        while let Some(r) = members.join_next().await {
+            match r {
+                Ok(m) => {
+                    summary.deliveries += m.seen.unique;
+                    summary.duplicated += m.seen.duplicated;
+                    summary.lost += m.lost;
+                    summary.errors += u64::from(m.disconnected);
+                    last = last.max(m.last.unwrap_or(start));
+                    latencies.extend(m.latencies);
+                }
+                Err(_) => summary.errors += 1,
+            }
+        }
+    };
+    if tokio::time::timeout_at(deadline + Duration::from_secs(5), collect)
+        .await
+        .is_err()
+    {
+        summary.errors += members.len() as u64;
+        members.abort_all();
+    }
+    summary.elapsed_secs = (last - start).as_secs_f64();
+    summary.latency_ms = latencies.percentiles();
+    summary.extra.insert("sent".into(), json!(sent));
+    summary.extra.insert("clients".into(), json!(n));
+    summary.extra.insert("connect_secs".into(), json!(connect_secs));
+    summary.extra.insert("size".into(), json!(plan.size));
+    summary
+        .extra
+        .insert("duration_secs".into(), json!(plan.duration.as_secs_f64()));
+    target.close_all(handles.into_iter().flatten().collect()).await;
+    Ok(summary)
+}
+
+/// The stamped payload of message `seq` of publisher `id`, padded to `size` bytes.
+fn payload(run: u32, id: usize, seq: u64, size: usize) -> String {
+    let mut s = format!("{run:08x} {id} {seq} {} ", now_ns());
+    if s.len() < size {
+        s.extend(std::iter::repeat_n('.', size - s.len()));
+    }
+    s
+}
+
+/// Parse a payload of this run: (publisher, seq, send ns).
+fn parse(run: u32, text: &str) -> Option<(usize, u64, u64)> {
+    let mut it = text.split(' ');
+    if u32::from_str_radix(it.next()?, 16).ok()? != run {
+        return None;
+    }
+    Some((
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publisher(
+    client: Client,
+    run: u32,
+    group: usize,
+    id: usize,
+    room: String,
+    plan: Plan,
+    start: Instant,
+    end: Instant,
+) -> PublisherReport {
+    let mut report = PublisherReport {
+        group,
+        id,
+        acked: Vec::new(),
+        sent: 0,
+        errors: 0,
+    };
+    let mut inflight = VecDeque::new();
+    let window = plan.window.max(1);
+    let mut seq = 0u64;
+    loop {
+        if plan.rate_per_publisher > 0.0 {
+            let at = start + Duration::from_secs_f64(seq as f64 / plan.rate_per_publisher);
+            if at >= end {
+                break;
+            }
+            tokio::time::sleep_until(at).await;
+        } else if Instant::now() >= end {
+            break;
+        }
+        if inflight.len() >= window {
+            let front = inflight.pop_front().expect("window is not empty");
+            report.settle(front).await;
+        }
+        let text = payload(run, id, seq, plan.size);
+        let pending = client.send(room.as_str(), text).submit().await;
+        inflight.push_back((seq, pending));
+        report.sent += 1;
+        seq += 1;
+    }
+    for p in inflight {
+        report.settle(p).await;
+    }
+    report
+}
+
+async fn member(
+    run: u32,
+    group: usize,
+    mut events: Events,
+    mut fin: watch::Receiver<Option<Arc<Final>>>,
+) -> MemberReport {
+    let mut r = MemberReport {
+        seen: Seen::default(),
+        latencies: Latencies::default(),
+        last: None,
+        lost: 0,
+        disconnected: false,
+    };
+    let mut target: Option<(Arc<Final>, u64)> = None;
+    loop {
+        if let Some((f, total)) = &target {
+            if r.seen.unique >= *total || Instant::now() >= f.deadline {
+                break;
+            }
+        }
+        let deadline = target.as_ref().map(|(f, _)| f.deadline);
+        let ev = tokio::select! {
+            ev = events.next() => ev,
+            changed = fin.changed(), if target.is_none() => {
+                if changed.is_err() {
+                    break;
+                }
+                if let Some(f) = fin.borrow().clone() {
+                    let total = f.per_group[group].iter().map(|(_, s)| s.len() as u64).sum();
+                    target = Some((f, total));
+                }
+                continue;
+            }
+            _ = sleep_until_opt(deadline) => break,
+        };
+        match ev {
+            Some(ev) => {
+                if let Some(m) = ev.room_message() {
+                    if let Some((p, seq, ns)) = parse(run, &m.text) {
+                        if r.seen.record(p, seq) {
+                            r.latencies.push_ns(now_ns().saturating_sub(ns));
+                            r.last = Some(Instant::now());
+                        }
+                    }
+                } else if matches!(ev, ClientEvent::Disconnected { .. }) {
+                    r.disconnected = true;
+                }
+            }
+            None => {
+                // Clients close only after members report: an ended stream is a lost
+                // connection. Wait for the final tally to count what is missing.
+                r.disconnected = true;
+                // The stream ended: wait for the final tally to count what is missing.
+                if target.is_none() {
+                    let _ = fin.changed().await;
+                    if let Some(f) = fin.borrow().clone() {
+                        target = Some((f, 0));
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if let Some((f, _)) = target {
+        r.lost = r.seen.missing(&f.per_group[group]);
+    }
+    r
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips_and_pads() {
+        let p = payload(0xabc, 3, 42, 64);
+        assert_eq!(p.len(), 64);
+        let (id, seq, _) = parse(0xabc, &p).unwrap();
+        assert_eq!((id, seq), (3, 42));
+        assert!(parse(0xabd, &p).is_none());
+        assert!(payload(1, 1, 1, 4).len() > 4, "never truncated below the stamp");
+    }
+}
