@@ -302,8 +302,10 @@ def peer_spec(name, tmp):
         srv = [GAROU, "serve", "--quic", f"127.0.0.1:{q}", "--http", f"127.0.0.1:{h}", "--data", str(data)]
         transport = "websocket" if name == "garou-websocket" else "quic"
         target = f"127.0.0.1:{h}" if transport == "websocket" else f"127.0.0.1:{q}"
+        # garou bench counts the publisher as a room member (it gets its own message back, as in a
+        # chat), so CLIENTS subscribers plus the publisher is CLIENTS + 1 clients.
         fan = lambda rate: [GAROU, "bench", "fanout", "--server", target, "--insecure", "--clients",  # noqa: E731
-                            str(CLIENTS), "--publishers", "1", "--rate", str(rate), "--size", str(SIZE),
+                            str(CLIENTS + 1), "--publishers", "1", "--rate", str(rate), "--size", str(SIZE),
                             "--duration", str(DURATION), "--transport", transport, "--json"]
         idle = [GAROU, "bench", "connections", "--server", target, "--insecure", "--connections",
                 str(IDLE_CONN), "--server-pid", "{PID}", "--hold", "5", "--json"]
