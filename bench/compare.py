@@ -167,7 +167,13 @@ def cleanup(*_):
 
 
 def load_cmd(cmd, env=None):
-    return ["taskset", "-c", LOAD_CORE, *cmd], dict(os.environ, **(env or {}))
+    return ["taskset", "-c", LOAD_CORE, *cmd], dict(os.environ, RUST_BACKTRACE="0", **(env or {}))
+
+
+def first_lines(text, n=3):
+    """The start of an error report, on one line (the cause comes first; backtraces come last)."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return " / ".join(lines[:n])[:300]
 
 
 def run_fanout(server, cmd, env=None):
@@ -194,7 +200,7 @@ def run_fanout(server, cmd, env=None):
     sampler.join()
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]
     if p.returncode != 0 or not lines:
-        return {"error": f"load exit {p.returncode}: {(err or out).strip()[-400:]}"}
+        return {"error": f"load exit {p.returncode}: {first_lines(err or out)}"}
     res = json.loads(lines[-1])
     if res.get("window_start_unix_ms") and res.get("window_end_unix_ms"):
         # The client said when it published: measure exactly that span (minus its first 0.3 s).
@@ -260,7 +266,7 @@ def run_json(cmd, env=None, limit=RUN_LIMIT):
         return {"error": f"exceeded {limit} s"}
     lines = [line for line in cp.stdout.strip().splitlines() if line.startswith("{")]
     if cp.returncode != 0 or not lines:
-        return {"error": f"exit {cp.returncode}: {(cp.stderr or cp.stdout).strip()[-400:]}"}
+        return {"error": f"exit {cp.returncode}: {first_lines(cp.stderr or cp.stdout)}"}
     return json.loads(lines[-1])
 
 
