@@ -48,6 +48,9 @@ fn config() -> HubConfig {
         cool_down_period_secs: 0,
         max_hot_rooms: 0,
         rate_window_secs: 1,
+        auth: garou_gateway::auth::Auth::open(),
+        max_rooms_per_user: 0,
+        max_members_per_room: 0,
     }
 }
 
