@@ -12,6 +12,9 @@
 #   FUZZ_TARGETS="..."      targets to run (default: all three)
 #   FUZZ_SANITIZER=none     cargo fuzz -s: none (default: the crates are safe Rust) or address
 #   FUZZ_INPUT_TIMEOUT=20   seconds one input may take before libFuzzer calls it a hang
+#   FUZZ_TARGET_DIR=~/.cache/garou/fuzz-target   build directory, kept outside the checkout so
+#                           a fresh clone on the same machine reuses the instrumented build
+#                           (the first build of the dependency tree takes ~15 min of CPU)
 # Reproduce a crash: cargo +nightly fuzz run -s none -a <target> fuzz/artifacts/<target>/<file>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +39,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 # -a: debug assertions (integer overflow checks) on; the build is otherwise optimized.
-fuzz_flags=(-s "$sanitizer" -a)
+target_dir=${FUZZ_TARGET_DIR:-$HOME/.cache/garou/fuzz-target}
+mkdir -p "$target_dir"
+fuzz_flags=(-s "$sanitizer" -a --target-dir "$target_dir")
 step "cargo +nightly fuzz build"
 cargo +nightly fuzz build "${fuzz_flags[@]}"
 

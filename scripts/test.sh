@@ -5,7 +5,9 @@
 #      WebSocket on loopback);
 #   3. the browser package: fails if wasm-client/pkg (committed, embedded in the gateway) no
 #      longer matches its sources, and rebuilds it from scratch to prove the build works;
-#   4. the chat page and the package in headless Chromium against a real gateway.
+#   4. the chat page and the package in headless Chromium against a real gateway;
+#   5. a short `garou bench fanout` smoke run (fails on any lost or duplicated message);
+#   6. a bounded fuzz run of every cargo-fuzz target (FUZZ_SECS each, default 45 s).
 # Installs what it needs, once (apt packages, wasm-bindgen-cli, npm packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +36,11 @@ bash scripts/build-wasm.sh target/wasm-pkg-check
 step "browser tests"
 bash scripts/browser-test.sh 2>&1 | tee target/browser-output.txt
 browser_passed=$(grep -Eo '^# pass [0-9]+' target/browser-output.txt | awk '{s+=$3} END {print s+0}')
+
+step "bench smoke: garou bench fanout"
+bash scripts/bench-smoke.sh
+
+step "fuzz (bounded)"
+FUZZ_SECS=${FUZZ_SECS:-45} bash scripts/fuzz.sh 2>&1 | tee target/fuzz-output.txt
 
 step "all green: $rust_passed Rust tests and $browser_passed browser tests passed"

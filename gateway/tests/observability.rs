@@ -95,7 +95,7 @@ async fn metrics_serve_every_documented_series_and_move_with_traffic() {
     let text = scrape.body;
     // Every series the docs list is served, and the docs list every series of the code.
     let docs_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let docs: String = ["NOTES-obs.md", "README.md"]
+    let docs: String = ["README.md"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(docs_dir.join(f)).ok())
         .collect();
