@@ -91,7 +91,7 @@ async fn cell(kind: RoomKind, role: Role, action: Action) {
                 after: None,
                 limit: 10,
             };
-            hub.history(&actor.conn, h).await
+            hub.history(&actor.conn, h, DEFAULT_MAX_FRAME).await
         }
         Action::Typing => {
             hub.typing(&actor.conn, &room);
@@ -503,4 +503,39 @@ async fn token_users_keep_their_identity_and_grants_apply() {
     let c = login_with(&hub, &token("sub-c", "alice", &[]), 1024).unwrap();
     assert_ne!(c.conn.user, a.conn.user);
     assert_eq!(hub.nick_of(c.conn.user), "alice-2");
+}
+
+#[tokio::test]
+async fn a_history_page_fits_the_frame_limit() {
+    let (hub, _dir) = hub_with(HubConfig {
+        max_message_len: 16 * 1024,
+        ..cfg()
+    })
+    .await;
+    let mut a = login(&hub, "ann", 4096).unwrap();
+    a.cmd(&hub, join(1, "big")).await;
+    let text = "x".repeat(16 * 1024);
+    for i in 0..100 {
+        assert!(matches!(a.cmd(&hub, send(10 + i, "big", &text)).await, Message::MessageAck(_)));
+    }
+    let max_frame = 256 * 1024;
+    let page = |after| History {
+        req: 2,
+        room: "big".into(),
+        before: None,
+        after,
+        limit: 1000,
+    };
+    for after in [None, Some(0)] {
+        let reply = hub.history(&a.conn, page(after), max_frame).await;
+        let Message::HistoryPage(p) = &reply else { panic!("{reply:?}") };
+        assert!(reply.encode().len() <= max_frame, "{} bytes", reply.encode().len());
+        assert!(p.messages.len() >= 10, "{} messages", p.messages.len());
+        let offsets: Vec<u64> = p.messages.iter().map(|m| m.offset).collect();
+        // Back: the newest messages (ending at the last); forward: the oldest.
+        match after {
+            None => assert_eq!(*offsets.last().unwrap(), 101),
+            Some(_) => assert_eq!(offsets[0], 2),
+        }
+    }
 }

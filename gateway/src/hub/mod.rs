@@ -191,6 +191,32 @@ pub fn valid_room(room: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '#'))
 }
 
+/// Trim a history page so its frame stays within `max_frame` (1,000 messages of 16 KiB
+/// would not): paging back keeps the newest messages, paging forward (`forward`) the oldest;
+/// the client asks again from where the page ends. Sizes are over-estimated per message.
+fn fit_page(messages: &mut Vec<StoredMessage>, forward: bool, max_frame: usize) {
+    let cost = |m: &StoredMessage| {
+        64 + m.nick.len()
+            + m.text.len()
+            + m.attachment.as_ref().map_or(0, String::len)
+            + m.reactions.iter().map(|(e, _)| e.len() + 8).sum::<usize>()
+    };
+    let mut budget = max_frame.saturating_sub(256);
+    let keep = |m: &StoredMessage, budget: &mut usize| {
+        let c = cost(m);
+        let fits = c <= *budget;
+        *budget = budget.saturating_sub(c);
+        fits
+    };
+    if forward {
+        let n = messages.iter().take_while(|m| keep(m, &mut budget)).count();
+        messages.truncate(n);
+    } else {
+        let n = messages.iter().rev().take_while(|m| keep(m, &mut budget)).count();
+        messages.drain(..messages.len() - n);
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1281,18 +1307,21 @@ impl Hub {
     }
 
     /// A page of history (oldest first) for a member, or anyone for a public room.
-    pub async fn history(&self, conn: &Conn, m: History) -> Message {
+    pub async fn history(&self, conn: &Conn, m: History, max_frame: usize) -> Message {
         match self
             .history_page(Some(conn.user), &m.room, m.before, m.after, m.limit)
             .await
         {
-            Ok((epoch, messages)) => HistoryPage {
-                req: m.req,
-                room: m.room,
-                epoch,
-                messages,
+            Ok((epoch, mut messages)) => {
+                fit_page(&mut messages, m.after.is_some(), max_frame);
+                HistoryPage {
+                    req: m.req,
+                    room: m.room,
+                    epoch,
+                    messages,
+                }
+                .into()
             }
-            .into(),
             Err((code, message)) => Error::reply(m.req, code, message),
         }
     }

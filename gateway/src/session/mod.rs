@@ -501,7 +501,7 @@ async fn read_client_stream<R: RecvStream>(
                     ));
                 }
                 let reply = match msg {
-                    Message::History(h) => Some(hub.history(handle, h).await),
+                    Message::History(h) => Some(hub.history(handle, h, cfg.max_frame).await),
                     Message::UploadStart(m) => Some(uploads::start(hub, cfg, handle.user, m).await),
                     Message::UploadComplete(m) => Some(uploads::complete(hub, cfg, handle.user, m).await),
                     // The attachment is checked (and bound to the room) before the hub sees it.
