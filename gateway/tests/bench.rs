@@ -13,11 +13,14 @@ fn common_args(gw: &garou_gateway::server::Gateway) -> CommonArgs {
 }
 
 /// A gateway that admits a load generator: every bench client comes from 127.0.0.1, and
-/// the default per-IP admission (10/s, burst 50) would refuse most of a churn run.
+/// the default per-IP admission (10/s, burst 50) would refuse most of a churn run; a
+/// flat-out publisher exceeds the default 100 commands/s and would be throttled.
 async fn bench_gateway() -> garou_gateway::server::Gateway {
     gateway(|c| {
         c.limits.connections_per_ip_per_sec = 100_000.0;
         c.limits.connections_per_ip_burst = 100_000;
+        c.limits.commands_per_sec = 1_000_000.0;
+        c.limits.command_burst = 1_000_000;
     })
     .await
 }
