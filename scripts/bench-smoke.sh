@@ -3,7 +3,7 @@
 # data dir, run a short fan-out (20 clients, 2 s) and fail unless the JSON summary says
 # lost == 0, duplicated == 0 and errors == 0. Speed is not checked (CI machines vary).
 # GAROU_BIN=path uses that binary; otherwise the debug binary is built (BENCH_PROFILE=release
-# builds and uses the release one).
+# builds and uses the release one). BENCH_TRANSPORT=websocket runs the load over /ws instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -50,7 +50,12 @@ for _ in $(seq 300); do
 done
 grep -q "chat page at" "$work/serve.out" || { cat "$work/serve.err" >&2; echo "bench-smoke: garou serve not ready in 30 s" >&2; exit 1; }
 
-out="$(timeout 120 "$garou" bench fanout --server "127.0.0.1:$quic_port" --insecure \
+if [ "${BENCH_TRANSPORT:-quic}" = websocket ]; then
+  load=(--transport websocket --server "127.0.0.1:$http_port")
+else
+  load=(--server "127.0.0.1:$quic_port" --insecure)
+fi
+out="$(timeout 120 "$garou" bench fanout "${load[@]}" \
   --clients 20 --duration 2 --json)" || { echo "$out"; echo "bench-smoke: garou bench failed" >&2; exit 1; }
 echo "$out"
 json="$(printf '%s\n' "$out" | tail -n 1)"

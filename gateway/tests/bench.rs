@@ -12,12 +12,25 @@ fn common_args(gw: &garou_gateway::server::Gateway) -> CommonArgs {
     CommonArgs::pinned(gw.quic_addr.to_string(), &gw.cert_sha256)
 }
 
+/// A gateway that admits a load generator: every bench client comes from 127.0.0.1, and
+/// the default per-IP admission (10/s, burst 50) would refuse most of a churn run; a
+/// flat-out publisher exceeds the default 100 commands/s and would be throttled.
+async fn bench_gateway() -> garou_gateway::server::Gateway {
+    gateway(|c| {
+        c.limits.connections_per_ip_per_sec = 100_000.0;
+        c.limits.connections_per_ip_burst = 100_000;
+        c.limits.commands_per_sec = 1_000_000.0;
+        c.limits.command_burst = 1_000_000;
+    })
+    .await
+}
+
 /// Bound on a whole scenario run in these tests.
 const RUN: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_delivers_everything_exactly_once() {
-    let gw = gateway(|_| {}).await;
+    let gw = bench_gateway().await;
     let args = fanout::FanoutArgs {
         common: common_args(&gw),
         clients: 20,
@@ -34,10 +47,13 @@ async fn fanout_delivers_everything_exactly_once() {
         .unwrap()
         .unwrap();
     let j = s.to_json();
+    println!("quic fanout: {j}");
     assert!(s.published > 0, "{j}");
     assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
     assert_eq!(s.deliveries, s.published * 20, "{j}");
     for k in [
+        "window_start_unix_ms",
+        "window_end_unix_ms",
         "deliveries_per_sec",
         "p50_ms",
         "p95_ms",
@@ -50,9 +66,45 @@ async fn fanout_delivers_everything_exactly_once() {
     gw.shutdown().await;
 }
 
+/// The same fan-out over the WebSocket fallback (`/ws` on the HTTP port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_fanout_delivers_everything_exactly_once() {
+    let gw = bench_gateway().await;
+    let args = fanout::FanoutArgs {
+        common: CommonArgs::websocket(gw.http_addr.to_string()),
+        clients: 20,
+        room: None,
+        publishers: 2,
+        rate: 0.0,
+        size: 64,
+        duration: 1.0,
+        window: 16,
+        drain: 10.0,
+    };
+    let s = tokio::time::timeout(RUN, fanout::run(&args))
+        .await
+        .unwrap()
+        .unwrap();
+    let j = s.to_json();
+    println!("websocket fanout: {j}");
+    assert_eq!(j["transport"], "websocket", "{j}");
+    assert!(s.published > 0, "{j}");
+    assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
+    assert_eq!(s.deliveries, s.published * 20, "{j}");
+    let (start, end) = (
+        j["window_start_unix_ms"].as_u64().unwrap(),
+        j["window_end_unix_ms"].as_u64().unwrap(),
+    );
+    assert!(
+        start > 1_600_000_000_000 && end >= start + 900,
+        "a 1 s window: {j}"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_rooms_deliver_everything() {
-    let gw = gateway(|_| {}).await;
+    let gw = bench_gateway().await;
     let args = rooms::RoomsArgs {
         common: common_args(&gw),
         rooms: 5,
@@ -76,7 +128,7 @@ async fn paced_rooms_deliver_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_and_churn_report_without_errors() {
-    let gw = gateway(|_| {}).await;
+    let gw = bench_gateway().await;
     let args = connections::ConnectionsArgs {
         common: common_args(&gw),
         connections: 50,
@@ -103,6 +155,62 @@ async fn connections_and_churn_report_without_errors() {
         .unwrap()
         .unwrap();
     let j = s.to_json();
+    assert_eq!(s.errors, 0, "{j}");
+    assert!(j["cycles"].as_u64().unwrap() > 0, "{j}");
+    gw.shutdown().await;
+}
+
+/// Rooms, connections and churn also run over the WebSocket fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_rooms_connections_and_churn() {
+    let gw = bench_gateway().await;
+    let ws = || CommonArgs::websocket(gw.http_addr.to_string());
+    let args = rooms::RoomsArgs {
+        common: ws(),
+        rooms: 5,
+        members: 3,
+        rate: Some(150.0),
+        size: 100,
+        duration: 1.0,
+        window: 8,
+        drain: 10.0,
+    };
+    let s = tokio::time::timeout(RUN, rooms::run(&args))
+        .await
+        .unwrap()
+        .unwrap();
+    let j = s.to_json();
+    println!("websocket rooms: {j}");
+    assert!(s.published >= 100, "paced at 150/s for 1 s: {j}");
+    assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
+    assert_eq!(s.deliveries, s.published * 3, "{j}");
+
+    let args = connections::ConnectionsArgs {
+        common: ws(),
+        connections: 50,
+        hold: 0.2,
+        server_pid: None,
+    };
+    let s = tokio::time::timeout(RUN, connections::run(&args))
+        .await
+        .unwrap()
+        .unwrap();
+    let j = s.to_json();
+    println!("websocket connections: {j}");
+    assert_eq!((s.errors, &j["connections"]), (0, &serde_json::json!(50)), "{j}");
+
+    let args = churn::ChurnArgs {
+        common: ws(),
+        concurrency: 4,
+        duration: 1.0,
+        room: None,
+    };
+    let s = tokio::time::timeout(RUN, churn::run(&args))
+        .await
+        .unwrap()
+        .unwrap();
+    let j = s.to_json();
+    println!("websocket churn: {j}");
     assert_eq!(s.errors, 0, "{j}");
     assert!(j["cycles"].as_u64().unwrap() > 0, "{j}");
     gw.shutdown().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::conn::{Target, REQUEST_WAIT};
+use super::conn::Target;
 use super::stats::{Latencies, Summary};
 use super::CommonArgs;
 
@@ -85,16 +85,8 @@ pub async fn run(a: &ChurnArgs) -> anyhow::Result<Summary> {
 async fn cycle(target: &Target, nick: String, room: &str) -> Result<(), String> {
     let (client, _events) = target.connect(nick).await?;
     let r = async {
-        match tokio::time::timeout(REQUEST_WAIT, client.join(room)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("join: {e}")),
-            Err(_) => return Err("join timed out".into()),
-        }
-        match tokio::time::timeout(REQUEST_WAIT, client.leave(room)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("leave: {e}")),
-            Err(_) => Err("leave timed out".into()),
-        }
+        client.join(room).await.map_err(|e| format!("join: {e}"))?;
+        client.leave(room).await.map_err(|e| format!("leave: {e}"))
     }
     .await;
     target.close_all(vec![client]).await;

@@ -1,12 +1,15 @@
-//! Connecting many bench clients: shared QUIC endpoints, bounded concurrency, bounded waits.
+//! Connecting many bench clients: shared QUIC endpoints (or WebSockets to `/ws`), bounded
+//! concurrency, bounded waits.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use garou_client::{connect, Client, ClientOptions, Events, Trust};
+use garou_client::{connect, ClientOptions, Trust};
 
+use super::client::{BenchClient, BenchEvents};
+use super::ws::WsClient;
 use super::{CommonArgs, Transport};
 
 /// Bound on one connect (QUIC handshake plus the protocol handshake).
@@ -16,9 +19,14 @@ pub const REQUEST_WAIT: Duration = Duration::from_secs(15);
 /// Bound on closing one client.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// A connected client and its events.
+pub type Connected = (BenchClient, BenchEvents);
+
 /// Where and how bench clients connect.
 pub struct Target {
     pub server: String,
+    /// `ws://HOST:PORT/ws` for the WebSocket transport.
+    ws_url: String,
     trust: Trust,
     endpoints: Vec<quinn::Endpoint>,
     next: AtomicUsize,
@@ -32,29 +40,33 @@ pub struct Target {
 impl Target {
     /// Resolve the server and bind the shared endpoints.
     pub async fn new(c: &CommonArgs) -> anyhow::Result<Target> {
-        anyhow::ensure!(
-            c.transport == Transport::Quic,
-            "--transport websocket is not implemented yet; use quic"
-        );
+        let (host, ws_url) = match c.transport {
+            Transport::Quic => (c.server.clone(), String::new()),
+            Transport::Websocket => ws_target(&c.server)?,
+        };
         let trust = match (&c.cert_hash, c.insecure) {
             (Some(h), _) => Trust::cert_hash_hex(h)?,
             (None, true) => Trust::Insecure,
             (None, false) => Trust::System,
         };
-        let addr = tokio::net::lookup_host(&c.server)
+        let addr = tokio::net::lookup_host(&host)
             .await?
             .next()
-            .ok_or_else(|| anyhow::anyhow!("{} resolves to nothing", c.server))?;
+            .ok_or_else(|| anyhow::anyhow!("{host} resolves to nothing"))?;
         let bind: SocketAddr = if addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let endpoints = (0..c.endpoints.max(1))
-            .map(|_| quinn::Endpoint::client(bind))
-            .collect::<Result<Vec<_>, _>>()?;
+        let endpoints = match c.transport {
+            Transport::Quic => (0..c.endpoints.max(1))
+                .map(|_| quinn::Endpoint::client(bind))
+                .collect::<Result<Vec<_>, _>>()?,
+            Transport::Websocket => Vec::new(),
+        };
         Ok(Target {
             server: c.server.clone(),
+            ws_url,
             trust,
             endpoints,
             next: AtomicUsize::new(0),
@@ -70,7 +82,11 @@ impl Target {
     }
 
     /// Connect one client (no reconnect: a lost connection is an error of the run).
-    pub async fn connect(&self, nick: String) -> Result<(Client, Events), String> {
+    pub async fn connect(&self, nick: String) -> Result<Connected, String> {
+        if self.transport == Transport::Websocket {
+            let (c, ev) = WsClient::connect(&self.ws_url, nick).await?;
+            return Ok((BenchClient::Ws(c), BenchEvents::Ws(ev)));
+        }
         let mut opts = ClientOptions::with_nick(self.server.clone(), nick).trust(self.trust.clone());
         opts.reconnect = false;
         opts.connect_timeout = CONNECT_WAIT;
@@ -78,14 +94,14 @@ impl Target {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
         opts.endpoint = Some(self.endpoints[i].clone());
         match tokio::time::timeout(CONNECT_WAIT + Duration::from_secs(1), connect(opts)).await {
-            Ok(Ok(c)) => Ok(c),
+            Ok(Ok((c, ev))) => Ok((BenchClient::Quic(c), BenchEvents::Quic(ev))),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("connect timed out".into()),
         }
     }
 
     /// Connect `nicks` with bounded concurrency, in order; failures are `None`.
-    pub async fn connect_all(&self, nicks: Vec<String>) -> Vec<Option<(Client, Events)>> {
+    pub async fn connect_all(&self, nicks: Vec<String>) -> Vec<Option<Connected>> {
         futures::stream::iter(nicks)
             .map(|n| async move {
                 match self.connect(n).await {
@@ -102,11 +118,47 @@ impl Target {
     }
 
     /// Close clients with bounded concurrency and a bound on each.
-    pub async fn close_all(&self, clients: Vec<Client>) {
+    pub async fn close_all(&self, clients: Vec<BenchClient>) {
         futures::stream::iter(clients)
             .for_each_concurrent(self.concurrency, |c| async move {
                 let _ = tokio::time::timeout(CLOSE_WAIT, c.close()).await;
             })
             .await;
+    }
+}
+
+/// The address to resolve and the `/ws` URL for `--server` with the WebSocket transport:
+/// `HOST:PORT` (the gateway's HTTP port) or a full `ws://HOST:PORT/PATH` URL.
+fn ws_target(server: &str) -> anyhow::Result<(String, String)> {
+    anyhow::ensure!(
+        !server.starts_with("wss://"),
+        "wss:// is not supported by the bench (the gateway serves /ws on its plain HTTP port)"
+    );
+    match server.strip_prefix("ws://") {
+        Some(rest) => {
+            let host = rest.split('/').next().unwrap_or(rest);
+            Ok((host.to_string(), server.to_string()))
+        }
+        None => Ok((server.to_string(), format!("ws://{server}/ws"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ws_target;
+
+    #[test]
+    fn websocket_server_forms() {
+        let (host, url) = ws_target("127.0.0.1:8080").unwrap();
+        assert_eq!(
+            (host.as_str(), url.as_str()),
+            ("127.0.0.1:8080", "ws://127.0.0.1:8080/ws")
+        );
+        let (host, url) = ws_target("ws://localhost:80/ws").unwrap();
+        assert_eq!(
+            (host.as_str(), url.as_str()),
+            ("localhost:80", "ws://localhost:80/ws")
+        );
+        assert!(ws_target("wss://x:1/ws").is_err());
     }
 }

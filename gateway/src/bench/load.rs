@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use garou_client::{Client, ClientEvent, Events, Pending, Sent};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::conn::{Target, REQUEST_WAIT};
+use super::client::{Ack, BenchClient, BenchEvents, Incoming};
+use super::conn::Target;
 use super::stats::{now_ns, Latencies, Seen, Summary};
 
 /// A room and who is in it (indices into the client list).
@@ -70,11 +70,14 @@ struct PublisherReport {
 }
 
 impl PublisherReport {
-    /// Wait (bounded) for one send's ack.
-    async fn settle(&mut self, (seq, pending): (u64, Pending<Sent>)) {
-        match tokio::time::timeout(REQUEST_WAIT, pending).await {
-            Ok(Ok(_)) => self.acked.push(seq),
-            _ => self.errors += 1,
+    /// Wait for one send's ack (the [`Ack`] is bounded).
+    async fn settle(&mut self, (seq, ack): (u64, Ack)) {
+        match ack.await {
+            Ok(()) => self.acked.push(seq),
+            Err(e) => {
+                tracing::debug!("bench send failed: {e}");
+                self.errors += 1;
+            }
         }
     }
 }
@@ -87,7 +90,7 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     let connect_secs = t0.elapsed().as_secs_f64();
     let mut errors = clients.iter().filter(|c| c.is_none()).count() as u64;
     anyhow::ensure!(clients.iter().any(Option::is_some), "no client could connect");
-    let (handles, events): (Vec<Option<Client>>, Vec<Option<Events>>) = clients
+    let (handles, events): (Vec<Option<BenchClient>>, Vec<Option<BenchEvents>>) = clients
         .into_iter()
         .map(|c| match c {
             Some((h, e)) => (Some(h), Some(e)),
@@ -97,7 +100,7 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     let mut events = events;
 
     // Everyone joins before anyone publishes.
-    let joins: Vec<(usize, usize, Client, String)> = plan
+    let joins: Vec<(usize, usize, BenchClient, String)> = plan
         .groups
         .iter()
         .enumerate()
@@ -110,7 +113,7 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
         .collect();
     let joined: Vec<(usize, usize, bool)> = futures::stream::iter(joins)
         .map(|(g, m, h, room)| async move {
-            let ok = matches!(tokio::time::timeout(REQUEST_WAIT, h.join(room)).await, Ok(Ok(_)));
+            let ok = h.join(&room).await.is_ok();
             (g, m, ok)
         })
         .buffer_unordered(target.concurrency)
@@ -130,6 +133,7 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
 
     // Publish.
     let start = Instant::now();
+    let window_start = unix_ms();
     let end = start + plan.duration;
     let mut publishers = tokio::task::JoinSet::new();
     let mut next_id = 0;
@@ -156,6 +160,7 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
             Err(_) => errors += 1,
         }
     }
+    let window_end = unix_ms();
     let deadline = Instant::now() + plan.drain;
     let _ = final_tx.send(Some(Arc::new(Final { per_group, deadline })));
 
@@ -200,6 +205,12 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     summary
         .extra
         .insert("duration_secs".into(), json!(plan.duration.as_secs_f64()));
+    summary
+        .extra
+        .insert("window_start_unix_ms".into(), json!(window_start));
+    summary
+        .extra
+        .insert("window_end_unix_ms".into(), json!(window_end));
     target.close_all(handles.into_iter().flatten().collect()).await;
     Ok(summary)
 }
@@ -226,9 +237,17 @@ fn parse(run: u32, text: &str) -> Option<(usize, u64, u64)> {
     ))
 }
 
+/// Wall-clock milliseconds since the Unix epoch (for the publishing window in the JSON,
+/// which outside tools line up with their own samples of the server).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn publisher(
-    client: Client,
+    client: BenchClient,
     run: u32,
     group: usize,
     id: usize,
@@ -262,8 +281,8 @@ async fn publisher(
             report.settle(front).await;
         }
         let text = payload(run, id, seq, plan.size);
-        let pending = client.send(room.as_str(), text).submit().await;
-        inflight.push_back((seq, pending));
+        let ack = client.send(room.as_str(), text).await;
+        inflight.push_back((seq, ack));
         report.sent += 1;
         seq += 1;
     }
@@ -276,7 +295,7 @@ async fn publisher(
 async fn member(
     run: u32,
     group: usize,
-    mut events: Events,
+    mut events: BenchEvents,
     mut fin: watch::Receiver<Option<Arc<Final>>>,
 ) -> MemberReport {
     let mut r = MemberReport {
@@ -309,18 +328,16 @@ async fn member(
             _ = sleep_until_opt(deadline) => break,
         };
         match ev {
-            Some(ev) => {
-                if let Some(m) = ev.room_message() {
-                    if let Some((p, seq, ns)) = parse(run, &m.text) {
-                        if r.seen.record(p, seq) {
-                            r.latencies.push_ns(now_ns().saturating_sub(ns));
-                            r.last = Some(Instant::now());
-                        }
+            Some(Incoming::Message(text)) => {
+                if let Some((p, seq, ns)) = parse(run, &text) {
+                    if r.seen.record(p, seq) {
+                        r.latencies.push_ns(now_ns().saturating_sub(ns));
+                        r.last = Some(Instant::now());
                     }
-                } else if matches!(ev, ClientEvent::Disconnected { .. }) {
-                    r.disconnected = true;
                 }
             }
+            Some(Incoming::Disconnected) => r.disconnected = true,
+            Some(Incoming::Other) => {}
             None => {
                 // Clients close only after members report: an ended stream is a lost
                 // connection. Wait for the final tally to count what is missing.

@@ -8,9 +8,12 @@
 //! rather than aborting the run, so a script always gets its summary.
 //!
 //! Clients are the native QUIC client (`garou-client`) sharing a few UDP endpoints
-//! (`--endpoints`), connected with bounded concurrency (`--connect-concurrency`).
+//! (`--endpoints`), or with `--transport websocket` the shared `ClientSession` over the
+//! gateway's `/ws` lanes ([`ws`]), behind one abstraction ([`client::BenchClient`]) so
+//! scenarios are transport-blind; connected with bounded concurrency (`--connect-concurrency`).
 
 pub mod churn;
+pub mod client;
 pub mod conn;
 pub mod connections;
 pub mod fanout;
@@ -18,6 +21,7 @@ pub mod load;
 pub mod publish;
 pub mod rooms;
 pub mod stats;
+pub mod ws;
 
 /// Arguments of `garou bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -47,7 +51,7 @@ pub enum Transport {
     /// Raw QUIC through the native client.
     #[default]
     Quic,
-    /// The WebSocket fallback (not implemented yet: the run fails fast).
+    /// The WebSocket fallback: `--server` is the gateway's HTTP `HOST:PORT` (its `/ws`).
     Websocket,
 }
 
@@ -63,7 +67,8 @@ impl Transport {
 /// Flags every scenario takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// Gateway QUIC address.
+    /// Gateway address: QUIC `HOST:PORT`, or with `--transport websocket` the HTTP
+    /// `HOST:PORT` (or a `ws://` URL).
     #[arg(long, default_value = "127.0.0.1:4433")]
     pub server: String,
     /// Accept any certificate (the dev gateway's is self-signed).
@@ -75,7 +80,7 @@ pub struct CommonArgs {
     /// Transport of the load.
     #[arg(long, value_enum, default_value_t = Transport::Quic)]
     pub transport: Transport,
-    /// UDP endpoints (sockets) shared by the QUIC clients, round-robin.
+    /// UDP endpoints (sockets) shared by the QUIC clients, round-robin (QUIC only).
     #[arg(long, default_value_t = 4)]
     pub endpoints: usize,
     /// Connection attempts in flight at once.
@@ -95,6 +100,19 @@ impl CommonArgs {
             cert_hash: Some(hex::encode(cert_hash)),
             transport: Transport::Quic,
             endpoints: 2,
+            connect_concurrency: 32,
+            json: false,
+        }
+    }
+
+    /// Defaults for the WebSocket transport at the gateway's HTTP address (for tests).
+    pub fn websocket(http: impl Into<String>) -> CommonArgs {
+        CommonArgs {
+            server: http.into(),
+            insecure: false,
+            cert_hash: None,
+            transport: Transport::Websocket,
+            endpoints: 1,
             connect_concurrency: 32,
             json: false,
         }

@@ -36,7 +36,10 @@ pub async fn run(a: PublishArgs) -> anyhow::Result<()> {
             .connect(format!("bench{run_id:x}-{i}"))
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
-        client.join(format!("bench{run_id:x}-{i}")).await?;
+        client
+            .join(&format!("bench{run_id:x}-{i}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("join: {e}"))?;
         clients.push((client, events));
     }
     let text = "x".repeat(a.size.max(1));
@@ -52,13 +55,13 @@ pub async fn run(a: PublishArgs) -> anyhow::Result<()> {
             let mut errors = 0usize;
             for _ in 0..n {
                 if inflight.len() >= window {
-                    let (t0, p): (Instant, garou_client::Pending<_>) = inflight.pop_front().unwrap();
+                    let (t0, p): (Instant, super::client::Ack) = inflight.pop_front().unwrap();
                     match p.await {
                         Ok(_) => latencies.push(t0.elapsed()),
                         Err(_) => errors += 1,
                     }
                 }
-                let pending = client.send(room.as_str(), text.as_str()).submit().await;
+                let pending = client.send(room.as_str(), text.clone()).await;
                 inflight.push_back((Instant::now(), pending));
             }
             for (t0, p) in inflight {
