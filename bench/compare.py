@@ -297,6 +297,14 @@ def node_load(peer, url):
     }
 
 
+GAROU_BENCH_LIMITS = {
+    "GAROU_LIMITS__CONNECTIONS_PER_IP_PER_SEC": "100000",
+    "GAROU_LIMITS__CONNECTIONS_PER_IP_BURST": "100000",
+    "GAROU_LIMITS__COMMANDS_PER_SEC": "1000000",
+    "GAROU_LIMITS__COMMAND_BURST": "1000000",
+}
+
+
 def peer_spec(name, tmp):
     """(server command, port, udp?, env, load commands) for a peer, or a reason it cannot run."""
     one = {"TOKIO_WORKER_THREADS": "1"}
@@ -317,7 +325,9 @@ def peer_spec(name, tmp):
                 str(IDLE_CONN), "--server-pid", "{PID}", "--hold", "5", "--json"]
         if transport == "websocket":
             idle[-1:-1] = ["--transport", "websocket"]
-        return {"server": srv, "port": q, "udp": True, "env": dict(one, RUST_LOG="warn"),
+        # The load comes from one address and publishes flat out: lift the per-IP connection
+        # rate and the per-client command rate (abuse limits; the peers have none).
+        return {"server": srv, "port": q, "udp": True, "env": dict(one, RUST_LOG="warn", **GAROU_BENCH_LIMITS),
                 "fanout": fan, "idle_self": idle, "load_env": one}
     if name in ("socketio", "socketio-tls", "ws"):
         port = PORT_BASE + {"socketio": 10, "socketio-tls": 11, "ws": 12}[name]

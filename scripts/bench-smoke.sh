@@ -38,6 +38,9 @@ print(u.getsockname()[1], t.getsockname()[1])
 PY
 )
 
+# One address, publishing flat out: lift the abuse limits (per-IP connections, command rate).
+GAROU_LIMITS__CONNECTIONS_PER_IP_PER_SEC=100000 GAROU_LIMITS__CONNECTIONS_PER_IP_BURST=100000 \
+GAROU_LIMITS__COMMANDS_PER_SEC=1000000 GAROU_LIMITS__COMMAND_BURST=1000000 \
 "$garou" serve --quic "127.0.0.1:$quic_port" --http "127.0.0.1:$http_port" --data "$work/data" \
   >"$work/serve.out" 2>"$work/serve.err" &
 server_pid=$!

@@ -516,7 +516,10 @@ async fn a_history_page_fits_the_frame_limit() {
     a.cmd(&hub, join(1, "big")).await;
     let text = "x".repeat(16 * 1024);
     for i in 0..100 {
-        assert!(matches!(a.cmd(&hub, send(10 + i, "big", &text)).await, Message::MessageAck(_)));
+        assert!(matches!(
+            a.cmd(&hub, send(10 + i, "big", &text)).await,
+            Message::MessageAck(_)
+        ));
     }
     let max_frame = 256 * 1024;
     let page = |after| History {
@@ -528,8 +531,14 @@ async fn a_history_page_fits_the_frame_limit() {
     };
     for after in [None, Some(0)] {
         let reply = hub.history(&a.conn, page(after), max_frame).await;
-        let Message::HistoryPage(p) = &reply else { panic!("{reply:?}") };
-        assert!(reply.encode().len() <= max_frame, "{} bytes", reply.encode().len());
+        let Message::HistoryPage(p) = &reply else {
+            panic!("{reply:?}")
+        };
+        assert!(
+            reply.encode().len() <= max_frame,
+            "{} bytes",
+            reply.encode().len()
+        );
         assert!(p.messages.len() >= 10, "{} messages", p.messages.len());
         let offsets: Vec<u64> = p.messages.iter().map(|m| m.offset).collect();
         // Back: the newest messages (ending at the last); forward: the oldest.
