@@ -885,7 +885,7 @@ mod tests {
         };
         assert_eq!(
             js(&v),
-            json!({"room": {"name": "g", "kind": "channel", "members": 2}, "role": "guest", "offset": 11.0,
+            json!({"room": {"name": "g", "kind": "channel", "members": 2, "title": ""}, "role": "guest", "offset": 11.0,
                    "members": [{"user": 1.0, "nick": "ann", "role": "owner", "online": true}],
                    "epoch": 3.0, "resumed": true, "unread": 5.0})
         );
