@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -17,8 +16,6 @@ use garou_protocol::{
     Auth, Credentials, Decoder, ErrorCode, Hello, Join, Message, Send, StreamHeader, StreamKind, UploadChunk,
     UploadComplete, UploadStart, UserId, PROTOCOL_VERSION,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -26,66 +23,6 @@ use tokio::sync::mpsc;
 const CHUNK: usize = 256 * 1024;
 
 // ------------------------------------------------------------------ a raw QUIC session
-
-/// Accepts exactly the gateway's certificate (by SHA-256 of its DER).
-#[derive(Debug)]
-struct Pin {
-    hash: [u8; 32],
-    algs: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pin {
-    fn verify_server_cert(
-        &self,
-        cert: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Sha256::digest(cert.as_ref()).as_slice() == self.hash {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the gateway's certificate".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.algs)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
-fn quic_config(gw: &Gateway) -> quinn::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let pin = Pin {
-        hash: gw.cert_sha256,
-        algs: provider.signature_verification_algorithms,
-    };
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(pin))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![garou_protocol::ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    quinn::ClientConfig::new(Arc::new(crypto))
-}
 
 /// One session spoken by hand: control stream, commands stream, upload streams.
 struct Raw {
@@ -128,7 +65,7 @@ impl Raw {
         let conn = tokio::time::timeout(
             WAIT,
             endpoint
-                .connect_with(quic_config(gw), gw.quic_addr, "localhost")
+                .connect_with(raw::quic_config(gw, None), gw.quic_addr, "localhost")
                 .unwrap(),
         )
         .await
