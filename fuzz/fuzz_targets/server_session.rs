@@ -697,7 +697,9 @@ async fn run_one(env: &Env, ops: Vec<Op>) {
                     uni_done.push(w);
                 }
             }
-            Op::Datagram(b) => client.send_datagram(b),
+            Op::Datagram(b) => {
+                client.send_datagram(b);
+            }
             Op::Yield(n) => {
                 for _ in 0..=n % 8 {
                     tokio::task::yield_now().await;
