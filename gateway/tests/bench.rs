@@ -28,11 +28,11 @@ async fn bench_gateway() -> garou_gateway::server::Gateway {
 /// Bound on a whole scenario run in these tests.
 const RUN: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fanout_delivers_everything_exactly_once() {
-    let gw = bench_gateway().await;
+/// 20 clients, 2 publishers flat out for 1 s over `common`: every message published must
+/// reach every client exactly once. Returns the summary as JSON.
+async fn fanout_exactly_once(common: CommonArgs, label: &str) -> serde_json::Value {
     let args = fanout::FanoutArgs {
-        common: common_args(&gw),
+        common,
         clients: 20,
         room: None,
         publishers: 2,
@@ -47,10 +47,17 @@ async fn fanout_delivers_everything_exactly_once() {
         .unwrap()
         .unwrap();
     let j = s.to_json();
-    println!("quic fanout: {j}");
+    println!("{label} fanout: {j}");
     assert!(s.published > 0, "{j}");
     assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
     assert_eq!(s.deliveries, s.published * 20, "{j}");
+    j
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_everything_exactly_once() {
+    let gw = bench_gateway().await;
+    let j = fanout_exactly_once(common_args(&gw), "quic").await;
     for k in [
         "window_start_unix_ms",
         "window_end_unix_ms",
@@ -70,27 +77,8 @@ async fn fanout_delivers_everything_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_fanout_delivers_everything_exactly_once() {
     let gw = bench_gateway().await;
-    let args = fanout::FanoutArgs {
-        common: CommonArgs::websocket(gw.http_addr.to_string()),
-        clients: 20,
-        room: None,
-        publishers: 2,
-        rate: 0.0,
-        size: 64,
-        duration: 1.0,
-        window: 16,
-        drain: 10.0,
-    };
-    let s = tokio::time::timeout(RUN, fanout::run(&args))
-        .await
-        .unwrap()
-        .unwrap();
-    let j = s.to_json();
-    println!("websocket fanout: {j}");
+    let j = fanout_exactly_once(CommonArgs::websocket(gw.http_addr.to_string()), "websocket").await;
     assert_eq!(j["transport"], "websocket", "{j}");
-    assert!(s.published > 0, "{j}");
-    assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
-    assert_eq!(s.deliveries, s.published * 20, "{j}");
     let (start, end) = (
         j["window_start_unix_ms"].as_u64().unwrap(),
         j["window_end_unix_ms"].as_u64().unwrap(),
