@@ -24,6 +24,10 @@ pub struct ServerConfig {
     pub http: SocketAddr,
     /// Where the embedded store (SQLite) and uploads live; created on first start.
     pub data: PathBuf,
+    /// SQLite's `synchronous` in WAL mode: `full` (default) fsyncs every group commit, so an
+    /// acknowledged message survives a power cut; `normal` survives a killed process but
+    /// not a power cut, and takes the fsync off the publish→delivery path.
+    pub sqlite_synchronous: SqliteSynchronous,
     /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
@@ -164,6 +168,23 @@ pub struct StreamConfig {
     pub recv_buffer_size: u64,
     /// Frames queued per server->client stream before the client counts as a slow consumer.
     pub lane_queue: usize,
+    /// QUIC ACK-frequency extension: peers that support it (quinn clients; browsers do not
+    /// yet) are asked to acknowledge only after more than this many ack-eliciting packets
+    /// (or `max_ack_delay_ms`). 1 is plain QUIC (every other packet); higher means fewer
+    /// inbound ACK datagrams for the server to receive, decrypt and process per delivery.
+    pub ack_eliciting_threshold: u32,
+    /// The longest a peer may delay an ACK under the extension (quinn caps it at
+    /// max(RTT, 25 ms)).
+    pub max_ack_delay_ms: u64,
+}
+
+/// SQLite `synchronous` setting (see [`ServerConfig::sqlite_synchronous`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
 }
 
 /// Room sharding and hot-room promotion.
@@ -188,6 +209,7 @@ impl Default for ServerConfig {
             quic: "[::]:4433".parse().expect("valid default address"),
             http: "[::]:8080".parse().expect("valid default address"),
             data: PathBuf::from("data"),
+            sqlite_synchronous: SqliteSynchronous::Full,
             cert: None,
             key: None,
             max_connections: 10_000,
@@ -213,10 +235,12 @@ impl Default for ServerConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
-            max_concurrent_streams: 100,
+            max_concurrent_streams: 16,
             send_buffer_size: 65536 * 16,
             recv_buffer_size: 65536,
             lane_queue: 1024,
+            ack_eliciting_threshold: 4,
+            max_ack_delay_ms: 25,
         }
     }
 }
@@ -299,6 +323,11 @@ impl ServerConfig {
         if l.max_datagram < 64 {
             return Err("limits.max_datagram must be at least 64".into());
         }
+        if self.stream.ack_eliciting_threshold > 1000 || self.stream.max_ack_delay_ms > 1000 {
+            return Err(
+                "stream.ack_eliciting_threshold and stream.max_ack_delay_ms must be at most 1000".into(),
+            );
+        }
         if self.stream.lane_queue == 0 {
             return Err("stream.lane_queue must be at least 1".into());
         }
@@ -348,5 +377,32 @@ mod tests {
         assert!(err.to_string().contains("num_shards"), "{err}");
         let err = ServerConfig::load(None, serde_json::json!({ "nope": 1 })).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+        let err = ServerConfig::load(None, serde_json::json!({ "sqlite_synchronous": "off" })).unwrap_err();
+        assert!(err.to_string().contains("off"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "stream": { "max_ack_delay_ms": 5000 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_ack_delay_ms"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn durability_and_ack_frequency_from_env() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = ServerConfig::load(None, serde_json::json!({})).unwrap();
+            assert_eq!(
+                cfg.sqlite_synchronous,
+                SqliteSynchronous::Full,
+                "durable by default"
+            );
+            jail.set_env("GAROU_SQLITE_SYNCHRONOUS", "normal");
+            jail.set_env("GAROU_STREAM__ACK_ELICITING_THRESHOLD", "1");
+            let cfg = ServerConfig::load(None, serde_json::json!({})).unwrap();
+            assert_eq!(cfg.sqlite_synchronous, SqliteSynchronous::Normal);
+            assert_eq!(cfg.stream.ack_eliciting_threshold, 1);
+            Ok(())
+        });
     }
 }

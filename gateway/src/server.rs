@@ -302,7 +302,9 @@ async fn dispatch(
             let connection = tokio::time::timeout(cfg.handshake_timeout(), connecting).await??;
             session::run(QuicConnection(connection), hub, cfg, shutdown, permit).await;
         }
-        Some(H3) => {
+        // Boxed: the HTTP/3 handshake's state is large and every session task would carry
+        // its size (per-connection memory), raw QUIC sessions included.
+        Some(H3) => Box::pin(async move {
             let request = tokio::time::timeout(
                 cfg.handshake_timeout(),
                 wtransport::endpoint::IncomingSessionFuture::with_quic_connecting(connecting),
@@ -311,7 +313,9 @@ async fn dispatch(
             tracing::debug!(path = request.path(), origin = ?request.origin(), "WebTransport session request");
             let connection = request.accept().await?;
             session::run(WebTransportConnection(connection), hub, cfg, shutdown, permit).await;
-        }
+            anyhow::Ok(())
+        })
+        .await?,
         other => warn!(alpn = ?other.map(String::from_utf8_lossy), "unsupported ALPN"),
     }
     Ok(())

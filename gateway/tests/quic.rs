@@ -246,3 +246,30 @@ async fn dead_connections_are_cleaned_up() {
     let (_alice, _e) = client(&gw, "alice").await;
     gw.shutdown().await;
 }
+
+/// The server asks quinn clients (QUIC ACK-frequency extension) to acknowledge fewer
+/// packets, so a fan-out costs fewer inbound ACK datagrams; `ack_eliciting_threshold = 1`
+/// is plain QUIC and sends no such request.
+#[tokio::test]
+async fn the_server_asks_quic_clients_to_ack_less_often() {
+    for (threshold, asked) in [(4, true), (1, false)] {
+        let gw = gateway(|c| c.stream.ack_eliciting_threshold = threshold).await;
+        let mut raw = common::raw::Raw::login(&gw, "acker", true, None).await;
+        raw.join("general").await;
+        if asked {
+            let conn = raw.conn.clone();
+            common::raw::eventually("an ACK_FREQUENCY frame", WAIT, || {
+                conn.stats().frame_rx.ack_frequency > 0
+            })
+            .await;
+        } else {
+            // Joined has arrived, so any request sent with or before it was counted.
+            assert_eq!(
+                raw.conn.stats().frame_rx.ack_frequency,
+                0,
+                "threshold 1 is plain QUIC"
+            );
+        }
+        gw.shutdown().await;
+    }
+}

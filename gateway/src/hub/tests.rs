@@ -62,7 +62,7 @@ impl Probe {
         while let Ok(c) = self.control.try_recv() {
             match c {
                 Ctl::Frame(b) => out.push(Message::decode_datagram(&b, DEFAULT_MAX_FRAME).unwrap()),
-                Ctl::Close { code, .. } => out.push(Error::fatal(code, "closed")),
+                Ctl::Close(c) => out.push(Error::fatal(c.code, "closed")),
             }
         }
         out

@@ -24,7 +24,7 @@ use crate::hub::Hub;
 use crate::limits::{LimitStats, Limits, Permit};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::uploads;
-use outbound::{Conn, Ctl, Wire};
+use outbound::{Closing, Conn, Ctl, Wire};
 use rate::RateGate;
 
 /// Frames queued on a control stream before the client counts as a slow consumer.
@@ -135,8 +135,8 @@ async fn write_lane<S: SendStream>(
     header: Bytes,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> Result<(), crate::transport::TransportError> {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    batch.push(header);
+    // Grown on demand (at most WRITE_BATCH): an idle lane holds no batch buffer.
+    let mut batch = vec![header];
     loop {
         rx.recv_many(&mut batch, WRITE_BATCH).await;
         if batch.is_empty() {
@@ -151,8 +151,10 @@ async fn write_lane<S: SendStream>(
 
 /// Drain the control queue onto the control stream; close the connection when told.
 async fn write_control<C: Connection>(conn: Arc<C>, mut send: C::Send, mut rx: mpsc::Receiver<Ctl>) {
-    let mut batch: Vec<Ctl> = Vec::with_capacity(WRITE_BATCH);
-    let mut chunks: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
+    // Grown on demand (at most WRITE_BATCH each): idle sessions are the common case, and
+    // preallocated batches were 6 KB of every session's memory.
+    let mut batch: Vec<Ctl> = Vec::new();
+    let mut chunks: Vec<Bytes> = Vec::new();
     loop {
         if rx.recv_many(&mut batch, WRITE_BATCH).await == 0 {
             return;
@@ -162,7 +164,8 @@ async fn write_control<C: Connection>(conn: Arc<C>, mut send: C::Send, mut rx: m
             match ctl {
                 Ctl::Frame(b) if close.is_none() => chunks.push(b),
                 Ctl::Frame(_) => {}
-                Ctl::Close { last, code, reason } => {
+                Ctl::Close(c) => {
+                    let Closing { last, code, reason } = *c;
                     chunks.extend(last);
                     close.get_or_insert((code, reason));
                 }
@@ -368,7 +371,8 @@ async fn serve<C: Connection>(
 ) -> Result<(), Fault> {
     let gate = Arc::new(RateGate::new(&cfg.limits));
     // Stream readers report a protocol fault here; the first one ends the session.
-    let (fault_tx, mut fault_rx) = mpsc::channel::<Fault>(1);
+    let faults = Arc::new(FirstFault::default());
+    let fault_tx = faults.clone();
     let mut tasks = JoinSet::new();
     {
         let (conn, hub, handle, fault_tx) = (conn.clone(), hub.clone(), handle.clone(), fault_tx.clone());
@@ -384,7 +388,7 @@ async fn serve<C: Connection>(
                             let reader = FrameReader::new(recv, cfg.max_frame);
                             let rate = (&*gate, &limits.stats);
                             if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle, rate).await {
-                                let _ = fault_tx.try_send(f);
+                                fault_tx.report(f);
                             }
                         }
                         .in_current_span(),
@@ -432,7 +436,7 @@ async fn serve<C: Connection>(
                     format!("{:?} is not allowed on the control stream", m.frame_type()),
                 )),
             },
-            Some(f) = fault_rx.recv() => break Err(f),
+            f = faults.wait() => break Err(f),
             _ = conn.closed() => break Ok(()),
             _ = shutdown.cancelled() => {
                 handle.close_with(
@@ -448,6 +452,35 @@ async fn serve<C: Connection>(
     };
     tasks.abort_all();
     result
+}
+
+/// The first protocol fault any of a session's stream readers hit (later ones are moot:
+/// the first ends the session). A slot and a [`Notify`](tokio::sync::Notify) rather than a
+/// channel: a tokio channel allocates a 32-slot block up front, in every session.
+#[derive(Default)]
+struct FirstFault {
+    fault: parking_lot::Mutex<Option<Fault>>,
+    notify: tokio::sync::Notify,
+}
+
+impl FirstFault {
+    fn report(&self, fault: Fault) {
+        let mut slot = self.fault.lock();
+        if slot.is_none() {
+            *slot = Some(fault);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Resolves with the first fault once one is reported.
+    async fn wait(&self) -> Fault {
+        loop {
+            self.notify.notified().await;
+            if let Some(f) = self.fault.lock().take() {
+                return f;
+            }
+        }
+    }
 }
 
 /// The next control-stream message, once the rate gate lets it through.
@@ -500,14 +533,18 @@ async fn read_client_stream<R: RecvStream>(
                         format!("{:?} is not a command", msg.frame_type()),
                     ));
                 }
+                // The store-backed commands are boxed: their futures are large, and this
+                // task lives as long as the session (per-connection memory).
                 let reply = match msg {
-                    Message::History(h) => Some(hub.history(handle, h, cfg.max_frame).await),
-                    Message::UploadStart(m) => Some(uploads::start(hub, cfg, handle.user, m).await),
-                    Message::UploadComplete(m) => Some(uploads::complete(hub, cfg, handle.user, m).await),
+                    Message::History(h) => Some(Box::pin(hub.history(handle, h, cfg.max_frame)).await),
+                    Message::UploadStart(m) => Some(Box::pin(uploads::start(hub, cfg, handle.user, m)).await),
+                    Message::UploadComplete(m) => {
+                        Some(Box::pin(uploads::complete(hub, cfg, handle.user, m)).await)
+                    }
                     // The attachment is checked (and bound to the room) before the hub sees it.
                     Message::Send(m) if m.attachment.is_some() => {
                         let id = m.attachment.as_deref().unwrap_or_default();
-                        match uploads::attach(hub, handle.user, &m.room, id).await {
+                        match Box::pin(uploads::attach(hub, handle.user, &m.room, id)).await {
                             Ok(()) => hub.command(handle, Message::Send(m)),
                             Err((code, message)) => Some(Error::reply(m.req, code, message)),
                         }
@@ -537,7 +574,7 @@ async fn read_client_stream<R: RecvStream>(
         StreamKind::Upload => {
             // A refused chunk is answered with an Error frame; the stream goes on.
             let mut writer = uploads::ChunkWriter::new(hub, handle.user);
-            let result = async {
+            let result = Box::pin(async {
                 while let Some(msg) = reader.next().await? {
                     admit(gate, handle, stats).await?;
                     match msg {
@@ -555,9 +592,9 @@ async fn read_client_stream<R: RecvStream>(
                     }
                 }
                 Ok(())
-            }
+            })
             .await;
-            writer.record(hub, cfg).await;
+            Box::pin(writer.record(hub, cfg)).await;
             result?;
         }
         other => {

@@ -28,11 +28,16 @@ pub enum Ctl {
     /// Write a frame.
     Frame(Bytes),
     /// Write `last` (if any), let the peer receive it (bounded wait), then close.
-    Close {
-        last: Option<Bytes>,
-        code: ErrorCode,
-        reason: String,
-    },
+    /// Boxed: the queue's slots are sized for the common case, a frame.
+    Close(Box<Closing>),
+}
+
+/// The last words of a connection: an Error (or Shutdown) frame, the close code and reason.
+#[derive(Debug)]
+pub struct Closing {
+    pub last: Option<Bytes>,
+    pub code: ErrorCode,
+    pub reason: String,
 }
 
 /// The transport-facing side the session provides: opening lanes and datagrams.
@@ -181,11 +186,11 @@ impl Conn {
         }
         tracing::info!(conn = self.id, ?code, reason, "closing connection");
         let last = garou_protocol::Error::fatal(code, reason).encode();
-        let ctl = Ctl::Close {
+        let ctl = Ctl::Close(Box::new(Closing {
             last: Some(last),
             code,
             reason: reason.to_owned(),
-        };
+        }));
         if self.control.try_send(ctl).is_err() {
             return self.wire.close(code, reason);
         }
@@ -204,11 +209,11 @@ impl Conn {
         if self.dead.swap(true, Ordering::AcqRel) {
             return;
         }
-        let ctl = Ctl::Close {
+        let ctl = Ctl::Close(Box::new(Closing {
             last: Some(last.encode()),
             code,
             reason: reason.to_owned(),
-        };
+        }));
         if self.control.try_send(ctl).is_err() {
             self.wire.close(code, reason);
         }

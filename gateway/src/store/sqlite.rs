@@ -1,4 +1,4 @@
-//! The embedded default store: SQLite in WAL mode with `synchronous = FULL`.
+//! The embedded default store: SQLite in WAL mode with `synchronous = FULL` (configurable).
 //!
 //! Why FULL: an acknowledged message must survive `kill -9` and a power cut. In WAL mode,
 //! NORMAL already survives a killed process (the WAL write is in the OS page cache), but
@@ -24,14 +24,22 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) `dir/garou.db` and run the migrations.
+    /// Open (creating if needed) `dir/garou.db` with `synchronous = FULL` and run the migrations.
     pub async fn open(dir: &Path) -> Result<SqliteStore> {
+        Self::open_with(dir, crate::config::SqliteSynchronous::Full).await
+    }
+
+    /// [`open`](Self::open) with the configured `synchronous` setting.
+    pub async fn open_with(dir: &Path, sync: crate::config::SqliteSynchronous) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
         let url = format!("sqlite://{}", dir.join("garou.db").display());
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match sync {
+                crate::config::SqliteSynchronous::Full => SqliteSynchronous::Full,
+                crate::config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -613,6 +621,20 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use garou_protocol::{Role, RoomKind};
+
+    #[tokio::test]
+    async fn synchronous_follows_the_config() {
+        use crate::config::SqliteSynchronous as Sync;
+        for (sync, pragma) in [(Sync::Full, 2), (Sync::Normal, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = SqliteStore::open_with(dir.path(), sync).await.unwrap();
+            let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(got, pragma, "{sync:?}");
+        }
+    }
 
     #[tokio::test]
     async fn batches_survive_reopening_and_history_pages() {

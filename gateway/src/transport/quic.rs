@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -136,6 +137,12 @@ pub fn server_config(
         .datagram_receive_buffer_size(cfg.enable_datagrams.then_some(64 * 1024))
         .datagram_send_buffer_size(64 * 1024)
         .enable_segmentation_offload(true);
+    if cfg.stream.ack_eliciting_threshold != 1 || cfg.stream.max_ack_delay_ms != 25 {
+        let mut ack = quinn::AckFrequencyConfig::default();
+        ack.ack_eliciting_threshold(cfg.stream.ack_eliciting_threshold.into())
+            .max_ack_delay(Some(Duration::from_millis(cfg.stream.max_ack_delay_ms)));
+        transport.ack_frequency_config(Some(ack));
+    }
     server.transport_config(Arc::new(transport));
     Ok(server)
 }
