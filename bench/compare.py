@@ -55,7 +55,9 @@ MOQ_LOAD = os.environ.get(
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 ALL_PEERS = ["garou-quic", "garou-websocket", "socketio", "socketio-tls", "moq-relay", "nats", "ws"]
-PORT_BASE = int(os.environ.get("PORT_BASE", 47100))
+# Below Linux's ephemeral range (32768-60999 by default): the load clients open thousands of
+# connections, and one of their source ports can take a server port a later peer binds.
+PORT_BASE = int(os.environ.get("PORT_BASE", 27100))
 
 
 def log(*a):
