@@ -191,11 +191,17 @@ async fn websocket(
             return (status, refusal.to_string()).into_response();
         }
     };
+    /// WebSocket read buffer and write coalescing threshold, per connection.
+    const WS_BUFFER: usize = 16 * 1024;
     let max = s.cfg.max_frame + garou_protocol::HEADER_LEN + 1;
     let lanes = s.cfg.stream.max_concurrent_streams as usize;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
+        // tungstenite's defaults (128 KiB each) made an idle WebSocket session cost ~150 KiB
+        // of RSS; chat frames are small, and a large upload frame only takes more reads.
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
         .on_upgrade(move |socket| async move {
             // Room for two whole messages not yet read by the session.
             let conn = WsConnection::new(socket, remote, lanes, 2 * max);
