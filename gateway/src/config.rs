@@ -172,6 +172,8 @@ pub struct StreamConfig {
     /// yet) are asked to acknowledge only after more than this many ack-eliciting packets
     /// (or `max_ack_delay_ms`). 1 is plain QUIC (every other packet); higher means fewer
     /// inbound ACK datagrams for the server to receive, decrypt and process per delivery.
+    /// Default 4: paced fan-out CPU 1.84 vs 2.27 CPU-s per 100k deliveries with plain QUIC
+    /// (`bench/README.md`, *Where Garou stands*).
     pub ack_eliciting_threshold: u32,
     /// The longest a peer may delay an ACK under the extension (quinn caps it at
     /// max(RTT, 25 ms)).
