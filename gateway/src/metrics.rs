@@ -355,6 +355,17 @@ pub fn drop_datagram() {
     get().drop_datagram.inc();
 }
 
+/// A datagram offered to `transport`: its bytes when it went out, a drop when it did not.
+/// Returns `sent`.
+pub fn datagram_out(transport: usize, n: usize, sent: bool) -> bool {
+    if sent {
+        bytes_out(transport, n);
+    } else {
+        drop_datagram();
+    }
+    sent
+}
+
 /// Bytes received on `transport`.
 #[inline]
 pub fn bytes_in(transport: usize, n: usize) {

@@ -90,11 +90,11 @@ async fn websocket_fanout_delivers_everything_exactly_once() {
     gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paced_rooms_deliver_everything() {
-    let gw = bench_gateway().await;
+/// 5 rooms of 3 members paced at 150 messages/s for 1 s over `common`: every message
+/// reaches its room's 3 members exactly once.
+async fn paced_rooms_exactly_once(common: CommonArgs, label: &str) {
     let args = rooms::RoomsArgs {
-        common: common_args(&gw),
+        common,
         rooms: 5,
         members: 3,
         rate: Some(150.0),
@@ -108,32 +108,38 @@ async fn paced_rooms_deliver_everything() {
         .unwrap()
         .unwrap();
     let j = s.to_json();
+    println!("{label} rooms: {j}");
     assert!(s.published >= 100, "paced at 150/s for 1 s: {j}");
     assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
     assert_eq!(s.deliveries, s.published * 3, "{j}");
-    gw.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_and_churn_report_without_errors() {
-    let gw = bench_gateway().await;
+/// 50 sessions held for 0.2 s over `common`, none lost. Returns the summary as JSON.
+async fn connections_without_errors(
+    common: CommonArgs,
+    server_pid: Option<u32>,
+    label: &str,
+) -> serde_json::Value {
     let args = connections::ConnectionsArgs {
-        common: common_args(&gw),
+        common,
         connections: 50,
         hold: 0.2,
-        server_pid: Some(std::process::id()),
+        server_pid,
     };
     let s = tokio::time::timeout(RUN, connections::run(&args))
         .await
         .unwrap()
         .unwrap();
     let j = s.to_json();
-    assert_eq!(s.errors, 0, "{j}");
-    assert_eq!(j["connections"], 50, "{j}");
-    assert!(j.get("rss_per_session_kb").is_some(), "{j}");
+    println!("{label} connections: {j}");
+    assert_eq!((s.errors, &j["connections"]), (0, &serde_json::json!(50)), "{j}");
+    j
+}
 
+/// Connect/join/leave/disconnect cycles for 1 s over `common`, all without errors.
+async fn churn_without_errors(common: CommonArgs, label: &str) {
     let args = churn::ChurnArgs {
-        common: common_args(&gw),
+        common,
         concurrency: 4,
         duration: 1.0,
         room: None,
@@ -143,8 +149,24 @@ async fn connections_and_churn_report_without_errors() {
         .unwrap()
         .unwrap();
     let j = s.to_json();
+    println!("{label} churn: {j}");
     assert_eq!(s.errors, 0, "{j}");
     assert!(j["cycles"].as_u64().unwrap() > 0, "{j}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_rooms_deliver_everything() {
+    let gw = bench_gateway().await;
+    paced_rooms_exactly_once(common_args(&gw), "quic").await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_churn_report_without_errors() {
+    let gw = bench_gateway().await;
+    let j = connections_without_errors(common_args(&gw), Some(std::process::id()), "quic").await;
+    assert!(j.get("rss_per_session_kb").is_some(), "{j}");
+    churn_without_errors(common_args(&gw), "quic").await;
     gw.shutdown().await;
 }
 
@@ -153,53 +175,8 @@ async fn connections_and_churn_report_without_errors() {
 async fn websocket_rooms_connections_and_churn() {
     let gw = bench_gateway().await;
     let ws = || CommonArgs::websocket(gw.http_addr.to_string());
-    let args = rooms::RoomsArgs {
-        common: ws(),
-        rooms: 5,
-        members: 3,
-        rate: Some(150.0),
-        size: 100,
-        duration: 1.0,
-        window: 8,
-        drain: 10.0,
-    };
-    let s = tokio::time::timeout(RUN, rooms::run(&args))
-        .await
-        .unwrap()
-        .unwrap();
-    let j = s.to_json();
-    println!("websocket rooms: {j}");
-    assert!(s.published >= 100, "paced at 150/s for 1 s: {j}");
-    assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
-    assert_eq!(s.deliveries, s.published * 3, "{j}");
-
-    let args = connections::ConnectionsArgs {
-        common: ws(),
-        connections: 50,
-        hold: 0.2,
-        server_pid: None,
-    };
-    let s = tokio::time::timeout(RUN, connections::run(&args))
-        .await
-        .unwrap()
-        .unwrap();
-    let j = s.to_json();
-    println!("websocket connections: {j}");
-    assert_eq!((s.errors, &j["connections"]), (0, &serde_json::json!(50)), "{j}");
-
-    let args = churn::ChurnArgs {
-        common: ws(),
-        concurrency: 4,
-        duration: 1.0,
-        room: None,
-    };
-    let s = tokio::time::timeout(RUN, churn::run(&args))
-        .await
-        .unwrap()
-        .unwrap();
-    let j = s.to_json();
-    println!("websocket churn: {j}");
-    assert_eq!(s.errors, 0, "{j}");
-    assert!(j["cycles"].as_u64().unwrap() > 0, "{j}");
+    paced_rooms_exactly_once(ws(), "websocket").await;
+    connections_without_errors(ws(), None, "websocket").await;
+    churn_without_errors(ws(), "websocket").await;
     gw.shutdown().await;
 }

@@ -155,16 +155,13 @@ fn i(v: u64) -> i64 {
 impl Store for SqliteStore {
     async fn apply(&self, ops: &[Op]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let mut rest = ops;
-        while !rest.is_empty() {
-            let run = rest.iter().take_while(|op| is_append(op)).count();
-            if run > 0 {
-                append(&mut tx, &rest[..run]).await?;
-                rest = &rest[run..];
+        // Consecutive appends form one group; every other op is a group of its own.
+        for group in ops.chunk_by(|a, b| is_append(a) && is_append(b)) {
+            let op = &group[0];
+            if is_append(op) {
+                append(&mut tx, group).await?;
                 continue;
             }
-            let op = &rest[0];
-            rest = &rest[1..];
             match op {
                 Op::User { id, nick } => {
                     sqlx::query("INSERT INTO users (id, nick) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET nick = excluded.nick")
@@ -241,8 +238,8 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
-                // Handled as runs by `append` (see `apply`); a lone one is a run of one.
-                Op::Event { .. } | Op::Message { .. } => append(&mut tx, std::slice::from_ref(op)).await?,
+                // Appends went to `append` above, as groups.
+                Op::Event { .. } | Op::Message { .. } => {}
                 Op::Edit { id, text } => {
                     sqlx::query("UPDATE messages SET text = ?, edited = 1 WHERE id = ?")
                         .bind(text)

@@ -84,13 +84,7 @@ impl Connection for QuicConnection {
     fn send_datagram(&self, data: Bytes) -> bool {
         // quinn drops the oldest queued datagram when its buffer is full: bounded.
         let n = data.len();
-        let sent = self.0.send_datagram(data).is_ok();
-        if sent {
-            metrics::bytes_out(metrics::QUIC, n);
-        } else {
-            metrics::drop_datagram();
-        }
-        sent
+        metrics::datagram_out(metrics::QUIC, n, self.0.send_datagram(data).is_ok())
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         let d = self.0.read_datagram().await.map_err(TransportError::new)?;

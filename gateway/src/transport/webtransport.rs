@@ -55,13 +55,7 @@ impl Connection for WebTransportConnection {
     }
     fn send_datagram(&self, data: Bytes) -> bool {
         let n = data.len();
-        let sent = self.0.send_datagram(data).is_ok();
-        if sent {
-            metrics::bytes_out(metrics::WEBTRANSPORT, n);
-        } else {
-            metrics::drop_datagram();
-        }
-        sent
+        metrics::datagram_out(metrics::WEBTRANSPORT, n, self.0.send_datagram(data).is_ok())
     }
     async fn read_datagram(&self) -> Result<Bytes, TransportError> {
         match self.0.receive_datagram().await {
