@@ -136,16 +136,22 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     let window_start = unix_ms();
     let end = start + plan.duration;
     let mut publishers = tokio::task::JoinSet::new();
-    let mut next_id = 0;
-    for (g, grp) in plan.groups.iter().enumerate() {
-        for &p in &grp.publishers {
-            let Some(h) = handles[p].clone().filter(|_| is_member(p)) else {
-                continue;
-            };
-            let (room, id) = (grp.room.clone(), next_id);
-            next_id += 1;
-            publishers.spawn(publisher(h, run_id, g, id, room, plan.clone(), start, end));
-        }
+    let ready: Vec<(usize, BenchClient, String)> = plan
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, grp)| {
+            let handles = &handles;
+            grp.publishers.iter().filter_map(move |&p| {
+                let h = handles[p].clone().filter(|_| is_member(p))?;
+                Some((g, h, grp.room.clone()))
+            })
+        })
+        .collect();
+    let count = ready.len();
+    for (id, (g, h, room)) in ready.into_iter().enumerate() {
+        let pace = Pace::new(plan.rate_per_publisher, id, count, start);
+        publishers.spawn(publisher(h, run_id, g, id, room, plan.clone(), pace, end));
     }
     let mut per_group: Vec<Expected> = vec![Vec::new(); plan.groups.len()];
     let (mut published, mut sent) = (0u64, 0u64);
@@ -245,6 +251,38 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// When one publisher sends its messages. Publishers share the rate but not the phase:
+/// publisher `id` of `count` starts `id / count` of a period late, so together they send
+/// evenly spaced messages at `count * rate` per second. With one shared schedule every
+/// publisher sent at the same instants, and 1,000 clients at 0.5 msg/s each made a burst of
+/// 1,000 messages every 2 s instead of one message every 2 ms (the load generator, not the
+/// server, made latency grow with the number of clients); below one message per publisher
+/// in the run, the shared schedule also made each publisher send exactly one message at
+/// once, so the total rate was wrong at low `--rate`.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// Messages per second of this publisher; 0 = as fast as the window allows.
+    rate: f64,
+    /// Fraction of a period this publisher is offset by, in [0, 1).
+    phase: f64,
+    start: Instant,
+}
+
+impl Pace {
+    fn new(rate: f64, id: usize, count: usize, start: Instant) -> Pace {
+        Pace {
+            rate,
+            phase: id as f64 / count.max(1) as f64,
+            start,
+        }
+    }
+
+    /// When message `seq` goes out (`None`: unpaced).
+    fn at(&self, seq: u64) -> Option<Instant> {
+        (self.rate > 0.0).then(|| self.start + Duration::from_secs_f64((seq as f64 + self.phase) / self.rate))
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn publisher(
     client: BenchClient,
@@ -253,7 +291,7 @@ async fn publisher(
     id: usize,
     room: String,
     plan: Plan,
-    start: Instant,
+    pace: Pace,
     end: Instant,
 ) -> PublisherReport {
     let mut report = PublisherReport {
@@ -267,14 +305,11 @@ async fn publisher(
     let window = plan.window.max(1);
     let mut seq = 0u64;
     loop {
-        if plan.rate_per_publisher > 0.0 {
-            let at = start + Duration::from_secs_f64(seq as f64 / plan.rate_per_publisher);
-            if at >= end {
-                break;
-            }
-            tokio::time::sleep_until(at).await;
-        } else if Instant::now() >= end {
-            break;
+        match pace.at(seq) {
+            Some(at) if at >= end => break,
+            Some(at) => tokio::time::sleep_until(at).await,
+            None if Instant::now() >= end => break,
+            None => {}
         }
         if inflight.len() >= window {
             let front = inflight.pop_front().expect("window is not empty");
@@ -378,5 +413,43 @@ mod tests {
         assert_eq!((id, seq), (3, 42));
         assert!(parse(0xabd, &p).is_none());
         assert!(payload(1, 1, 1, 4).len() > 4, "never truncated below the stamp");
+    }
+
+    /// The schedules of all publishers, merged: what the server sees arrive.
+    fn merged(rate: f64, count: usize, secs: f64) -> Vec<f64> {
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(secs);
+        let mut all: Vec<f64> = (0..count)
+            .flat_map(|id| {
+                let pace = Pace::new(rate, id, count, start);
+                (0..)
+                    .map_while(move |seq| pace.at(seq).filter(|&at| at < end))
+                    .map(move |at| (at - start).as_secs_f64())
+            })
+            .collect();
+        all.sort_by(f64::total_cmp);
+        all
+    }
+
+    #[test]
+    fn publishers_spread_out_instead_of_bursting() {
+        // 1,000 publishers at 0.5 msg/s each: one message every 2 ms, never 1,000 at once.
+        let all = merged(0.5, 1000, 15.0);
+        assert!((7400..=7600).contains(&all.len()), "total {}", all.len());
+        let most_at_once = all
+            .chunk_by(|a, b| (b - a).abs() < 1e-4)
+            .map(<[f64]>::len)
+            .max()
+            .unwrap();
+        assert_eq!(most_at_once, 1, "publishers send at distinct instants");
+    }
+
+    #[test]
+    fn the_total_rate_holds_below_one_message_per_publisher() {
+        // `--rate 50` over 1,000 clients for 15 s: 750 messages, not 1,000 at once.
+        let all = merged(50.0 / 1000.0, 1000, 15.0);
+        assert!((740..=760).contains(&all.len()), "total {}", all.len());
+        let per_sec = all.iter().filter(|&&t| t < 1.0).count();
+        assert!((45..=55).contains(&per_sec), "first second {per_sec}");
     }
 }
