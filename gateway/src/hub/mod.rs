@@ -1388,7 +1388,7 @@ impl Hub {
         Ok(None)
     }
 
-    /// A page of history (oldest first) for a member, or anyone for a public room.
+    /// A page of history (oldest first) for a member of the room (see [`Hub::history_page`]).
     pub async fn history(&self, conn: &Conn, m: History, max_frame: usize) -> Message {
         match self
             .history_page(Some(conn.user), &m.room, m.before, m.after, m.limit)
@@ -1408,19 +1408,21 @@ impl Hub {
         }
     }
 
-    /// History for `user` (`None`: a back-end with full access).
+    /// History for `reader`: `Some(user)` reads only rooms it is a member of, whatever the
+    /// kind (group, channel or direct; a non-member gets NotMember, over the protocol and
+    /// over HTTP alike); `None` is a back-end with full read access (the HTTP API with the
+    /// admin token).
     pub async fn history_page(
         &self,
-        user: Option<UserId>,
+        reader: Option<UserId>,
         room_name: &str,
         before: Option<Offset>,
         after: Option<Offset>,
         limit: u32,
     ) -> Result<(u64, Vec<StoredMessage>), Refusal> {
         let room = self.room(room_name).ok_or_else(|| no_room(room_name))?;
-        if let Some(user) = user {
-            let member = room.state.lock().role_of(user).is_some();
-            if room.kind == RoomKind::Direct && !member {
+        if let Some(user) = reader {
+            if room.state.lock().role_of(user).is_none() {
                 return Err(not_member(room_name));
             }
         }
@@ -1432,6 +1434,16 @@ impl Hub {
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         crate::metrics::store_history(started.elapsed());
         Ok((room.epoch, messages))
+    }
+
+    /// The kind of a live room.
+    pub fn room_kind(&self, room: &str) -> Option<RoomKind> {
+        self.room(room).map(|r| r.kind)
+    }
+
+    /// The user a token subject signed in as, if it ever did.
+    pub fn user_by_subject(&self, subject: &str) -> Option<UserId> {
+        self.users.lock().by_subject.get(subject).copied()
     }
 
     /// The store, for handlers that read it directly (uploads, downloads).
