@@ -28,6 +28,10 @@ pub struct ServerConfig {
     /// acknowledged message survives a power cut; `normal` survives a killed process but
     /// not a power cut, and takes the fsync off the publish→delivery path.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Messages each room keeps in memory (edits, reactions, receipts, and the fast path of
+    /// idempotent publishing: a re-sent client id the window still knows is answered without
+    /// a store read; older ones are looked up in the store). At least 1.
+    pub recent_messages: usize,
     /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
@@ -275,6 +279,7 @@ impl Default for ServerConfig {
             http: "[::]:8080".parse().expect("valid default address"),
             data: PathBuf::from("data"),
             sqlite_synchronous: SqliteSynchronous::Full,
+            recent_messages: crate::hub::room::RECENT_MESSAGES,
             cert: None,
             key: None,
             max_connections: 10_000,
@@ -369,6 +374,9 @@ impl ServerConfig {
         }
         if self.max_frame < 1024 {
             return Err("max_frame must be at least 1024".into());
+        }
+        if self.recent_messages == 0 {
+            return Err("recent_messages must be at least 1".into());
         }
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err("admin.token must be at least 16 characters".into());

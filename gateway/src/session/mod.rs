@@ -557,6 +557,15 @@ async fn read_client_stream<R: RecvStream>(
                         format!("{:?} is not a command", msg.frame_type()),
                     ));
                 }
+                // A re-sent message the room's window may have forgotten: the store decides
+                // (its original ack, or publish it as new). No store read while the room's
+                // window holds every message it ever had.
+                if hub.may_have_forgotten(handle, &msg) {
+                    if let Some(reply) = Box::pin(hub.stored_ack(handle, &msg)).await {
+                        handle.control(&reply);
+                        continue;
+                    }
+                }
                 // The store-backed commands are boxed: their futures are large, and this
                 // task lives as long as the session (per-connection memory).
                 let reply = match msg {

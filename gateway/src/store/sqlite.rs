@@ -31,7 +31,8 @@ impl SqliteStore {
 
     /// [`open`](Self::open) with the configured `synchronous` setting.
     pub async fn open_with(dir: &Path, sync: crate::config::SqliteSynchronous) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         let url = format!("sqlite://{}", dir.join("garou.db").display());
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
@@ -502,6 +503,23 @@ impl Store for SqliteStore {
                 }
             })
             .collect())
+    }
+
+    async fn client_message(
+        &self,
+        room: &str,
+        author: UserId,
+        client_id: u64,
+    ) -> Result<Option<(MsgId, Offset)>> {
+        // Served by the `messages_by_client_id` index.
+        let row =
+            sqlx::query("SELECT id, offset FROM messages WHERE room = ? AND author = ? AND client_id = ?")
+                .bind(room)
+                .bind(i(author))
+                .bind(i(client_id))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64)))
     }
 
     async fn unread(&self, room: &str, user: UserId) -> Result<u64> {
