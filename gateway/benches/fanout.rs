@@ -52,6 +52,7 @@ fn config() -> HubConfig {
         max_rooms_per_user: 0,
         max_members_per_room: 0,
         recent_messages: garou_gateway::hub::room::RECENT_MESSAGES,
+        recent_messages_total: 1_000_000,
     }
 }
 

@@ -32,6 +32,11 @@ pub struct ServerConfig {
     /// idempotent publishing: a re-sent client id the window still knows is answered without
     /// a store read; older ones are looked up in the store). At least 1.
     pub recent_messages: usize,
+    /// Messages all rooms together keep in memory (each room within `recent_messages`):
+    /// one budget, so memory does not grow with the number of rooms. Past it, the oldest
+    /// remembered message of any room is forgotten (still in the store). About 150 bytes
+    /// each. At least 1.
+    pub recent_messages_total: usize,
     /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
@@ -280,6 +285,7 @@ impl Default for ServerConfig {
             data: PathBuf::from("data"),
             sqlite_synchronous: SqliteSynchronous::Full,
             recent_messages: crate::hub::room::RECENT_MESSAGES,
+            recent_messages_total: 500_000,
             cert: None,
             key: None,
             max_connections: 10_000,
@@ -377,6 +383,9 @@ impl ServerConfig {
         }
         if self.recent_messages == 0 {
             return Err("recent_messages must be at least 1".into());
+        }
+        if self.recent_messages_total == 0 {
+            return Err("recent_messages_total must be at least 1".into());
         }
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err("admin.token must be at least 16 characters".into());

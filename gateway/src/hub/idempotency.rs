@@ -51,6 +51,7 @@ async fn open(dir: &Path, window: usize) -> World {
     let store = SqliteStore::open(dir).await.unwrap();
     let cfg = HubConfig {
         recent_messages: window,
+        recent_messages_total: 1_000_000,
         ..cfg()
     };
     let hub = Hub::open(cfg, Arc::new(store)).await.unwrap();

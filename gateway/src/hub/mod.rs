@@ -17,6 +17,7 @@ pub mod rate;
 pub mod room;
 #[cfg(test)]
 mod tests;
+pub mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -74,6 +75,8 @@ pub struct HubConfig {
     /// publishing ([`room::RECENT_MESSAGES`] by default). Past it, a re-sent client id is
     /// looked up in the store.
     pub recent_messages: usize,
+    /// Messages all rooms together keep in memory ([`window::Windows`]).
+    pub recent_messages_total: usize,
 }
 
 impl HubConfig {
@@ -97,6 +100,7 @@ impl From<&ServerConfig> for HubConfig {
             max_rooms_per_user: c.limits.max_rooms_per_user,
             max_members_per_room: c.limits.max_members_per_room,
             recent_messages: c.recent_messages,
+            recent_messages_total: c.recent_messages_total,
         }
     }
 }
@@ -189,6 +193,8 @@ pub struct Hub {
     guests: RwLock<HashSet<UserId>>,
     /// Session addresses for the admin API.
     peers: admin::Peers,
+    /// The budget of every room's in-memory window together.
+    windows: window::Windows,
 }
 
 /// A continuation that sends `msg` to `conn` (once the committer ran it).
@@ -295,6 +301,8 @@ impl Hub {
             users.by_subject.insert(subject, id);
         }
         let mut rooms = HashMap::new();
+        let windows = window::Windows::new(cfg.recent_messages_total);
+        let mut evicted = Vec::new();
         for rec in store.rooms().await? {
             let room = Arc::new(Room::new(
                 &rec.name,
@@ -344,9 +352,10 @@ impl Hub {
                         deleted: r.deleted,
                         reactions: r.reactions,
                     };
-                    room.remember(&mut st, r.id, entry);
+                    evicted.push(room.remember_within(&mut st, r.id, entry, &windows));
                 }
             }
+            evicted.drain(..).for_each(window::Evictions::apply);
             rooms.insert(room.name.clone(), room);
         }
         for (room, user, read) in store.read_marks().await? {
@@ -370,6 +379,7 @@ impl Hub {
             uploads: Default::default(),
             guests: RwLock::new(HashSet::new()),
             peers: Default::default(),
+            windows,
         }))
     }
 
@@ -1075,7 +1085,7 @@ impl Hub {
             deleted: false,
             reactions: Vec::new(),
         };
-        room.remember(&mut st, id, recent);
+        let evicted = room.remember_within(&mut st, id, recent, &self.windows);
         st.rate.record(now);
         if !st.hot && st.rate.rate(now) > self.cfg.hot_room_threshold && self.reserve_hot() {
             tracing::info!(room = name, "room promoted to its own stream");
@@ -1083,6 +1093,8 @@ impl Hub {
             self.hot.lock().insert(room.name.clone());
         }
         self.maybe_trim(&room, &st);
+        drop(st);
+        evicted.apply();
         Ok(None)
     }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::commit::{Commit, Committer, Refusal};
 use super::rate::RateWindow;
+use super::window::{Evictions, Windows};
 use crate::session::outbound::Conn;
 use crate::store::{Op, StoreError};
 
@@ -289,10 +290,35 @@ impl Room {
         self.forgotten.load(Ordering::Acquire)
     }
 
-    /// Remember a new message (see [`RoomState::remember`]), noting when the window
-    /// forgets one.
-    pub fn remember(&self, st: &mut RoomState, id: MsgId, recent: Recent) {
-        if st.remember(id, recent) {
+    /// Remember a new message within the room's window and the gateway-wide budget
+    /// ([`Windows`]), noting when the window forgets one. What the budget evicts from this
+    /// room is forgotten at once; evictions from other rooms are returned, to be applied
+    /// once `st` is released.
+    pub fn remember_within(
+        self: &Arc<Self>,
+        st: &mut RoomState,
+        id: MsgId,
+        recent: Recent,
+        windows: &Windows,
+    ) -> Evictions {
+        let mut forgot = st.remember(id, recent);
+        let mut elsewhere = Vec::new();
+        for (room, victim) in windows.push(self, id) {
+            if std::ptr::eq(room.as_ptr(), Arc::as_ptr(self)) {
+                forgot |= st.forget_upto(victim);
+            } else {
+                elsewhere.push((room, victim));
+            }
+        }
+        if forgot {
+            self.forgotten.store(true, Ordering::Release);
+        }
+        Evictions::new(elsewhere)
+    }
+
+    /// Forget every remembered message up to `id` (the budget evicted it).
+    pub fn forget_upto(&self, st: &mut RoomState, id: MsgId) {
+        if st.forget_upto(id) {
             self.forgotten.store(true, Ordering::Release);
         }
     }
@@ -432,15 +458,32 @@ impl RoomState {
         self.recent_order.push_back(id);
         let mut forgot = false;
         while self.recent_order.len() > self.window {
-            if let Some(old) = self.recent_order.pop_front() {
-                forgot = true;
-                if let Some(r) = self.recent.remove(&old) {
-                    let key = (r.author, r.client_id);
-                    if self.client_ids.get(&key).is_some_and(|&(i, _)| i == old) {
-                        self.client_ids.remove(&key);
-                    }
-                }
-            }
+            forgot |= self.forget_oldest();
+        }
+        forgot
+    }
+
+    /// Forget the oldest remembered message; true if the window still held it.
+    fn forget_oldest(&mut self) -> bool {
+        let Some(old) = self.recent_order.pop_front() else {
+            return false;
+        };
+        let Some(r) = self.recent.remove(&old) else {
+            return false;
+        };
+        let key = (r.author, r.client_id);
+        if self.client_ids.get(&key).is_some_and(|&(i, _)| i == old) {
+            self.client_ids.remove(&key);
+        }
+        true
+    }
+
+    /// Forget the remembered messages up to `id` (ids grow with time, so a room's window
+    /// is in id order); true if one was still held.
+    fn forget_upto(&mut self, id: MsgId) -> bool {
+        let mut forgot = false;
+        while self.recent_order.front().is_some_and(|&front| front <= id) {
+            forgot |= self.forget_oldest();
         }
         forgot
     }

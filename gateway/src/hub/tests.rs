@@ -116,6 +116,7 @@ pub(super) fn cfg() -> HubConfig {
         max_rooms_per_user: 0,
         max_members_per_room: 0,
         recent_messages: super::room::RECENT_MESSAGES,
+        recent_messages_total: 1_000_000,
     }
 }
 
