@@ -361,13 +361,17 @@ impl ServerConfig {
             || !positive(l.commands_per_sec_per_ip)
             || l.command_burst_per_ip == 0
         {
-            return Err("limits.commands_per_sec_per_* and limits.command_burst_per_* must be above 0".into());
+            return Err(
+                "limits.commands_per_sec_per_* and limits.command_burst_per_* must be above 0".into(),
+            );
         }
         if l.pre_auth_max_frame < 256 || l.pre_auth_max_frame > self.max_frame {
             return Err("limits.pre_auth_max_frame must be between 256 and max_frame".into());
         }
         if l.max_buffered_per_connection < self.max_frame + garou_protocol::HEADER_LEN {
-            return Err("limits.max_buffered_per_connection must hold one max_frame frame (max_frame + 5)".into());
+            return Err(
+                "limits.max_buffered_per_connection must hold one max_frame frame (max_frame + 5)".into(),
+            );
         }
         if l.buffer_budget < l.max_buffered_per_connection {
             return Err("limits.buffer_budget must be at least limits.max_buffered_per_connection".into());

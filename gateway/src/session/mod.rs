@@ -268,7 +268,16 @@ pub async fn run<C: Connection>(
         crate::metrics::handshake(crate::metrics::Handshake::Ok, started.elapsed());
         hub.peers().insert(handle.id, conn.remote());
         tracing::Span::current().record("user", handle.user);
-        let result = serve(&conn, &hub, &cfg, (&limits, &buffers), &handle, control_rx, &shutdown).await;
+        let result = serve(
+            &conn,
+            &hub,
+            &cfg,
+            (&limits, &buffers),
+            &handle,
+            control_rx,
+            &shutdown,
+        )
+        .await;
         match result {
             Err(Fault::Protocol(code, reason)) => {
                 warn!(?code, %reason, "closing misbehaving session");
