@@ -444,6 +444,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("max_ack_delay_ms"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "limits": { "max_buffered_per_connection": 4096 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_buffered_per_connection"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "limits": { "pre_auth_max_frame": 10 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pre_auth_max_frame"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "limits": { "commands_per_sec_per_user": 0.0 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("commands_per_sec_per_"), "{err}");
     }
 
     #[test]
