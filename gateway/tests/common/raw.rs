@@ -82,7 +82,13 @@ pub fn quic_config(gw: &Gateway, transport: Option<quinn::TransportConfig>) -> q
 
 /// One client endpoint (UDP socket) for many raw connections.
 pub fn endpoint() -> quinn::Endpoint {
-    quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap()
+    endpoint_at("127.0.0.1")
+}
+
+/// A client endpoint bound to another loopback address (e.g. "127.0.0.2"), to test
+/// per-IP limits: Linux routes all of 127.0.0.0/8 to loopback.
+pub fn endpoint_at(ip: &str) -> quinn::Endpoint {
+    quinn::Endpoint::client(format!("{ip}:0").parse().unwrap()).unwrap()
 }
 
 /// A QUIC connection to the gateway, handshake done, nothing sent.
@@ -154,7 +160,21 @@ impl Raw {
         read: bool,
         transport: Option<quinn::TransportConfig>,
     ) -> Raw {
-        let endpoint = endpoint();
+        Raw::login_with(gw, Credentials::Nick(nick.into()), read, transport, endpoint()).await
+    }
+
+    /// [`Raw::login`] with any credentials, from `endpoint` (see [`endpoint_at`]).
+    pub async fn login_with(
+        gw: &Gateway,
+        credentials: Credentials,
+        read: bool,
+        transport: Option<quinn::TransportConfig>,
+        endpoint: quinn::Endpoint,
+    ) -> Raw {
+        let nick = match &credentials {
+            Credentials::Nick(n) => n.clone(),
+            _ => "token user".to_string(),
+        };
         let conn = connect(&endpoint, gw, transport).await.expect("QUIC handshake");
         let (mut control, mut recv) = conn.open_bi().await.unwrap();
         let hello = Hello {
@@ -162,9 +182,7 @@ impl Raw {
             client: "raw-test".into(),
         };
         control.write_all(&Message::from(hello).encode()).await.unwrap();
-        let auth = Auth {
-            credentials: Credentials::Nick(nick.into()),
-        };
+        let auth = Auth { credentials };
         control.write_all(&Message::from(auth).encode()).await.unwrap();
         // Read exactly the handshake (up to Welcome) by hand, leaving the rest unread.
         let mut dec = Decoder::default();
