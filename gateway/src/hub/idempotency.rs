@@ -201,3 +201,50 @@ proptest! {
         rt.block_on(run(window, steps));
     }
 }
+
+/// Direct messages take the same path: a re-sent client id past a direct room's window
+/// gets the original ack from the store, and nothing new is stored.
+#[tokio::test]
+async fn a_direct_message_resent_past_the_window_gets_its_original_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), 1).await;
+    let dm = |req: ReqId, client_id: u64| -> Message {
+        DirectMessage {
+            req,
+            to: "bob".into(),
+            client_id,
+            text: format!("c{client_id}"),
+        }
+        .into()
+    };
+    let mut acks = Vec::new();
+    for (req, client_id) in [(1, 5), (2, 6), (3, 7)] {
+        assert!(submit(&w.hub, &w.alice, dm(req, client_id)).await.is_none());
+        w.hub.flush().await;
+        acks.extend(
+            w.alice
+                .control()
+                .into_iter()
+                .filter(|m| matches!(m, Message::MessageAck(_))),
+        );
+    }
+    assert_eq!(acks.len(), 3, "{acks:?}");
+    let Message::MessageAck(first) = &acks[0] else {
+        panic!("{acks:?}")
+    };
+    assert!(w.hub.may_have_forgotten(&w.alice.conn, &dm(4, 5)));
+    let Some(Message::MessageAck(again)) = submit(&w.hub, &w.alice, dm(4, 5)).await else {
+        panic!("answered from the store at once")
+    };
+    assert_eq!(
+        (again.req, &again.room, again.id, again.offset),
+        (4, &first.room, first.id, first.offset)
+    );
+    let rows = w
+        .hub
+        .store()
+        .messages(&first.room, None, Some(0), 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+}

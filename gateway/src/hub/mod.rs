@@ -1154,9 +1154,8 @@ impl Hub {
 
     /// For a Send or DirectMessage whose client id the room's window may have forgotten:
     /// the original ack when the store holds that message (`None`: publish it as new). The
-    /// store decides idempotency; the window is only its cache. Costs nothing (no store
-    /// read, no lock) for a room whose window never forgot a message, and for client ids
-    /// the window knows.
+    /// store decides idempotency; the window is only its cache: no store read for client
+    /// ids the window knows. Call it only when [`Hub::may_have_forgotten`] says so.
     pub async fn stored_ack(&self, conn: &Conn, msg: &Message) -> Option<Message> {
         let (req, room_name, client_id) = match msg {
             Message::Send(m) => (m.req, m.room.clone(), m.client_id),

@@ -202,6 +202,11 @@ impl Room {
     /// message 0 (no message has id 0; clients ignore deletions of messages they do not
     /// know), stored and delivered like any event, so live delivery, resume replay and the
     /// room's `last_offset` stay gap-free.
+    ///
+    /// Only messages undo their in-memory effects (their place in the window, see
+    /// [`super::Hub`]'s send); a refused membership, role or edit change stays in memory
+    /// until the next restart. Constraint violations are not expected there: those rows
+    /// upsert.
     #[allow(clippy::too_many_arguments)]
     pub fn publish_with(
         self: &Arc<Self>,

@@ -868,6 +868,63 @@ mod tests {
         assert_eq!(b[199], Bytes::from("b200"));
     }
 
+    /// Store errors are classified from real SQLite failures: a broken UNIQUE index is a
+    /// Conflict, a database another connection holds locked is Unavailable.
+    #[tokio::test]
+    async fn errors_are_classified_conflict_or_unavailable() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let room = Op::Room {
+            name: "r".into(),
+            kind: RoomKind::Group,
+            epoch: 1,
+        };
+        let message = |id, client_id| Op::Message {
+            id,
+            room: "r".into(),
+            offset: id,
+            author: 1,
+            nick: "ann".into(),
+            ts_ms: 1,
+            text: "hi".into(),
+            client_id,
+            attachment: None,
+        };
+        s.apply(&[room, message(1, 7)]).await.unwrap();
+        assert_eq!(s.client_message("r", 1, 7).await.unwrap(), Some((1, 1)));
+        let e = s.apply(&[message(2, 7)]).await.unwrap_err();
+        assert!(e.is_conflict(), "{e:?}");
+        assert_eq!(s.client_message("r", 1, 7).await.unwrap(), Some((1, 1)));
+
+        // Another connection takes the write lock; ours gives up at once.
+        let db = dir.path().join("garou.db");
+        let mut holder = SqliteConnectOptions::new().filename(&db).connect().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+        let mut writer = SqliteConnectOptions::new()
+            .filename(&db)
+            .busy_timeout(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap();
+        let busy = sqlx::query("INSERT INTO users (id, nick) VALUES (9, 'x')")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        let e = StoreError::from(busy);
+        assert!(e.is_unavailable(), "{e:?}");
+        assert_eq!(e.kind(), "unavailable");
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        holder.close().await.unwrap();
+        writer.close().await.unwrap();
+        // A query that is wrong is neither.
+        let bad = sqlx::query("SELECT nope FROM nowhere")
+            .execute(&s.pool)
+            .await
+            .unwrap_err();
+        assert_eq!(StoreError::from(bad).kind(), "other");
+    }
+
     #[tokio::test]
     async fn delete_room_removes_only_that_room() {
         let dir = tempfile::tempdir().unwrap();
