@@ -163,6 +163,10 @@ async fn a_client_that_stops_reading_its_control_stream_still_gets_its_slow_cons
     let gw = gateway(|c| {
         c.limits.commands_per_sec = 1_000_000.0;
         c.limits.command_burst = 1_000_000;
+        c.limits.commands_per_sec_per_user = 1_000_000.0;
+        c.limits.command_burst_per_user = 1_000_000;
+        c.limits.commands_per_sec_per_ip = 1_000_000.0;
+        c.limits.command_burst_per_ip = 1_000_000;
     })
     .await;
     // Small windows: the unread control stream backs up after a few hundred replies, then
@@ -361,6 +365,10 @@ async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() 
         c.stream.lane_queue = 16;
         c.limits.commands_per_sec = 1_000_000.0;
         c.limits.command_burst = 1_000_000;
+        c.limits.commands_per_sec_per_user = 1_000_000.0;
+        c.limits.command_burst_per_user = 1_000_000;
+        c.limits.commands_per_sec_per_ip = 1_000_000.0;
+        c.limits.command_burst_per_ip = 1_000_000;
         // However slow the machine, the stalled client is dropped for not reading, not
         // for not pinging.
         c.idle_timeout_secs = 600;
@@ -416,6 +424,10 @@ async fn a_websocket_client_that_stops_reading_its_replies_still_gets_its_slow_c
     let gw = gateway(|c| {
         c.limits.commands_per_sec = 1_000_000.0;
         c.limits.command_burst = 1_000_000;
+        c.limits.commands_per_sec_per_user = 1_000_000.0;
+        c.limits.command_burst_per_user = 1_000_000;
+        c.limits.commands_per_sec_per_ip = 1_000_000.0;
+        c.limits.command_burst_per_ip = 1_000_000;
         c.idle_timeout_secs = 600;
     })
     .await;
