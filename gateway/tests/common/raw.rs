@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use garou_gateway::server::Gateway;
 use garou_protocol::{
     Auth, Credentials, Decoder, Hello, Join, Message, StreamHeader, StreamKind, UserId, PROTOCOL_VERSION,
 };
@@ -13,7 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::WAIT;
+use super::{Target, WAIT};
 
 /// Accepts exactly the gateway's certificate (by SHA-256 of its DER).
 #[derive(Debug)]
@@ -59,10 +58,10 @@ impl ServerCertVerifier for Pin {
 }
 
 /// Client config pinned to the gateway; `transport` tweaks the QUIC transport.
-pub fn quic_config(gw: &Gateway, transport: Option<quinn::TransportConfig>) -> quinn::ClientConfig {
+pub fn quic_config(gw: &impl Target, transport: Option<quinn::TransportConfig>) -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let pin = Pin {
-        hash: gw.cert_sha256,
+        hash: gw.cert_sha256(),
         algs: provider.signature_verification_algorithms,
     };
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -82,17 +81,23 @@ pub fn quic_config(gw: &Gateway, transport: Option<quinn::TransportConfig>) -> q
 
 /// One client endpoint (UDP socket) for many raw connections.
 pub fn endpoint() -> quinn::Endpoint {
-    quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap()
+    endpoint_on([127, 0, 0, 1])
+}
+
+/// An endpoint whose packets come from this loopback address (Linux routes all of
+/// 127.0.0.0/8 to `lo`), so per-IP limits can tell an attacker from the bystanders.
+pub fn endpoint_on(ip: [u8; 4]) -> quinn::Endpoint {
+    quinn::Endpoint::client((ip, 0).into()).unwrap()
 }
 
 /// A QUIC connection to the gateway, handshake done, nothing sent.
 pub async fn connect(
     ep: &quinn::Endpoint,
-    gw: &Gateway,
+    gw: &impl Target,
     transport: Option<quinn::TransportConfig>,
 ) -> Result<quinn::Connection, quinn::ConnectionError> {
     let connecting = ep
-        .connect_with(quic_config(gw, transport), gw.quic_addr, "localhost")
+        .connect_with(quic_config(gw, transport), gw.quic_addr(), "localhost")
         .unwrap();
     tokio::time::timeout(WAIT, connecting)
         .await
@@ -149,12 +154,26 @@ impl Raw {
     /// Connect and log in as `nick`. With `read`, control and server streams are read
     /// into `inbox` / `events`; without, the client never reads after the handshake.
     pub async fn login(
-        gw: &Gateway,
+        gw: &impl Target,
         nick: &str,
         read: bool,
         transport: Option<quinn::TransportConfig>,
     ) -> Raw {
-        let endpoint = endpoint();
+        Raw::login_as(gw, endpoint(), Credentials::Nick(nick.into()), read, transport).await
+    }
+
+    /// [`Raw::login`] with any credentials (a token), on a given endpoint (source address).
+    pub async fn login_as(
+        gw: &impl Target,
+        endpoint: quinn::Endpoint,
+        credentials: Credentials,
+        read: bool,
+        transport: Option<quinn::TransportConfig>,
+    ) -> Raw {
+        let nick = match &credentials {
+            Credentials::Nick(n) => n.clone(),
+            Credentials::Token(_) => "token".to_owned(),
+        };
         let conn = connect(&endpoint, gw, transport).await.expect("QUIC handshake");
         let (mut control, mut recv) = conn.open_bi().await.unwrap();
         let hello = Hello {
@@ -162,9 +181,7 @@ impl Raw {
             client: "raw-test".into(),
         };
         control.write_all(&Message::from(hello).encode()).await.unwrap();
-        let auth = Auth {
-            credentials: Credentials::Nick(nick.into()),
-        };
+        let auth = Auth { credentials };
         control.write_all(&Message::from(auth).encode()).await.unwrap();
         // Read exactly the handshake (up to Welcome) by hand, leaving the rest unread.
         let mut dec = Decoder::default();
