@@ -746,8 +746,9 @@ async fn half_sent_http_requests_are_timed_out_and_capped() {
     const CONNS: usize = 300;
     let arena = Arena::start(
         r#"
-        [http]
+        [http_server]
         header_timeout_secs = 2
+        max_connections_per_ip = 64
         "#,
     )
     .await;
