@@ -15,6 +15,9 @@ use garou_protocol::{Credentials, ErrorCode, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+
 /// `[auth]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -41,6 +44,10 @@ pub struct Claims {
     pub name: Option<String>,
     /// Expiry, seconds since the epoch (required).
     pub exp: u64,
+    /// Not before, seconds since the epoch (optional): a token presented earlier than this
+    /// (with the same leeway as `exp`) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Room grants: room name -> role (`guest`, `member`, `moderator`, `admin`, `owner`)
     /// the user gets when joining it.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
@@ -71,6 +78,8 @@ pub enum Identity {
 pub enum AuthError {
     #[error("token expired")]
     Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
     #[error("bad token signature")]
     BadSignature,
     #[error("invalid token: {0}")]
@@ -183,7 +192,8 @@ impl Auth {
             )));
         };
         let mut v = Validation::new(*alg);
-        v.leeway = 30;
+        v.leeway = LEEWAY_SECS;
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "sub"]);
         match &self.audience {
             Some(aud) => v.set_audience(&[aud]),
@@ -196,6 +206,7 @@ impl Auth {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 _ => AuthError::Invalid(e.to_string()),
             }
@@ -272,6 +283,7 @@ mod tests {
             sub: "u-1".into(),
             name: Some("ann".into()),
             exp,
+            nbf: None,
             rooms: HashMap::from([("ops".to_owned(), "admin".to_owned())]),
             aud: None,
             iss: None,
@@ -308,6 +320,35 @@ mod tests {
             hs("s3cret").verify(&Credentials::Token("not.a.jwt".into())),
             Err(AuthError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_token_used_before_its_nbf_is_refused_with_the_exp_leeway() {
+        let now = now_secs();
+        let early = Claims {
+            nbf: Some(now + 3600),
+            ..claims(now + 7200)
+        };
+        let t = mint("s3cret", &early).unwrap();
+        assert_eq!(
+            hs("s3cret").verify(&Credentials::Token(t)),
+            Err(AuthError::NotYetValid)
+        );
+        // Within the leeway (clock skew between issuer and gateway), and in the past: fine.
+        for nbf in [now + LEEWAY_SECS / 2, now - 60] {
+            let t = mint(
+                "s3cret",
+                &Claims {
+                    nbf: Some(nbf),
+                    ..claims(now + 60)
+                },
+            )
+            .unwrap();
+            assert!(
+                matches!(hs("s3cret").verify(&Credentials::Token(t)), Ok(Identity::Token { .. })),
+                "nbf {nbf} (now {now})"
+            );
+        }
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub shard: ShardConfig,
     pub retention: RetentionConfig,
     pub uploads: UploadConfig,
+    /// The HTTP listener: CORS origins, timeouts, connection caps (`[http_server]`).
+    pub http_server: HttpServerConfig,
     /// Token verification and guests; no key = open dev mode.
     pub auth: crate::auth::AuthConfig,
     pub limits: LimitsConfig,
@@ -140,6 +142,19 @@ pub struct UploadConfig {
     pub max_size: u64,
     /// Content types accepted (prefix match, e.g. "image/").
     pub content_types: Vec<String>,
+    /// Let anonymous guests upload and download attachments (default: no; they still read
+    /// the messages of the rooms they joined).
+    pub allow_guests: bool,
+    /// Bytes one user may have stored (declared sizes of every upload of theirs, finished
+    /// or not); 0 = no limit.
+    pub quota_bytes_per_user: u64,
+    /// New uploads one user may start per `rate_window_secs` (resuming one does not
+    /// count); 0 = no limit.
+    pub uploads_per_window: u32,
+    pub rate_window_secs: u64,
+    /// Disk budget of all uploads together, bytes (declared sizes, finished or not); a new
+    /// upload beyond it is refused with LimitReached ("storage is full"); 0 = no limit.
+    pub max_total_bytes: u64,
 }
 
 impl Default for UploadConfig {
@@ -152,6 +167,54 @@ impl Default for UploadConfig {
                 "application/pdf".into(),
                 "application/octet-stream".into(),
             ],
+            allow_guests: false,
+            quota_bytes_per_user: 1024 * 1024 * 1024,
+            uploads_per_window: 20,
+            rate_window_secs: 60,
+            max_total_bytes: 20 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// The HTTP listener (chat page, APIs, `/ws`, uploads): who may read it cross-origin, how
+/// long a client may take, and how many connections it may hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Origins whose pages may read the HTTP API's answers (CORS), e.g.
+    /// `["https://chat.example.com"]`; `"*"` allows any. Empty (default): same origin only,
+    /// no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// A request head must arrive whole within this; it also bounds how long a kept-alive
+    /// connection may wait idle for its next request (the keep-alive idle timeout).
+    pub header_timeout_secs: u64,
+    /// A connection on which no byte moves either way for this long while a request is
+    /// read or answered is closed (a stalled body, a client that stopped reading). Not
+    /// applied after a WebSocket upgrade (the session has its own idle timeout).
+    pub idle_timeout_secs: u64,
+    /// A request other than an upload must be answered within this (408 otherwise).
+    pub request_timeout_secs: u64,
+    /// An upload body (`POST /api/uploads`) must average at least this many bytes per
+    /// second after a 10 s grace, or it is cut off with 408: a 25 MiB file at the default
+    /// (16 KiB/s) may take 26 minutes; a trickling client cannot hold a connection forever.
+    pub upload_min_bytes_per_sec: u64,
+    /// HTTP connections open at once; beyond, new ones are closed at accept (counted).
+    /// A WebSocket stops counting here once upgraded (sessions have their own limits).
+    pub max_connections: usize,
+    /// HTTP connections one client IP may hold open at once; beyond, closed at accept.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        HttpServerConfig {
+            cors_origins: Vec::new(),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 30,
+            upload_min_bytes_per_sec: 16 * 1024,
+            max_connections: 2048,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -228,6 +291,7 @@ impl Default for ServerConfig {
             shard: ShardConfig::default(),
             retention: RetentionConfig::default(),
             uploads: UploadConfig::default(),
+            http_server: HttpServerConfig::default(),
             auth: crate::auth::AuthConfig::default(),
             limits: LimitsConfig::default(),
         }
@@ -329,6 +393,20 @@ impl ServerConfig {
             return Err(
                 "stream.ack_eliciting_threshold and stream.max_ack_delay_ms must be at most 1000".into(),
             );
+        }
+        let h = &self.http_server;
+        if h.header_timeout_secs == 0
+            || h.idle_timeout_secs == 0
+            || h.request_timeout_secs == 0
+            || h.max_connections == 0
+            || h.max_connections_per_ip == 0
+        {
+            return Err(
+                "http_server timeouts, max_connections and max_connections_per_ip must be above 0".into(),
+            );
+        }
+        if self.uploads.rate_window_secs == 0 {
+            return Err("uploads.rate_window_secs must be at least 1".into());
         }
         if self.stream.lane_queue == 0 {
             return Err("stream.lane_queue must be at least 1".into());

@@ -1,17 +1,23 @@
 //! The HTTP side (axum): the chat page and the wasm package embedded in the binary, the
 //! certificate hash browsers pin, health, and `/ws`, the WebSocket fallback transport.
+//!
+//! Cross-origin reads (CORS) are off unless `[http_server] cors_origins` names the origins
+//! allowed: by default only the gateway's own page may read its answers. Every request but
+//! an upload must be answered within `request_timeout_secs`; connection caps and the
+//! header and idle timeouts live in [`crate::http_listener`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Path, RawQuery, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rust_embed::RustEmbed;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::config::ServerConfig;
 use crate::hub::Hub;
@@ -45,21 +51,57 @@ pub struct HttpState {
 
 /// The router for the HTTP listener.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let request_timeout = std::time::Duration::from_secs(state.cfg.http_server.request_timeout_secs);
+    let cors = cors(&state.cfg.http_server.cors_origins);
+    let app = Router::new()
         .route("/cert-hash", get(cert_hash))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .merge(crate::admin_api::routes())
         .route("/api/rooms/{room}/messages", get(history))
-        .route("/api/uploads", post(crate::uploads::upload_http))
         .route("/api/uploads/{id}", get(crate::uploads::download))
         .route("/ws", get(websocket))
         .fallback(get(static_file))
-        // The page may live on another origin (a front-end app): these are public GETs, and
-        // uploads authenticate with a session ticket, never a cookie.
-        .layer(CorsLayer::permissive())
-        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        // Uploads are long: their body is bounded by a minimum rate instead.
+        .route("/api/uploads", post(crate::uploads::upload_http));
+    match cors {
+        Some(cors) => app.layer(cors).with_state(state),
+        None => app.with_state(state),
+    }
+}
+
+/// The CORS layer for `origins` (`"*"`: any origin), or none at all for an empty list
+/// (same origin only). Credentials travel in the Authorization header, never a cookie.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| match HeaderValue::from_str(o.trim_end_matches('/')) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!(origin = o, "ignoring an invalid CORS origin");
+                    None
+                }
+            })
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
 }
 
 /// The host part of the Host header, IPv6 in brackets, without the port.
@@ -123,23 +165,56 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         .into_response()
 }
 
-/// `?after=&before=&limit=` of the history API.
-#[derive(serde::Deserialize)]
-struct PageQuery {
-    after: Option<u64>,
-    before: Option<u64>,
-    limit: Option<u32>,
+/// A JSON error body: `{"error": ..., "message": ...}`.
+fn json_error(status: StatusCode, error: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": error, "message": message })),
+    )
+        .into_response()
 }
 
-/// `GET /api/rooms/{room}/messages`: a page of history, oldest first, for back-ends and
-/// tests. Open in dev mode (no auth configured yet).
+/// `GET /api/rooms/{room}/messages?after=&before=&limit=`: a page of history, oldest
+/// first, for back-ends and pages. The read model is the protocol's: a user reads the
+/// history of the rooms it is a member of (any kind); the admin token reads every room.
+/// The caller is named by `Authorization: Bearer` (admin token, session ticket or token)
+/// or `?ticket=` ([`crate::http_auth`]). No identity: 401. Not a member: 403, or 404 for a
+/// direct room, exactly as if it did not exist, so direct rooms cannot be enumerated.
 async fn history(
     State(s): State<HttpState>,
     Path(room): Path<String>,
-    Query(p): Query<PageQuery>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Response {
-    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    match s.hub.history_page(None, &room, p.before, p.after, limit).await {
+    let p = match crate::http_query::page_query(query.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
+    };
+    let caller = match crate::http_auth::caller(&s, &headers, p.ticket.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let no_room = || json_error(StatusCode::NOT_FOUND, "NoSuchRoom", &format!("no room {room}"));
+    let reader = match caller {
+        crate::http_auth::Caller::Backend => None,
+        crate::http_auth::Caller::User(user) => Some(user),
+        // A member of no room: refused like any non-member.
+        crate::http_auth::Caller::Stranger => {
+            return match s.hub.room_kind(&room) {
+                None | Some(garou_protocol::RoomKind::Direct) => no_room(),
+                Some(_) => json_error(
+                    StatusCode::FORBIDDEN,
+                    "NotMember",
+                    &format!("not a member of {room}"),
+                ),
+            }
+        }
+    };
+    match s
+        .hub
+        .history_page(reader, &room, p.before, p.after, p.limit())
+        .await
+    {
         Ok((epoch, messages)) => {
             let messages: Vec<serde_json::Value> = messages
                 .into_iter()
@@ -160,18 +235,15 @@ async fn history(
                 .collect();
             Json(serde_json::json!({ "messages": messages, "epoch": epoch })).into_response()
         }
-        Err((code, message)) => {
-            let status = if code == garou_protocol::ErrorCode::NoSuchRoom {
-                StatusCode::NOT_FOUND
+        Err((garou_protocol::ErrorCode::NoSuchRoom, _)) => no_room(),
+        Err((garou_protocol::ErrorCode::NotMember, message)) => {
+            if s.hub.room_kind(&room) == Some(garou_protocol::RoomKind::Direct) {
+                no_room()
             } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            (
-                status,
-                Json(serde_json::json!({ "error": format!("{code:?}"), "message": message })),
-            )
-                .into_response()
+                json_error(StatusCode::FORBIDDEN, "NotMember", &message)
+            }
         }
+        Err((code, message)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{code:?}"), &message),
     }
 }
 

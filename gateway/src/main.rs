@@ -80,6 +80,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         sub: args.user,
         name: args.name,
         exp: auth::now_secs() + ttl,
+        nbf: None,
         rooms,
         aud: None,
         iss: None,

@@ -34,6 +34,8 @@ pub struct Gateway {
     current_cert: Arc<parking_lot::RwLock<[u8; 32]>>,
     /// Admission state and counters of everything a limit refused or dropped.
     pub limits: Arc<Limits>,
+    /// Open HTTP connections against their caps, and what the HTTP listener refused.
+    pub http_conns: Arc<crate::http_listener::HttpConns>,
     shutdown: CancellationToken,
     draining: CancellationToken,
     done: tokio::task::JoinHandle<()>,
@@ -89,20 +91,14 @@ impl Gateway {
         // HTTP stops after the sessions drained (not when shutdown begins), so `/ready`
         // keeps answering 503 to load balancers meanwhile.
         let http_stop = CancellationToken::new();
-        let http = {
-            let shutdown = http_stop.clone();
-            tokio::spawn(async move {
-                // Chat frames are small and latency-bound: no Nagle delay on the WebSocket.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let app = app.into_make_service_with_connect_info::<SocketAddr>();
-                let stop = async move { shutdown.cancelled().await };
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-                    warn!(error = %e, "HTTP server failed");
-                }
-            })
-        };
+        let http_conns = crate::http_listener::HttpConns::new(&cfg.http_server);
+        let http = tokio::spawn(crate::http_listener::serve(
+            listener,
+            app,
+            cfg.http_server.clone(),
+            http_conns.clone(),
+            http_stop.clone(),
+        ));
         let done = tokio::spawn(accept_loop(
             endpoint.clone(),
             hub.clone(),
@@ -120,6 +116,7 @@ impl Gateway {
             endpoint,
             current_cert,
             limits,
+            http_conns,
             shutdown,
             draining,
             done,

@@ -12,7 +12,22 @@
 //! - A message's `attachment` must name a complete upload of its sender; the upload is then
 //!   bound to that room, whose members (and the owner) may download it.
 //! - Every live session gets a random ticket (in `Welcome`) that authenticates its HTTP
-//!   requests: `GET /api/uploads/{id}?ticket=` and `POST /api/uploads?ticket=&name=`.
+//!   requests: `GET /api/uploads/{id}` and `POST /api/uploads?name=`, with
+//!   `Authorization: Bearer <ticket>` or, for links a browser follows, `?ticket=`
+//!   ([`crate::http_auth`]).
+//!
+//! Who may read an attachment: its owner, the members of the room it was shared in (the
+//! people who may read that room's history, see [`crate::hub::Hub::history_page`]), and
+//! back-ends with the admin token. Group and channel rooms are open to any signed-in user
+//! who joins them, so an attachment there is exactly as private as the room's messages;
+//! private exchanges belong in direct rooms, which nobody else can join. Anonymous guests
+//! neither upload nor download unless `[uploads] allow_guests` says so.
+//!
+//! What a user may store: uploads are refused to guests (by default), beyond
+//! `uploads_per_window` new uploads per `rate_window_secs` per user (RateLimited), beyond
+//! `quota_bytes_per_user` bytes per user and `max_total_bytes` for everybody together
+//! (LimitReached; "storage is full" for the latter). Sizes count as declared when an
+//! upload starts, finished or not, so a half-sent upload reserves its space.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -21,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,6 +50,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::ServerConfig;
 use crate::http::HttpState;
+use crate::http_auth::Caller;
 use crate::hub::Hub;
 use crate::store::{Store, UploadRecord};
 
@@ -68,7 +84,12 @@ pub struct Registry {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Woken whenever a chunk was written.
     grew: tokio::sync::Notify,
+    /// New uploads per user in the current window: (window start, count).
+    started: Mutex<HashMap<UserId, (std::time::Instant, u32)>>,
 }
+
+/// Users tracked by the upload rate before windows that ended are swept out.
+const RATE_TABLE: usize = 4096;
 
 impl Registry {
     /// A new random ticket for `user`, valid until [`Registry::revoke`].
@@ -85,6 +106,28 @@ impl Registry {
     /// The user a ticket belongs to.
     pub fn ticket_user(&self, ticket: &str) -> Option<UserId> {
         self.tickets.lock().get(ticket).copied()
+    }
+
+    /// Count a new upload of `user`: false if it is over `per_window` in the current
+    /// `window` (0 = no limit).
+    fn take_upload(&self, user: UserId, per_window: u32, window: Duration) -> bool {
+        if per_window == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let mut started = self.started.lock();
+        if started.len() >= RATE_TABLE {
+            started.retain(|_, (since, _)| now.duration_since(*since) < window);
+        }
+        let (since, n) = started.entry(user).or_insert((now, 0));
+        if now.duration_since(*since) >= window {
+            (*since, *n) = (now, 0);
+        }
+        if *n >= per_window {
+            return false;
+        }
+        *n += 1;
+        true
     }
 
     /// Exclusive access to one upload's files (chunks, completion, HTTP upload).
@@ -191,6 +234,78 @@ fn reply(req: u32, r: Result<Message, Refusal>) -> Message {
     r.unwrap_or_else(|(code, message)| Error::reply(req, code, message))
 }
 
+// ------------------------------------------------------------------ who may store what
+
+/// Guests upload only where `[uploads] allow_guests` says so.
+fn check_guest(hub: &Hub, cfg: &ServerConfig, user: UserId) -> Result<(), Refusal> {
+    if hub.is_guest(user) && !cfg.uploads.allow_guests {
+        return refuse(
+            ErrorCode::Forbidden,
+            "guests cannot upload files on this gateway: sign in",
+        );
+    }
+    Ok(())
+}
+
+/// A new upload of `user` counts against the per-user rate.
+fn check_rate(hub: &Hub, cfg: &ServerConfig, user: UserId) -> Result<(), Refusal> {
+    let u = &cfg.uploads;
+    if !hub.uploads().take_upload(
+        user,
+        u.uploads_per_window,
+        Duration::from_secs(u.rate_window_secs),
+    ) {
+        return refuse(
+            ErrorCode::RateLimited,
+            format!(
+                "at most {} new uploads per {} s",
+                u.uploads_per_window, u.rate_window_secs
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The refusal of a storage limit: the message says which.
+const STORAGE_FULL: &str = "storage is full";
+
+/// Whether `extra` more bytes of `user` fit its quota and the disk budget, given what is
+/// reserved already (`usage`: the user's, everybody's).
+fn check_space(cfg: &ServerConfig, usage: (u64, u64), extra: u64) -> Result<(), Refusal> {
+    let u = &cfg.uploads;
+    if u.max_total_bytes > 0 && usage.1.saturating_add(extra) > u.max_total_bytes {
+        return refuse(
+            ErrorCode::LimitReached,
+            format!(
+                "{STORAGE_FULL}: the gateway's {} bytes for uploads are used up",
+                u.max_total_bytes
+            ),
+        );
+    }
+    if u.quota_bytes_per_user > 0 && usage.0.saturating_add(extra) > u.quota_bytes_per_user {
+        return refuse(
+            ErrorCode::LimitReached,
+            format!(
+                "upload quota reached: {} of {} bytes used",
+                usage.0, u.quota_bytes_per_user
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// After `rec` was recorded as a new upload: it must fit the rate, the quota and the
+/// budget (its own size included), or its record goes again.
+async fn admit_new(hub: &Hub, cfg: &ServerConfig, rec: &UploadRecord) -> Result<(), Refusal> {
+    let usage = hub.store().upload_usage(rec.owner).await.map_err(internal)?;
+    let without = (usage.0.saturating_sub(rec.size), usage.1.saturating_sub(rec.size));
+    let verdict = check_space(cfg, without, rec.size).and_then(|()| check_rate(hub, cfg, rec.owner));
+    if verdict.is_err() {
+        hub.store().upload_delete(&rec.id).await.map_err(internal)?;
+    }
+    verdict
+}
+
 // ------------------------------------------------------------------ commands
 
 /// `UploadStart`: `UploadReady` with the offset to continue from, or `UploadDone` when the
@@ -206,6 +321,7 @@ async fn start_inner(
     user: UserId,
     m: UploadStart,
 ) -> Result<Message, Refusal> {
+    check_guest(hub, cfg, user)?;
     if m.size > cfg.uploads.max_size {
         return refuse(
             ErrorCode::LimitReached,
@@ -231,10 +347,11 @@ async fn start_inner(
         );
     }
     tokio::fs::create_dir_all(dir(cfg)).await.map_err(internal)?;
+    let new_id = random_hex();
     let rec = hub
         .store()
         .upload_begin(UploadRecord {
-            id: random_hex(),
+            id: new_id.clone(),
             owner: user,
             name: m.name,
             content_type,
@@ -246,6 +363,10 @@ async fn start_inner(
         })
         .await
         .map_err(internal)?;
+    // Resuming (or finding complete) an upload of the same file costs nothing more.
+    if rec.id == new_id {
+        admit_new(hub, cfg, &rec).await?;
+    }
     let _lock = hub.uploads().lock(&rec.id).await;
     if rec.complete && exists(&final_path(cfg, &rec.id)).await {
         return Ok(UploadDone {
@@ -501,13 +622,6 @@ impl ChunkWriter {
 
 // ------------------------------------------------------------------ HTTP
 
-/// `?ticket=` (and `&name=` for a POST).
-#[derive(serde::Deserialize)]
-pub struct TicketQuery {
-    ticket: Option<String>,
-    name: Option<String>,
-}
-
 fn http_error(status: StatusCode, message: &str) -> Response {
     let error = status.canonical_reason().unwrap_or("error");
     (
@@ -522,8 +636,24 @@ fn http_internal(e: impl std::fmt::Display) -> Response {
     http_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
-fn ticket_user(s: &HttpState, q: &TicketQuery) -> Option<UserId> {
-    q.ticket.as_deref().and_then(|t| s.hub.uploads().ticket_user(t))
+/// The HTTP answer to a refusal of the upload policy.
+fn http_refusal((code, message): Refusal) -> Response {
+    let status = match code {
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::LimitReached if message.starts_with(STORAGE_FULL) => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::LimitReached => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    http_error(status, &message)
+}
+
+/// The query of an upload route, or a 400.
+#[allow(clippy::result_large_err)] // an axum Response is the natural error here
+fn ticket_query(raw: Option<&str>) -> Result<crate::http_query::TicketQuery, Response> {
+    crate::http_query::ticket_query(raw.unwrap_or(""))
+        .map_err(|e| http_error(StatusCode::BAD_REQUEST, &e.to_string()))
 }
 
 /// `Content-Disposition: inline` with an ASCII fallback name and the UTF-8 name (RFC 6266).
@@ -549,17 +679,32 @@ fn disposition(name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("inline"))
 }
 
-/// `GET /api/uploads/{id}?ticket=T`: the file, streamed, for the owner or a member of the
-/// room it was shared in. 403 without a live session's ticket or without access, 404 for an
+/// `GET /api/uploads/{id}` (Bearer ticket, or `?ticket=T` for a link): the file, streamed,
+/// for the owner, a member of the room it was shared in, or the admin token. 401 without
+/// credentials, 403 without access (guests unless `[uploads] allow_guests`), 404 for an
 /// unknown or unfinished upload.
 pub async fn download(
     State(s): State<HttpState>,
     UrlPath(id): UrlPath<String>,
-    Query(q): Query<TicketQuery>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Response {
-    let Some(user) = ticket_user(&s, &q) else {
-        return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
+    let q = match ticket_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(r) => return r,
     };
+    let user = match crate::http_auth::caller(&s, &headers, q.ticket.as_deref()) {
+        Ok(Caller::User(u)) => Some(u),
+        Ok(Caller::Backend) => None,
+        Ok(Caller::Stranger) => return http_error(StatusCode::FORBIDDEN, "not shared in a room of yours"),
+        Err(e) => return e.into_response(),
+    };
+    if user.is_some_and(|u| s.hub.is_guest(u)) && !s.cfg.uploads.allow_guests {
+        return http_error(
+            StatusCode::FORBIDDEN,
+            "guests cannot download files on this gateway: sign in",
+        );
+    }
     let rec = match valid_id(&id) {
         true => s.hub.store().upload(&id).await,
         false => Ok(None),
@@ -569,9 +714,11 @@ pub async fn download(
         Ok(_) => return http_error(StatusCode::NOT_FOUND, "no such upload"),
         Err(e) => return http_internal(e),
     };
-    let member = rec.room.as_deref().is_some_and(|r| s.hub.is_member(r, user));
-    if rec.owner != user && !member {
-        return http_error(StatusCode::FORBIDDEN, "not shared in a room of yours");
+    if let Some(user) = user {
+        let member = rec.room.as_deref().is_some_and(|r| s.hub.is_member(r, user));
+        if rec.owner != user && !member {
+            return http_error(StatusCode::FORBIDDEN, "not shared in a room of yours");
+        }
     }
     let file = match tokio::fs::File::open(final_path(&s.cfg, &id)).await {
         Ok(f) => f,
@@ -621,19 +768,42 @@ impl Drop for TempFile {
     }
 }
 
-/// `POST /api/uploads?ticket=T&name=N` with the file as the body (browsers): the same
-/// limits as `UploadStart`, the content type from the `Content-Type` header, the SHA-256
-/// computed here. Answers `201 {"id", "url"}`; the same file again gives the same id.
+/// How long the body of an HTTP upload may take to bring `bytes`: a grace, then at least
+/// `[http_server] upload_min_bytes_per_sec`.
+fn body_allowance(cfg: &ServerConfig, bytes: u64) -> Duration {
+    const GRACE: Duration = Duration::from_secs(10);
+    let rate = cfg.http_server.upload_min_bytes_per_sec;
+    if rate == 0 {
+        return Duration::MAX;
+    }
+    GRACE + Duration::from_secs_f64(bytes as f64 / rate as f64)
+}
+
+/// `POST /api/uploads?name=N` (Bearer ticket, or `&ticket=T`) with the file as the body
+/// (browsers): the same limits as `UploadStart` (guests, rate, quota, disk budget), the
+/// content type from the `Content-Type` header, the SHA-256 computed here. Answers
+/// `201 {"id", "url"}`; the same file again gives the same id. Each POST counts against
+/// the upload rate. Refusals: 401 no credentials, 403 guest, 429 rate, 413 too large or
+/// over the quota, 507 storage full, 408 a body slower than the minimum rate.
 pub async fn upload_http(
     State(s): State<HttpState>,
-    Query(q): Query<TicketQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(user) = ticket_user(&s, &q) else {
-        return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
+    let q = match ticket_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let user = match crate::http_auth::caller(&s, &headers, q.ticket.as_deref()) {
+        Ok(Caller::User(u)) => u,
+        Ok(_) => return http_error(StatusCode::FORBIDDEN, "uploads need a user's session ticket"),
+        Err(e) => return e.into_response(),
     };
     let cfg = &s.cfg;
+    if let Err(refusal) = check_guest(&s.hub, cfg, user) {
+        return http_refusal(refusal);
+    }
     let given = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -665,6 +835,18 @@ pub async fn upload_http(
     if declared.is_some_and(|n| n > max) {
         return too_large();
     }
+    // Quota and budget before a byte is read: the declared length must fit, and the body
+    // may not outgrow what is left.
+    let usage = match s.hub.store().upload_usage(user).await {
+        Ok(u) => u,
+        Err(e) => return http_internal(e),
+    };
+    if let Err(refusal) = check_space(cfg, usage, declared.unwrap_or(0)) {
+        return http_refusal(refusal);
+    }
+    if let Err(refusal) = check_rate(&s.hub, cfg, user) {
+        return http_refusal(refusal);
+    }
     if let Err(e) = tokio::fs::create_dir_all(dir(cfg)).await {
         return http_internal(e);
     }
@@ -678,15 +860,32 @@ pub async fn upload_http(
         Err(e) => return http_internal(e),
     };
     let (mut hasher, mut size) = (Sha256::new(), 0u64);
+    let started = tokio::time::Instant::now();
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return http_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+    loop {
+        let deadline = started + body_allowance(cfg, size + MAX_CHUNK as u64);
+        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(c))) => c,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return http_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
+            }
+            Err(_) => {
+                return http_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the upload is slower than {} bytes/s",
+                        cfg.http_server.upload_min_bytes_per_sec
+                    ),
+                )
+            }
         };
         size += chunk.len() as u64;
         if size > max {
             return too_large();
+        }
+        if let Err(refusal) = check_space(cfg, usage, size) {
+            return http_refusal(refusal);
         }
         hasher.update(&chunk);
         if let Err(e) = file.write_all(&chunk).await {
@@ -719,6 +918,20 @@ pub async fn upload_http(
         Ok(r) => r,
         Err(e) => return http_internal(e),
     };
+    if rec.id == new_id {
+        // Checked again with this upload recorded: concurrent uploads cannot overshoot.
+        let usage = match s.hub.store().upload_usage(user).await {
+            Ok(u) => u,
+            Err(e) => return http_internal(e),
+        };
+        let without = (usage.0.saturating_sub(size), usage.1.saturating_sub(size));
+        if let Err(refusal) = check_space(cfg, without, size) {
+            if let Err(e) = s.hub.store().upload_delete(&rec.id).await {
+                return http_internal(e);
+            }
+            return http_refusal(refusal);
+        }
+    }
     // A new upload, or the same file started before (over QUIC, or complete already).
     let _lock = s.hub.uploads().lock(&rec.id).await;
     let done = final_path(cfg, &rec.id);

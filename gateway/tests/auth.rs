@@ -29,6 +29,7 @@ fn claims(sub: &str, exp: u64) -> Claims {
         sub: sub.into(),
         name: Some(format!("{sub}-name")),
         exp,
+        nbf: None,
         rooms: HashMap::new(),
         aud: None,
         iss: None,
@@ -123,5 +124,50 @@ async fn garou_token_mints_what_the_gateway_accepts() {
     assert_eq!(z.nick(), "zoe");
     let info = z.join("ops").await.unwrap();
     assert_eq!(info.role, garou_client::Role::Admin, "the token's room grant");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_presented_before_its_nbf_is_refused() {
+    let gw = token_gateway(false).await;
+    let early = Claims {
+        nbf: Some(now_secs() + 3600),
+        ..claims("ann", now_secs() + 7200)
+    };
+    let (code, msg) = refused(&gw, Credentials::Token(mint(SECRET, &early).unwrap())).await;
+    assert_eq!((code, msg.as_str()), (ErrorCode::AuthFailed, "token not yet valid"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guest_holding_a_registered_users_name_gives_it_up_and_is_told() {
+    let gw = token_gateway(true).await;
+    let (guest, mut guest_events) = connect(opts(&gw, Credentials::Nick("zoe".into())))
+        .await
+        .unwrap();
+    assert_eq!(guest.nick(), "zoe");
+    let zoe = Claims {
+        name: Some("zoe".into()),
+        ..claims("u-zoe", now_secs() + 60)
+    };
+    let (z, _ze) = connect(opts(&gw, Credentials::Token(mint(SECRET, &zoe).unwrap())))
+        .await
+        .unwrap();
+    assert_eq!(z.nick(), "zoe", "the registered user gets its own name, not zoe-2");
+    let notice = wait_for(&mut guest_events, "the guest's notice", |ev| match ev {
+        garou_client::ClientEvent::Session(garou_protocol::Event::Error(f)) => Some(f.clone()),
+        garou_client::ClientEvent::Disconnected { reason } => panic!("the guest was dropped: {reason}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(notice.code, ErrorCode::NickUnavailable);
+    assert!(notice.message.contains("zoe-guest"), "{}", notice.message);
+    // The guest keeps its session under the new nick.
+    z.join("lobby").await.unwrap();
+    guest.join("lobby").await.unwrap();
+    let users = z.list_users("lobby").await.unwrap();
+    let mut nicks: Vec<_> = users.iter().map(|u| u.nick.as_str()).collect();
+    nicks.sort();
+    assert_eq!(nicks, ["zoe", "zoe-guest"]);
     gw.shutdown().await;
 }

@@ -15,6 +15,9 @@ use common::*;
 use garou_client::{connect, ClientEvent, ClientOptions, Trust};
 use garou_protocol::{ClientConfig, Event, Message, Offset};
 
+/// The admin token of the spawned gateways: the HTTP history API reads every room with it.
+const ADMIN_TOKEN: &str = "durability-admin-token";
+
 /// A `garou serve` process on a fixed data directory.
 struct Server {
     child: Child,
@@ -33,6 +36,7 @@ impl Drop for Server {
 fn spawn_server(data: &std::path::Path, quic: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_garou"))
         .env("RUST_LOG", "info")
+        .env("GAROU_ADMIN__TOKEN", ADMIN_TOKEN)
         .args(["serve", "--quic", quic, "--http", "127.0.0.1:0", "--data"])
         .arg(data)
         .stdout(Stdio::null())
@@ -92,7 +96,9 @@ async fn reqwest_get(url: &str) -> serde_json::Value {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))

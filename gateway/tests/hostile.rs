@@ -142,10 +142,14 @@ async fn a_hostile_client_is_closed_with_the_right_codes_and_honest_clients_lose
         _ => vec![0x80, 0, 0],                         // truncated header
     };
     let _kept = datagrams(&gw, "junk", junk).await;
+    // UDP may lose some on a loaded machine: every one that arrived is counted as
+    // malformed (not acted on, not mistaken for oversized), and the connection survived.
     raw::eventually("malformed datagrams counted", WAIT, || {
-        LimitStats::get(&stats.datagrams_malformed) == FRAMES as u64
+        LimitStats::get(&stats.datagrams_malformed) > 0
     })
     .await;
+    assert!(LimitStats::get(&stats.datagrams_malformed) <= FRAMES as u64);
+    assert_eq!(LimitStats::get(&stats.datagrams_oversized), 0);
     // ... and stream frames (one per connection, fatal).
     let codes = fatal_loop(&gw, |i| {
         if i % 2 == 0 {
@@ -159,11 +163,18 @@ async fn a_hostile_client_is_closed_with_the_right_codes_and_honest_clients_lose
     assert_eq!(count(&codes, ErrorCode::BadPayload), FATAL_CONNS / 2, "{codes:?}");
 
     // Oversized: datagrams above max_datagram (dropped, counted) and frames above max_frame.
+    let malformed = LimitStats::get(&stats.datagrams_malformed);
     let _kept_too = datagrams(&gw, "bloat", |_| vec![0x80; MAX_DATAGRAM + 100]).await;
     raw::eventually("oversized datagrams counted", WAIT, || {
-        LimitStats::get(&stats.datagrams_oversized) == FRAMES as u64
+        LimitStats::get(&stats.datagrams_oversized) > 0
     })
     .await;
+    assert!(LimitStats::get(&stats.datagrams_oversized) <= FRAMES as u64);
+    assert_eq!(
+        LimitStats::get(&stats.datagrams_malformed),
+        malformed,
+        "oversized datagrams are counted as such"
+    );
     let codes = fatal_loop(&gw, |_| Frame::header(0x01, usize::MAX >> 33).to_vec()).await;
     assert_eq!(count(&codes, ErrorCode::FrameTooLarge), FATAL_CONNS, "{codes:?}");
 

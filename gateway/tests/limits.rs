@@ -65,9 +65,10 @@ async fn a_flooding_client_is_throttled_then_closed_with_rate_limited() {
     let (code, reason) = raw::close_code(&raw.conn).await;
     assert_eq!(code, ErrorCode::RateLimited.as_u16(), "{reason}");
     let written = tokio::time::timeout(WAIT, writer).await.unwrap().unwrap();
-    // The burst, then half a burst after each of the 3 pauses: the rest is never served.
+    // The burst at least, then the rest is never served (how much refilled in between
+    // depends on the machine's speed: not asserted).
     assert!(
-        (450..=900).contains(&replies),
+        replies >= 200 && replies < written,
         "{replies} of {written} commands served"
     );
     assert_eq!(stat(&gw.limits.stats.throttles), 3);
@@ -126,6 +127,31 @@ async fn a_client_that_obeys_throttle_keeps_its_session() {
     gw.shutdown().await;
 }
 
+/// Whether the gateway answers a Hello on `conn` with a HelloAck (bounded).
+async fn answers_hello(conn: &quinn::Connection) -> bool {
+    let Ok((mut send, mut recv)) = conn.open_bi().await else {
+        return false;
+    };
+    let hello = garou_protocol::Hello {
+        version: garou_protocol::PROTOCOL_VERSION,
+        client: "limits-test".into(),
+    };
+    if send.write_all(&Message::from(hello).encode()).await.is_err() {
+        return false;
+    }
+    let mut dec = garou_protocol::Decoder::default();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(Some(frame)) = dec.next_frame() {
+            return matches!(Message::decode(&frame), Ok(Message::HelloAck(_)));
+        }
+        match tokio::time::timeout_at(deadline, recv.read_chunk(usize::MAX, true)).await {
+            Ok(Ok(Some(chunk))) => dec.push(&chunk.bytes),
+            _ => return false,
+        }
+    }
+}
+
 #[tokio::test]
 async fn connections_beyond_the_per_ip_rate_are_refused_on_quic_and_websocket() {
     let gw = gateway(|c| {
@@ -137,6 +163,10 @@ async fn connections_beyond_the_per_ip_rate_are_refused_on_quic_and_websocket() 
     let mut open = Vec::new();
     for _ in 0..3 {
         open.push(raw::connect(&ep, &gw, None).await.expect("within the burst"));
+    }
+    // Admitted means served: each of them gets its HelloAck.
+    for conn in &open {
+        assert!(answers_hello(conn).await, "an admitted connection is served");
     }
     let refused = raw::connect(&ep, &gw, None).await;
     assert!(
@@ -159,6 +189,7 @@ async fn max_connections_closes_with_limit_reached_and_answers_503() {
     let (_bob, _b) = client(&gw, "bob").await;
     let ep = raw::endpoint();
     let conn = raw::connect(&ep, &gw, None).await.expect("handshake completes");
+    assert!(!answers_hello(&conn).await, "a connection over the limit is not served");
     let (code, reason) = raw::close_code(&conn).await;
     assert_eq!(code, ErrorCode::LimitReached.as_u16());
     assert!(reason.contains("max_connections"), "{reason}");

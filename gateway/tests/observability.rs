@@ -287,7 +287,7 @@ async fn admin_closes_a_room() {
     alice.join("kept").await.unwrap();
     alice.send("doomed", "last words").await.unwrap();
     wait_message(&mut b_events, "last words").await;
-    let before = http(addr, "GET", "/api/rooms/doomed/messages", None, "").await;
+    let before = http(addr, "GET", "/api/rooms/doomed/messages", Some(TOKEN), "").await;
     assert_eq!(before.json()["messages"].as_array().unwrap().len(), 1);
 
     let closed = http(addr, "DELETE", "/api/admin/rooms/doomed", Some(TOKEN), "").await;
@@ -312,7 +312,7 @@ async fn admin_closes_a_room() {
         .collect();
     assert_eq!(names, ["kept"]);
     assert_eq!(
-        http(addr, "GET", "/api/rooms/doomed/messages", None, "")
+        http(addr, "GET", "/api/rooms/doomed/messages", Some(TOKEN), "")
             .await
             .status,
         404

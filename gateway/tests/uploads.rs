@@ -61,6 +61,10 @@ async fn drain_server_streams(conn: quinn::Connection) {
 
 impl Raw {
     async fn connect(gw: &Gateway, nick: &str) -> Raw {
+        Raw::connect_with(gw, nick, Credentials::Nick(nick.into())).await
+    }
+
+    async fn connect_with(gw: &Gateway, nick: &str, credentials: Credentials) -> Raw {
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let conn = tokio::time::timeout(
             WAIT,
@@ -92,9 +96,7 @@ impl Raw {
             next_req: 1,
         };
         assert!(matches!(raw.next().await, Message::HelloAck(_)));
-        let auth = Auth {
-            credentials: Credentials::Nick(nick.into()),
-        };
+        let auth = Auth { credentials };
         raw._control
             .write_all(&Message::from(auth).encode())
             .await
@@ -457,7 +459,7 @@ async fn an_interrupted_upload_resumes_from_the_servers_offset_and_reaches_anoth
     assert!(r.headers["content-disposition"].starts_with("inline; filename=\"photo.png\""));
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
     // The dropped session's ticket died with it.
-    assert_eq!(download(&gw, &id, &old_ticket).await.status, 403);
+    assert_eq!(download(&gw, &id, &old_ticket).await.status, 401);
     gw.shutdown().await;
 }
 
@@ -610,11 +612,16 @@ async fn attachments_must_be_complete_uploads_of_the_sender_and_downloads_need_a
     );
     assert_eq!(
         download(&gw, &id, &"0".repeat(32)).await.status,
-        403,
+        401,
         "no such ticket"
     );
     let none = http(&gw, "GET", &format!("/api/uploads/{id}"), &[], b"", false).await;
-    assert_eq!(none.status, 403, "no ticket");
+    assert_eq!(none.status, 401, "no ticket");
+    // The ticket may travel in the Authorization header instead (it wins over the query).
+    let bearer = format!("Bearer {}", dave.ticket);
+    let target = format!("/api/uploads/{id}?ticket={}", carol.ticket);
+    let r = http(&gw, "GET", &target, &[("Authorization", &bearer)], b"", false).await;
+    assert_eq!((r.status, r.body == data), (200, true));
     assert_eq!(download(&gw, &"a".repeat(32), &alice.ticket).await.status, 404);
     assert_eq!(
         download(&gw, "..%2F..%2Fstore.db", &alice.ticket).await.status,
@@ -698,7 +705,7 @@ async fn browsers_upload_over_http_with_their_ticket() {
     );
     assert_eq!(
         post("nope".into(), "image/png", data.clone(), false).await.status,
-        403
+        401
     );
     let bad_name = format!("/api/uploads?ticket={}&name=..%2Fx.png", alice.ticket);
     let r = http(
@@ -717,5 +724,136 @@ async fn browsers_upload_over_http_with_their_ticket() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(files, [std::ffi::OsString::from(&id)], "only the one upload");
+    gw.shutdown().await;
+}
+
+// ------------------------------------------------------------------ who may store and read
+
+const SECRET: &str = "uploads-secret";
+
+fn token(sub: &str) -> Credentials {
+    use garou_gateway::auth::{mint, now_secs, Claims};
+    let claims = Claims {
+        sub: sub.into(),
+        name: None,
+        exp: now_secs() + 600,
+        rooms: HashMap::new(),
+        aud: None,
+        iss: None,
+    };
+    Credentials::Token(mint(SECRET, &claims).unwrap())
+}
+
+#[tokio::test]
+async fn guests_neither_upload_nor_download_unless_allowed() {
+    for allowed in [false, true] {
+        let gw = gateway(|c| {
+            c.auth.secret = Some(SECRET.into());
+            c.auth.allow_guests = true;
+            c.uploads.allow_guests = allowed;
+        })
+        .await;
+        let mut owner = Raw::connect_with(&gw, "owner", token("owner")).await;
+        owner.join("lobby").await;
+        let data = bytes(5000, 21);
+        let id = owner.upload("pic.png", "image/png", &data).await;
+        assert!(matches!(
+            owner.send("lobby", "look", Some(&id)).await,
+            Message::MessageAck(_)
+        ));
+        // A nick on a token gateway that allows guests: an anonymous guest.
+        let mut guest = Raw::connect(&gw, "visitor").await;
+        guest.join("lobby").await;
+        let started = guest.start("mine.png", "image/png", &bytes(100, 22)).await;
+        let target = format!("/api/uploads?ticket={}&name=mine.png", guest.ticket);
+        let posted = http(
+            &gw,
+            "POST",
+            &target,
+            &[("Content-Type", "image/png")],
+            &data,
+            false,
+        )
+        .await;
+        let got = download(&gw, &id, &guest.ticket).await;
+        if allowed {
+            assert!(matches!(started, Message::UploadReady(_)), "{started:?}");
+            assert_eq!((posted.status, got.status), (201, 200));
+        } else {
+            let (code, why) = refused(started);
+            assert_eq!(code, ErrorCode::Forbidden, "{why}");
+            assert!(why.contains("guests"), "{why}");
+            assert_eq!(posted.status, 403);
+            assert_eq!(got.status, 403, "a guest member downloads");
+        }
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn quotas_rates_and_the_disk_budget_hold_on_both_paths() {
+    let gw = gateway(|c| {
+        c.uploads.max_size = 100_000;
+        c.uploads.quota_bytes_per_user = 200_000;
+        c.uploads.max_total_bytes = 300_000;
+        c.uploads.uploads_per_window = 3;
+        c.uploads.rate_window_secs = 3600;
+    })
+    .await;
+    let post = |ticket: String, body: Vec<u8>| {
+        let gw = &gw;
+        async move {
+            let target = format!("/api/uploads?ticket={ticket}&name=f.png");
+            http(
+                gw,
+                "POST",
+                &target,
+                &[("Content-Type", "image/png")],
+                &body,
+                false,
+            )
+            .await
+        }
+    };
+    let text = |r: &HttpResponse| String::from_utf8_lossy(&r.body).into_owned();
+
+    // Quota: alice has 200 kB.
+    let mut alice = Raw::connect(&gw, "alice").await;
+    alice.upload("a.png", "image/png", &bytes(80_000, 1)).await;
+    alice.start_ok("b.png", "image/png", &bytes(80_000, 2)).await; // reserved, unfinished
+    let (code, why) = refused(alice.start("c.png", "image/png", &bytes(80_000, 3)).await);
+    assert_eq!(code, ErrorCode::LimitReached, "{why}");
+    assert!(why.contains("quota"), "{why}");
+    let r = post(alice.ticket.clone(), bytes(80_000, 3)).await;
+    assert_eq!(r.status, 413, "{}", text(&r));
+    assert!(text(&r).contains("quota"), "{}", text(&r));
+    // A refused upload reserved nothing: 30 kB more still fit.
+    alice.start_ok("d.png", "image/png", &bytes(30_000, 4)).await;
+
+    // The disk budget: 300 kB for everybody (alice holds 190 kB).
+    let mut bob = Raw::connect(&gw, "bob").await;
+    let r = post(bob.ticket.clone(), bytes(80_000, 5)).await;
+    assert_eq!(r.status, 201, "{}", text(&r));
+    let (code, why) = refused(bob.start("e.png", "image/png", &bytes(40_000, 6)).await);
+    assert_eq!(code, ErrorCode::LimitReached, "{why}");
+    assert!(why.contains("storage is full"), "{why}");
+    let r = post(bob.ticket.clone(), bytes(40_000, 6)).await;
+    assert_eq!(r.status, 507, "{}", text(&r));
+    assert!(text(&r).contains("storage is full"), "{}", text(&r));
+
+    // The rate: 3 new uploads per window; resuming one is not a new one.
+    let mut carol = Raw::connect(&gw, "carol").await;
+    let first = bytes(1000, 7);
+    let (id, _) = carol.start_ok("1.png", "image/png", &first).await;
+    carol.start_ok("2.png", "image/png", &bytes(1000, 8)).await;
+    carol.start_ok("3.png", "image/png", &bytes(1000, 9)).await;
+    let (code, why) = refused(carol.start("4.png", "image/png", &bytes(1000, 10)).await);
+    assert_eq!(code, ErrorCode::RateLimited, "{why}");
+    assert_eq!(post(carol.ticket.clone(), bytes(1000, 10)).await.status, 429);
+    assert_eq!(
+        carol.start_ok("1.png", "image/png", &first).await.0,
+        id,
+        "a resume"
+    );
     gw.shutdown().await;
 }

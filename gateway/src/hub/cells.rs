@@ -417,6 +417,7 @@ fn token(sub: &str, name: &str, rooms: &[(&str, &str)]) -> Credentials {
         sub: sub.into(),
         name: Some(name.into()),
         exp: crate::auth::now_secs() + 300,
+        nbf: None,
         rooms: rooms
             .iter()
             .map(|(r, g)| (r.to_string(), g.to_string()))
@@ -503,6 +504,77 @@ async fn token_users_keep_their_identity_and_grants_apply() {
     let c = login_with(&hub, &token("sub-c", "alice", &[]), 1024).unwrap();
     assert_ne!(c.conn.user, a.conn.user);
     assert_eq!(hub.nick_of(c.conn.user), "alice-2");
+}
+
+#[tokio::test]
+async fn a_token_users_name_is_taken_back_from_a_guest_who_is_told() {
+    let (hub, _dir) = hub_with(token_hub_cfg(true)).await;
+    let mut owner = login_with(&hub, &token("u-own", "owner", &[]), 1024).unwrap();
+    let create = CreateRoom {
+        req: 1,
+        room: "g".into(),
+        kind: RoomKind::Group,
+    };
+    assert!(matches!(owner.cmd(&hub, create).await, Message::Joined(_)));
+    // A guest signs in first with the name of a registered user who is not online yet.
+    let mut guest = login(&hub, "zoe", 1024).unwrap();
+    assert!(matches!(guest.cmd(&hub, join(1, "g")).await, Message::Joined(_)));
+    let _ = guest.room_events();
+    let _ = owner.room_events();
+
+    let zoe = login_with(&hub, &token("u-zoe", "zoe", &[]), 1024).unwrap();
+    assert_eq!(hub.nick_of(zoe.conn.user), "zoe", "the registered user gets its name");
+    assert_eq!(hub.nick_of(guest.conn.user), "zoe-guest", "the guest is renamed");
+    // The guest is told, without being closed ...
+    let told = guest.control();
+    assert!(
+        told.iter().any(|m| matches!(m, Message::Error(e)
+            if e.req.is_none() && e.code == ErrorCode::NickUnavailable && e.message.contains("zoe-guest"))),
+        "{told:?}"
+    );
+    assert!(!guest.conn.is_dead());
+    // ... and the rooms it is in see the new nick, as after a /nick.
+    hub.flush().await;
+    for events in [guest.room_events(), owner.room_events()] {
+        assert!(
+            events.iter().any(|(_, m)| matches!(m, Message::MemberUpdated(u)
+                if u.user == guest.conn.user && u.nick == "zoe-guest")),
+            "{events:?}"
+        );
+    }
+    // The name stays the registered user's: no guest takes it, online or not.
+    assert_eq!(login(&hub, "zoe", 1024).err(), Some(ErrorCode::NickUnavailable));
+    hub.disconnect(&zoe.conn);
+    assert_eq!(login(&hub, "zoe", 1024).err(), Some(ErrorCode::NickUnavailable));
+    // A registered user's name held by another registered user is still made unique.
+    let other = login_with(&hub, &token("u-zoe2", "zoe", &[]), 1024).unwrap();
+    assert_eq!(hub.nick_of(other.conn.user), "zoe-2");
+}
+
+#[tokio::test]
+async fn a_guests_nick_change_is_not_stored_as_a_registered_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || async {
+        let store = crate::store::sqlite::SqliteStore::open(dir.path()).await.unwrap();
+        Hub::open(token_hub_cfg(true), Arc::new(store)).await.unwrap()
+    };
+    let hub = open().await;
+    let mut guest = login(&hub, "visitor", 1024).unwrap();
+    let nick = SetNick {
+        req: 1,
+        nick: "zoe".into(),
+    };
+    assert!(matches!(guest.cmd(&hub, nick).await, Message::NickOk(_)));
+    hub.flush().await;
+    drop(guest);
+    drop(hub);
+    let hub = open().await;
+    let zoe = login_with(&hub, &token("u-zoe", "zoe", &[]), 1024).unwrap();
+    assert_eq!(
+        hub.nick_of(zoe.conn.user),
+        "zoe",
+        "after a restart the name is not held by a stored ex-guest"
+    );
 }
 
 #[tokio::test]

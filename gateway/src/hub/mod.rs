@@ -125,17 +125,25 @@ struct Users {
 }
 
 impl Users {
-    /// `wanted` made into a valid nick nobody has: invalid characters dropped, then `-2`,
-    /// `-3`, ... appended while taken.
-    fn free_nick(&self, wanted: &str) -> String {
-        let mut base: String = wanted
+    /// `wanted` made into a valid nick: invalid characters dropped, at most 26 kept
+    /// (room for a `-N` suffix), `user` when nothing is left.
+    fn base_nick(wanted: &str) -> String {
+        let base: String = wanted
             .chars()
             .filter(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
             .take(26)
             .collect();
         if base.is_empty() {
-            base = "user".into();
+            "user".into()
+        } else {
+            base
         }
+    }
+
+    /// `wanted` made into a valid nick nobody has: [`Users::base_nick`], then `-2`, `-3`,
+    /// ... appended while taken.
+    fn free_nick(&self, wanted: &str) -> String {
+        let base = Users::base_nick(wanted);
         if !self.by_nick.contains_key(&base) {
             return base;
         }
@@ -144,6 +152,14 @@ impl Users {
             .find(|n| !self.by_nick.contains_key(n))
             .expect("some suffix is free")
     }
+}
+
+/// A guest renamed because a registered user signed in with its nick.
+struct Displaced {
+    user: UserId,
+    nick: String,
+    conns: Vec<Arc<Conn>>,
+    rooms: Vec<Arc<str>>,
 }
 
 /// Shared state of the gateway. See the module docs.
@@ -371,6 +387,7 @@ impl Hub {
             .auth
             .verify(credentials)
             .map_err(|e| (e.code(), e.to_string()))?;
+        let mut displaced = None;
         let (conn, nick) = {
             let mut users = self.users.lock();
             let user = match identity {
@@ -385,7 +402,18 @@ impl Hub {
                         Some(&id) if users.by_id.contains_key(&id) => id,
                         _ => {
                             let id = self.next_id();
-                            let nick = users.free_nick(&name);
+                            // Registered names win over guests: a guest holding this
+                            // user's name gives it up (renamed, and told, below).
+                            let wanted = Users::base_nick(&name);
+                            let guest = users
+                                .by_nick
+                                .get(&wanted)
+                                .copied()
+                                .filter(|g| users.by_id.get(g).is_some_and(|u| u.guest));
+                            let nick = match guest {
+                                Some(_) => wanted.clone(),
+                                None => users.free_nick(&name),
+                            };
                             self.commits.push(
                                 vec![
                                     Op::User {
@@ -399,6 +427,9 @@ impl Hub {
                                 ],
                                 None,
                             )?;
+                            if let Some(guest) = guest {
+                                displaced = Some(Self::displace_guest(&mut users, guest, &wanted));
+                            }
                             users.by_nick.insert(nick.clone(), id);
                             users.by_id.insert(id, User::new(nick, false));
                             users.by_subject.insert(subject, id);
@@ -415,7 +446,74 @@ impl Hub {
             (conn, u.nick.clone())
         };
         self.conns.lock().insert(conn.id, conn.clone());
+        if let Some(d) = displaced {
+            self.tell_displaced(d, &nick);
+        }
         Ok((conn, nick))
+    }
+
+    /// Rename guest `id`, who holds `name`, out of the way of the registered user taking
+    /// it: `name-guest` (made unique). The caller then gives `name` to the registered user.
+    fn displace_guest(users: &mut Users, id: UserId, name: &str) -> Displaced {
+        let nick = users.free_nick(&format!("{name}-guest"));
+        users.by_nick.remove(name);
+        users.by_nick.insert(nick.clone(), id);
+        let u = users.by_id.get_mut(&id).expect("guest present");
+        u.nick = nick.clone();
+        Displaced {
+            user: id,
+            nick,
+            conns: u.conns.clone(),
+            rooms: u.rooms.iter().cloned().collect(),
+        }
+    }
+
+    /// Tell a renamed guest's sessions why (a non-fatal Error frame without a request id)
+    /// and its rooms its new nick (MemberUpdated), as a `/nick` would.
+    fn tell_displaced(&self, d: Displaced, taken: &str) {
+        tracing::info!(user = d.user, nick = %d.nick, taken, "guest renamed: a registered user signed in with its nick");
+        let notice = Message::Error(Error {
+            req: None,
+            code: ErrorCode::NickUnavailable,
+            message: format!(
+                "the nick {taken} belongs to a registered user who just signed in; you are now {}",
+                d.nick
+            ),
+        });
+        for c in &d.conns {
+            c.control(&notice);
+        }
+        if let Err((code, reason)) = self.rename_in_rooms(d.user, &d.nick, d.rooms) {
+            tracing::warn!(?code, %reason, "could not announce a guest's new nick");
+        }
+    }
+
+    /// Set `user`'s nick in each of `rooms` and publish MemberUpdated there.
+    fn rename_in_rooms(&self, user: UserId, nick: &str, rooms: Vec<Arc<str>>) -> Result<(), Refusal> {
+        for name in rooms {
+            let Some(room) = self.room(&name) else { continue };
+            let mut st = room.state.lock();
+            let Some(role) = st.role_of(user) else {
+                continue;
+            };
+            let member = Member {
+                nick: nick.to_owned(),
+                role,
+            };
+            room.set_member(&mut st, user, member);
+            let event = |offset| {
+                MemberUpdated {
+                    room: name.to_string(),
+                    offset,
+                    user,
+                    nick: nick.to_owned(),
+                    role,
+                }
+                .into()
+            };
+            room.publish(&mut st, &self.commits, event, Vec::new(), None)?;
+        }
+        Ok(())
     }
 
     /// Nick login (open dev mode or guest): the nick's offline user of the same kind, or a
@@ -578,34 +676,18 @@ impl Hub {
             nick: nick.clone(),
         }
         .into();
+        if self.is_guest(conn.user) {
+            // Guests are never stored: a stored nick would come back as a registered user
+            // after a restart, holding that name against its real owner.
+            self.rename_in_rooms(conn.user, &nick, rooms)?;
+            return Ok(Some(ok));
+        }
         let user_op = Op::User {
             id: conn.user,
             nick: nick.clone(),
         };
         self.commits.push(vec![user_op], Some(reply_later(conn, ok)))?;
-        for name in rooms {
-            let Some(room) = self.room(&name) else { continue };
-            let mut st = room.state.lock();
-            let Some(role) = st.role_of(conn.user) else {
-                continue;
-            };
-            let member = Member {
-                nick: nick.clone(),
-                role,
-            };
-            room.set_member(&mut st, conn.user, member);
-            let event = |offset| {
-                MemberUpdated {
-                    room: name.to_string(),
-                    offset,
-                    user: conn.user,
-                    nick: nick.clone(),
-                    role,
-                }
-                .into()
-            };
-            room.publish(&mut st, &self.commits, event, Vec::new(), None)?;
-        }
+        self.rename_in_rooms(conn.user, &nick, rooms)?;
         Ok(None)
     }
 
@@ -1306,7 +1388,7 @@ impl Hub {
         Ok(None)
     }
 
-    /// A page of history (oldest first) for a member, or anyone for a public room.
+    /// A page of history (oldest first) for a member of the room (see [`Hub::history_page`]).
     pub async fn history(&self, conn: &Conn, m: History, max_frame: usize) -> Message {
         match self
             .history_page(Some(conn.user), &m.room, m.before, m.after, m.limit)
@@ -1326,19 +1408,21 @@ impl Hub {
         }
     }
 
-    /// History for `user` (`None`: a back-end with full access).
+    /// History for `reader`: `Some(user)` reads only rooms it is a member of, whatever the
+    /// kind (group, channel or direct; a non-member gets NotMember, over the protocol and
+    /// over HTTP alike); `None` is a back-end with full read access (the HTTP API with the
+    /// admin token).
     pub async fn history_page(
         &self,
-        user: Option<UserId>,
+        reader: Option<UserId>,
         room_name: &str,
         before: Option<Offset>,
         after: Option<Offset>,
         limit: u32,
     ) -> Result<(u64, Vec<StoredMessage>), Refusal> {
         let room = self.room(room_name).ok_or_else(|| no_room(room_name))?;
-        if let Some(user) = user {
-            let member = room.state.lock().role_of(user).is_some();
-            if room.kind == RoomKind::Direct && !member {
+        if let Some(user) = reader {
+            if room.state.lock().role_of(user).is_none() {
                 return Err(not_member(room_name));
             }
         }
@@ -1350,6 +1434,16 @@ impl Hub {
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         crate::metrics::store_history(started.elapsed());
         Ok((room.epoch, messages))
+    }
+
+    /// The kind of a live room.
+    pub fn room_kind(&self, room: &str) -> Option<RoomKind> {
+        self.room(room).map(|r| r.kind)
+    }
+
+    /// The user a token subject signed in as, if it ever did.
+    pub fn user_by_subject(&self, subject: &str) -> Option<UserId> {
+        self.users.lock().by_subject.get(subject).copied()
     }
 
     /// The store, for handlers that read it directly (uploads, downloads).

@@ -95,7 +95,7 @@ impl Probe {
         out
     }
 
-    fn control(&mut self) -> Vec<Message> {
+    pub(super) fn control(&mut self) -> Vec<Message> {
         let mut out = std::mem::take(&mut self.seen);
         out.extend(self.control_raw());
         out

@@ -209,16 +209,20 @@ pub async fn run<C: Connection>(
     async move {
         let _counted = crate::metrics::connection(conn.kind());
         let started = std::time::Instant::now();
+        // The control stream's sending half, from the moment it is accepted until the
+        // control writer takes it: a refusal is written there before the close.
+        let mut control = None;
         let handshake = tokio::time::timeout(
             cfg.handshake_timeout(),
-            handshake(&conn, &hub, &cfg, session, &limits),
-        );
-        let (handle, control_rx, ticket) = match handshake.await {
+            handshake(&conn, &hub, &cfg, session, &limits, &mut control),
+        )
+        .await;
+        let (handle, control_rx, ticket) = match handshake {
             Ok(Ok(v)) => v,
             Ok(Err(Fault::Protocol(code, reason))) => {
                 crate::metrics::handshake(crate::metrics::Handshake::Refused(code), started.elapsed());
                 info!(?code, %reason, "handshake refused");
-                return conn.close(code.as_u16(), &reason);
+                return refuse(&*conn, control, code, &reason).await;
             }
             Ok(Err(e)) => {
                 crate::metrics::handshake(crate::metrics::Handshake::Failed, started.elapsed());
@@ -227,7 +231,7 @@ pub async fn run<C: Connection>(
             Err(_) => {
                 crate::metrics::handshake(crate::metrics::Handshake::Timeout, started.elapsed());
                 info!("handshake timed out");
-                return conn.close(ErrorCode::OutOfState.as_u16(), "handshake timed out");
+                return refuse(&*conn, control, ErrorCode::OutOfState, "handshake timed out").await;
             }
         };
         crate::metrics::handshake(crate::metrics::Handshake::Ok, started.elapsed());
@@ -253,17 +257,37 @@ pub async fn run<C: Connection>(
     .await
 }
 
+/// Refuse a connection whose handshake failed: the Error frame saying why on the control
+/// stream, when there is one (bounded wait for the client to receive it), then the close.
+async fn refuse<C: Connection>(conn: &C, control: Option<C::Send>, code: ErrorCode, reason: &str) {
+    if let Some(mut send) = control {
+        let mut frames = [Error::fatal(code, reason).encode()];
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            if send.write_chunks(&mut frames).await.is_ok() {
+                send.finish_and_wait().await;
+            }
+        })
+        .await;
+    }
+    conn.close(code.as_u16(), reason);
+}
+
 /// The session's handle, its control stream reader, and its download ticket.
 type Handshaken<C> = (Arc<Conn>, FrameReader<<C as Connection>::Recv>, String);
 
+/// Hello -> HelloAck -> Auth -> AuthOk, ShardAssignment, Welcome. `control` holds the
+/// control stream's sending half while this runs (so a refusal or a timeout can still
+/// write there); on success it is handed to the control writer.
 async fn handshake<C: Connection>(
     conn: &Arc<C>,
     hub: &Arc<Hub>,
     cfg: &ServerConfig,
     session: u64,
     limits: &Arc<Limits>,
+    control: &mut Option<C::Send>,
 ) -> Result<Handshaken<C>, Fault> {
-    let (mut send, recv) = conn.accept_bi().await?;
+    let (send, recv) = conn.accept_bi().await?;
+    let send = control.insert(send);
     let mut reader = FrameReader::new(recv, cfg.max_frame);
     let hello = match reader.next().await? {
         Some(Message::Hello(h)) => h,
@@ -280,9 +304,6 @@ async fn handshake<C: Connection>(
             "protocol version {} is not supported (this server speaks {PROTOCOL_VERSION})",
             hello.version
         );
-        let mut frames = [Error::fatal(ErrorCode::UnsupportedVersion, &reason).encode()];
-        send.write_chunks(&mut frames).await?;
-        let _ = tokio::time::timeout(CLOSE_FLUSH, send.finish_and_wait()).await;
         return Err(Fault::Protocol(ErrorCode::UnsupportedVersion, reason));
     }
     debug!(client = %hello.client, "hello");
@@ -323,6 +344,8 @@ async fn handshake<C: Connection>(
     let (handle, nick) = match login {
         Ok(v) => v,
         Err((code, reason)) => {
+            // AuthError says why (instead of an Error frame); nothing more is written.
+            let mut send = control.take().expect("the control stream is held");
             let mut frames = [Message::from(AuthError {
                 code,
                 reason: reason.clone(),
@@ -334,6 +357,7 @@ async fn handshake<C: Connection>(
         }
     };
     info!(user = handle.user, %nick, "authenticated");
+    let send = control.take().expect("the control stream is held");
     tokio::spawn(write_control(conn.clone(), send, control_rx).in_current_span());
     handle.control(
         &AuthOk {

@@ -109,7 +109,12 @@ impl Conn {
     }
 
     /// Queue encoded bytes on the control stream; a full queue closes the connection.
+    /// The queue's last slot is kept for the close, so a client closed as a slow consumer
+    /// still gets the Error frame saying why, after what it has not read yet.
     pub fn control_bytes(&self, frame: Bytes) {
+        if self.control.capacity() <= 1 {
+            return self.slow_consumer("control queue full: client is not reading");
+        }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.control.try_send(Ctl::Frame(frame)) {
             self.slow_consumer("control queue full: client is not reading");
         }
@@ -217,5 +222,55 @@ impl Conn {
         if self.control.try_send(ctl).is_err() {
             self.wire.close(code, reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Closed(Mutex<Option<ErrorCode>>);
+
+    impl Wire for Closed {
+        fn open_lane(&self, _: StreamKind, _: mpsc::Receiver<Bytes>) {}
+        fn send_datagram(&self, _: Bytes) {}
+        fn close(&self, code: ErrorCode, _: &str) {
+            *self.0.lock() = Some(code);
+        }
+    }
+
+    /// The last control frame queued, decoded, and whether a close follows it.
+    fn drain(rx: &mut mpsc::Receiver<Ctl>) -> (usize, Option<Closing>) {
+        let mut frames = 0;
+        while let Ok(c) = rx.try_recv() {
+            match c {
+                Ctl::Frame(_) => frames += 1,
+                Ctl::Close(c) => return (frames, Some(*c)),
+            }
+        }
+        (frames, None)
+    }
+
+    #[tokio::test]
+    async fn a_full_control_queue_still_queues_the_slow_consumer_error_frame() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let wire = Arc::new(Closed::default());
+        let conn = Conn::new(1, 1, "test", tx, wire.clone(), 8, false);
+        let ping = Message::from(garou_protocol::Pong { nonce: 1 });
+        for _ in 0..20 {
+            conn.control(&ping);
+        }
+        assert!(conn.is_dead());
+        let (frames, close) = drain(&mut rx);
+        let close = close.expect("the close is queued after the unread frames, not dropped");
+        assert_eq!(frames, 7, "the frames the client has not read yet stay before it");
+        assert_eq!(close.code, ErrorCode::SlowConsumer);
+        let last = Message::decode_datagram(&close.last.unwrap(), 1024).unwrap();
+        assert!(
+            matches!(&last, Message::Error(e) if e.code == ErrorCode::SlowConsumer && e.req.is_none()),
+            "{last:?}"
+        );
+        assert_eq!(*wire.0.lock(), None, "no close before the Error frame had its chance");
     }
 }

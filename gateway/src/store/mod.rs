@@ -199,6 +199,10 @@ pub trait Store: Send + Sync + 'static {
     async fn upload_progress(&self, id: &str, received: u64, complete: bool) -> Result<()>;
     async fn upload_attach(&self, id: &str, room: &str) -> Result<()>;
     async fn upload(&self, id: &str) -> Result<Option<UploadRecord>>;
+    /// Bytes reserved by uploads (their declared sizes, finished or not): `owner`'s, all.
+    async fn upload_usage(&self, owner: UserId) -> Result<(u64, u64)>;
+    /// Forget an upload record (a refused new upload; its files are the caller's).
+    async fn upload_delete(&self, id: &str) -> Result<()>;
     /// Delete a room with its messages, reactions, events, receipts and memberships.
     async fn delete_room(&self, room: &str) -> Result<()>;
 }

@@ -638,6 +638,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn upload_usage(&self, owner: UserId) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN owner = ? THEN size ELSE 0 END), 0), COALESCE(SUM(size), 0) FROM uploads",
+        )
+        .bind(i(owner))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
+    }
+
+    async fn upload_delete(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn upload(&self, id: &str) -> Result<Option<UploadRecord>> {
         let row = sqlx::query(
             "SELECT id, owner, name, content_type, size, sha256, received, complete, room FROM uploads WHERE id = ?",

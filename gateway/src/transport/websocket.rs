@@ -39,7 +39,28 @@ const BAD_FRAME: garou_protocol::ErrorCode = garou_protocol::ErrorCode::BadFrame
 
 enum Out {
     Msg(Vec<u8>),
+    /// Send a close frame with this WebSocket close code and reason, then stop.
     Close(u16, String),
+}
+
+/// WebSocket close code 1009: a message larger than the socket accepts (RFC 6455).
+const MESSAGE_TOO_BIG: u16 = 1009;
+
+/// Why the reader stopped reading a client.
+enum ReadFault {
+    /// A protocol fault: close with 4000 + code.
+    Protocol(garou_protocol::ErrorCode, &'static str),
+    /// A message over the socket's size limit (tungstenite refused it): close with 1009.
+    TooBig(String),
+}
+
+/// True when tungstenite refused a message (or frame) over the configured size.
+fn is_too_big(e: axum::Error) -> Option<String> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e.into_inner().downcast::<WsError>() {
+        Ok(e) if matches!(*e, WsError::Capacity(_)) => Some(e.to_string()),
+        _ => None,
+    }
 }
 
 /// Server-opened stream tags in use.
@@ -65,6 +86,10 @@ impl TagPool {
         self.used[tag as usize] = false;
     }
 }
+
+/// How long a close may take to reach a client before the socket is dropped regardless
+/// (a client that stopped reading would otherwise hold the writer mid-write forever).
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The sending half of a virtual stream.
 pub struct WsSend {
@@ -117,6 +142,9 @@ impl RecvStream for WsRecv {
 pub struct WsConnection {
     remote: SocketAddr,
     out: mpsc::Sender<Out>,
+    /// The control lane and the close: written before anything queued on `out`, so a
+    /// client whose stream lanes are backed up still gets its Error frame and close first.
+    urgent: mpsc::Sender<Out>,
     control: tokio::sync::Mutex<Option<mpsc::Receiver<Chunk>>>,
     uni: tokio::sync::Mutex<mpsc::Receiver<WsRecv>>,
     datagrams: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
@@ -136,17 +164,18 @@ impl WsConnection {
     ) -> WsConnection {
         let (sink, stream) = socket.split();
         let (out_tx, out_rx) = mpsc::channel(LANE_QUEUE);
+        let (urgent_tx, urgent_rx) = mpsc::channel(LANE_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
         let (uni_tx, uni_rx) = mpsc::channel(16);
         let (dgram_tx, dgram_rx) = mpsc::channel(LANE_QUEUE);
         let closed = CancellationToken::new();
-        tokio::spawn(write_socket(sink, out_rx, closed.clone()));
+        tokio::spawn(write_socket(sink, (urgent_rx, out_rx), closed.clone()));
         tokio::spawn(read_socket(
             stream,
             control_tx,
             uni_tx,
             dgram_tx,
-            out_tx.clone(),
+            urgent_tx.clone(),
             closed.clone(),
             (
                 max_client_lanes,
@@ -156,6 +185,7 @@ impl WsConnection {
         WsConnection {
             remote,
             out: out_tx,
+            urgent: urgent_tx,
             control: tokio::sync::Mutex::new(Some(control_rx)),
             uni: tokio::sync::Mutex::new(uni_rx),
             datagrams: tokio::sync::Mutex::new(dgram_rx),
@@ -167,13 +197,15 @@ impl WsConnection {
 
 async fn write_socket(
     mut sink: futures::stream::SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Out>,
+    (mut urgent, mut rx): (mpsc::Receiver<Out>, mpsc::Receiver<Out>),
     closed: CancellationToken,
 ) {
     loop {
         let item = tokio::select! {
-            item = rx.recv() => item,
+            biased;
             _ = closed.cancelled() => None,
+            Some(item) = urgent.recv() => Some(item),
+            item = rx.recv() => item,
         };
         match item {
             Some(Out::Msg(m)) => {
@@ -190,7 +222,7 @@ async fn write_socket(
             }
             Some(Out::Close(code, reason)) => {
                 let frame = CloseFrame {
-                    code: CLOSE_BASE + code,
+                    code,
                     reason: reason.into(),
                 };
                 tokio::select! {
@@ -211,12 +243,13 @@ async fn read_socket(
     control: mpsc::Sender<Chunk>,
     uni: mpsc::Sender<WsRecv>,
     datagrams: mpsc::Sender<Chunk>,
-    out: mpsc::Sender<Out>,
+    urgent: mpsc::Sender<Out>,
     closed: CancellationToken,
     (max_lanes, budget): (usize, Arc<Semaphore>),
 ) {
     let mut streams: HashMap<u8, mpsc::Sender<Chunk>> = HashMap::new();
-    let fault: Option<(garou_protocol::ErrorCode, &str)> = loop {
+    let protocol = |code, reason| Some(ReadFault::Protocol(code, reason));
+    let fault: Option<ReadFault> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = closed.cancelled() => return,
@@ -228,12 +261,13 @@ async fn read_socket(
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
             Some(Ok(WsMessage::Text(_))) => {
-                break Some((BAD_FRAME, "text messages are not part of the protocol"))
+                break protocol(BAD_FRAME, "text messages are not part of the protocol")
             }
-            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
+            Some(Err(e)) => break is_too_big(e).map(ReadFault::TooBig),
+            Some(Ok(WsMessage::Close(_))) | None => break None,
         };
         let Some((&tag, rest)) = data.split_first() else {
-            break Some((BAD_FRAME, "empty message"));
+            break protocol(BAD_FRAME, "empty message");
         };
         let rest = data.slice(1..1 + rest.len());
         let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
@@ -266,10 +300,10 @@ async fn read_socket(
                 let tx = match streams.get(&t) {
                     Some(tx) => tx.clone(),
                     None if streams.len() >= max_lanes => {
-                        break Some((
+                        break protocol(
                             garou_protocol::ErrorCode::LimitReached,
                             "too many client lanes open",
-                        ))
+                        )
                     }
                     None => {
                         let (tx, rx) = mpsc::channel(LANE_QUEUE);
@@ -285,18 +319,45 @@ async fn read_socket(
                 }
             }
             LaneTag::ServerStream(_) | LaneTag::Reserved => {
-                break Some((BAD_FRAME, "lane tag not allowed from a client"))
+                break protocol(BAD_FRAME, "lane tag not allowed from a client")
             }
         }
     };
-    if let Some((code, reason)) = fault {
-        // Never wait on a full queue here: a stuck writer would keep this task alive.
-        if out.try_send(Out::Close(code.as_u16(), reason.into())).is_err() {
-            closed.cancel();
+    // Never wait on a full queue here: a stuck writer would keep this task alive.
+    let close = match fault {
+        Some(ReadFault::Protocol(code, reason)) => {
+            Out::Close(CLOSE_BASE.saturating_add(code.as_u16()), reason.into())
         }
-    } else {
-        closed.cancel();
+        Some(ReadFault::TooBig(reason)) => {
+            // The Error frame the protocol promises for an oversized frame, on the control
+            // lane (the session writes whole frames per message, so this one stays whole),
+            // then the WebSocket's own close code.
+            let code = garou_protocol::ErrorCode::FrameTooLarge;
+            let error = garou_protocol::Error::fatal(code, &reason).encode();
+            let _ = urgent.try_send(Out::Msg(ws::message(ws::CONTROL, &[error])));
+            Out::Close(MESSAGE_TOO_BIG, reason)
+        }
+        None => return closed.cancel(),
+    };
+    close_soon(&urgent, &closed, close);
+}
+
+/// Queue `close` ahead of the stream lanes; the socket is dropped regardless after
+/// [`CLOSE_GRACE`] (at once when even the urgent queue is full).
+fn close_soon(urgent: &mpsc::Sender<Out>, closed: &CancellationToken, close: Out) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return closed.cancel();
+    };
+    if urgent.try_send(close).is_err() {
+        return closed.cancel();
     }
+    let closed = closed.clone();
+    rt.spawn(async move {
+        tokio::select! {
+            _ = closed.cancelled() => {}
+            _ = tokio::time::sleep(CLOSE_GRACE) => closed.cancel(),
+        }
+    });
 }
 
 impl Connection for WsConnection {
@@ -318,7 +379,7 @@ impl Connection for WsConnection {
             .ok_or_else(|| TransportError("the control stream was already accepted".into()))?;
         let send = WsSend {
             tag: ws::CONTROL,
-            out: self.out.clone(),
+            out: self.urgent.clone(),
             pool: None,
         };
         Ok((send, WsRecv(rx)))
@@ -363,9 +424,8 @@ impl Connection for WsConnection {
             .ok_or_else(|| TransportError("websocket closed".into()))
     }
     fn close(&self, code: u16, reason: &str) {
-        if self.out.try_send(Out::Close(code, reason.to_owned())).is_err() {
-            self.closed.cancel();
-        }
+        let close = Out::Close(CLOSE_BASE.saturating_add(code), reason.to_owned());
+        close_soon(&self.urgent, &self.closed, close);
     }
     async fn closed(&self) {
         self.closed.cancelled().await;
