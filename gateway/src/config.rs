@@ -72,13 +72,42 @@ pub struct LimitsConfig {
     pub connections_per_ip_per_sec: f64,
     /// Connections one IP may open at once before the rate applies (bucket size).
     pub connections_per_ip_burst: u32,
-    /// IPs tracked for the per-IP rate; bounds the table's memory.
+    /// IPs tracked for the per-IP rate and cap (and users / IPs tracked for the per-user
+    /// and per-IP command rates); bounds each table's memory.
     pub ip_table_size: usize,
+    /// Connections one IP may hold open at once, all transports together (0 = no limit).
+    /// Refused beyond it: QUIC/WebTransport close with LimitReached, WebSocket gets 429.
+    /// Raise it for clients behind one large NAT.
+    pub max_connections_per_ip: usize,
+    /// Largest frame accepted on the control stream before authentication succeeds, bytes.
+    /// A Hello is tens of bytes and an Auth carries at most a token (a JWT is a few
+    /// hundred bytes to a few KiB), so an unauthenticated peer cannot make the gateway
+    /// buffer `max_frame` per connection. Larger frames close with FrameTooLarge as soon
+    /// as their header arrives.
+    pub pre_auth_max_frame: usize,
+    /// Partial-frame bytes one connection may have buffered across all its streams (a
+    /// frame being received, not yet whole). Beyond it the connection is closed with
+    /// LimitReached. Must hold at least one `max_frame` frame.
+    pub max_buffered_per_connection: usize,
+    /// Gateway-wide budget for partial-frame bytes, all connections together. A
+    /// connection whose bytes would exceed it is closed with LimitReached; the others
+    /// and the process go on.
+    pub buffer_budget: usize,
     /// Frames per second a client may make the server act on (commands, acks, upload
-    /// chunks, typing datagrams, pings).
+    /// chunks, typing datagrams, pings), per session.
     pub commands_per_sec: f64,
-    /// Frames a client may send at once before the rate applies.
+    /// Frames a client may send at once before the rate applies, per session.
     pub command_burst: u32,
+    /// Frames per second all sessions of one user share (a user with a few devices): more
+    /// sessions do not buy more throughput.
+    pub commands_per_sec_per_user: f64,
+    /// Burst of the per-user rate.
+    pub command_burst_per_user: u32,
+    /// Frames per second all sessions from one IP share, whoever they are. Well above the
+    /// per-user rate: an office or carrier NAT puts many users behind one address.
+    pub commands_per_sec_per_ip: f64,
+    /// Burst of the per-IP rate.
+    pub command_burst_per_ip: u32,
     /// Throttles tolerated within `throttle_window_secs`; still over the limit after these
     /// and the connection is closed with RateLimited.
     pub max_throttles: u32,
@@ -97,8 +126,16 @@ impl Default for LimitsConfig {
             connections_per_ip_per_sec: 10.0,
             connections_per_ip_burst: 50,
             ip_table_size: 65_536,
+            max_connections_per_ip: 64,
+            pre_auth_max_frame: 16 * 1024,
+            max_buffered_per_connection: 2 * 1024 * 1024,
+            buffer_budget: 256 * 1024 * 1024,
             commands_per_sec: 100.0,
             command_burst: 200,
+            commands_per_sec_per_user: 200.0,
+            command_burst_per_user: 400,
+            commands_per_sec_per_ip: 2000.0,
+            command_burst_per_ip: 4000,
             max_throttles: 5,
             throttle_window_secs: 30,
             max_rooms_per_user: 1000,
@@ -382,6 +419,22 @@ impl ServerConfig {
         if !positive(l.connections_per_ip_per_sec) || l.connections_per_ip_burst == 0 || l.ip_table_size == 0
         {
             return Err("limits.connections_per_ip_* and limits.ip_table_size must be above 0".into());
+        }
+        if !positive(l.commands_per_sec_per_user)
+            || l.command_burst_per_user == 0
+            || !positive(l.commands_per_sec_per_ip)
+            || l.command_burst_per_ip == 0
+        {
+            return Err("limits.commands_per_sec_per_* and limits.command_burst_per_* must be above 0".into());
+        }
+        if l.pre_auth_max_frame < 256 || l.pre_auth_max_frame > self.max_frame {
+            return Err("limits.pre_auth_max_frame must be between 256 and max_frame".into());
+        }
+        if l.max_buffered_per_connection < self.max_frame + garou_protocol::HEADER_LEN {
+            return Err("limits.max_buffered_per_connection must hold one max_frame frame (max_frame + 5)".into());
+        }
+        if l.buffer_budget < l.max_buffered_per_connection {
+            return Err("limits.buffer_budget must be at least limits.max_buffered_per_connection".into());
         }
         if l.throttle_window_secs == 0 {
             return Err("limits.throttle_window_secs must be at least 1".into());

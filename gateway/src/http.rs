@@ -257,7 +257,9 @@ async fn websocket(
         Ok(p) => p,
         Err(refusal) => {
             let status = match refusal {
-                crate::limits::Refusal::IpRate => StatusCode::TOO_MANY_REQUESTS,
+                crate::limits::Refusal::IpRate | crate::limits::Refusal::IpConnections => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 crate::limits::Refusal::Full => StatusCode::SERVICE_UNAVAILABLE,
             };
             return (status, refusal.to_string()).into_response();

@@ -232,9 +232,10 @@ async fn accept_loop(
             }
             // A full server says why: the handshake completes and the connection is closed
             // with LimitReached (bounded: the per-IP rate still applies to these).
-            Err(Refusal::Full) => {
-                warn!(%remote, "refusing connection: max_connections reached");
-                tokio::spawn(refuse_full(incoming, cfg.handshake_timeout()));
+            // So does an address holding too many connections open (max_connections_per_ip).
+            Err(refusal) => {
+                warn!(%remote, %refusal, "refusing connection");
+                tokio::spawn(refuse_full(incoming, cfg.handshake_timeout(), refusal));
                 continue;
             }
         };
@@ -270,11 +271,11 @@ async fn accept_loop(
 }
 
 /// Complete the handshake only to close with LimitReached and a reason.
-async fn refuse_full(incoming: quinn::Incoming, timeout: Duration) {
+async fn refuse_full(incoming: quinn::Incoming, timeout: Duration, refusal: Refusal) {
     let Ok(connecting) = incoming.accept() else { return };
     if let Ok(Ok(c)) = tokio::time::timeout(timeout, connecting).await {
         let code = garou_protocol::ErrorCode::LimitReached.as_u16();
-        c.close(quinn::VarInt::from(code), Refusal::Full.to_string().as_bytes());
+        c.close(quinn::VarInt::from(code), refusal.to_string().as_bytes());
     }
 }
 

@@ -13,14 +13,21 @@ fn common_args(gw: &garou_gateway::server::Gateway) -> CommonArgs {
 }
 
 /// A gateway that admits a load generator: every bench client comes from 127.0.0.1, and
-/// the default per-IP admission (10/s, burst 50) would refuse most of a churn run; a
-/// flat-out publisher exceeds the default 100 commands/s and would be throttled.
+/// the default per-IP admission (10/s, burst 50, 64 open) would refuse most of a churn
+/// run; a flat-out publisher exceeds the default command rates (per session, user and IP)
+/// and would be throttled.
 async fn bench_gateway() -> garou_gateway::server::Gateway {
     gateway(|c| {
         c.limits.connections_per_ip_per_sec = 100_000.0;
         c.limits.connections_per_ip_burst = 100_000;
         c.limits.commands_per_sec = 1_000_000.0;
         c.limits.command_burst = 1_000_000;
+        // The per-user and per-IP rates, and the open-connection cap per IP, likewise.
+        c.limits.commands_per_sec_per_user = 1_000_000.0;
+        c.limits.command_burst_per_user = 1_000_000;
+        c.limits.commands_per_sec_per_ip = 1_000_000.0;
+        c.limits.command_burst_per_ip = 1_000_000;
+        c.limits.max_connections_per_ip = 0;
     })
     .await
 }

@@ -113,6 +113,11 @@ async fn a_hostile_client_is_closed_with_the_right_codes_and_honest_clients_lose
         // Every connection comes from 127.0.0.1: the per-IP rate is tested in limits.rs.
         c.limits.connections_per_ip_burst = 1_000_000;
         c.limits.connections_per_ip_per_sec = 1_000_000.0;
+        c.limits.max_connections_per_ip = 0;
+        // The flooder must meet its own session's limit, not the one it shares with the
+        // honest clients on 127.0.0.1 (per-IP rates are tested in shared_rates.rs).
+        c.limits.commands_per_sec_per_ip = 1_000_000.0;
+        c.limits.command_burst_per_ip = 1_000_000;
         c.limits.max_datagram = MAX_DATAGRAM;
         c.limits.max_throttles = 2;
     })

@@ -1118,6 +1118,31 @@ proptest! {
     }
 
     #[test]
+    fn partial_frames_hold_memory_for_the_bytes_received_not_the_declared_length(
+        ty in prop::sample::select(ALL),
+        declared in 1usize..=DEFAULT_MAX_FRAME,
+        received in 0usize..4096,
+        idx in prop::collection::vec(any::<Index>(), 0..8),
+    ) {
+        let received = received.min(declared - 1);
+        let mut wire = Frame::header(ty as u8, declared).to_vec();
+        wire.extend(std::iter::repeat_n(0xA5, received));
+        let mut dec = Decoder::new(DEFAULT_MAX_FRAME);
+        let mut start = 0;
+        for end in cut_points(wire.len(), &idx).into_iter().chain(std::iter::once(wire.len())) {
+            dec.push(&wire[start..end]);
+            start = end;
+            prop_assert_eq!(dec.next_frame(), Ok(None));
+            // Amortized growth may double what was received, never approach the declared size.
+            prop_assert!(
+                dec.capacity() <= 2 * dec.pending() + 64,
+                "capacity {} for {} bytes pending ({} declared)", dec.capacity(), dec.pending(), declared
+            );
+        }
+        prop_assert_eq!(dec.pending(), wire.len());
+    }
+
+    #[test]
     fn unknown_type_byte_is_refused(
         ty in prop::sample::select(unknown_types()),
         len in any::<u32>(),

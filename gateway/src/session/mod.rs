@@ -21,7 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::ServerConfig;
 use crate::hub::Hub;
-use crate::limits::{LimitStats, Limits, Permit};
+use crate::limits::{BufferRefusal, ConnBuffers, LimitStats, Limits, Permit};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::uploads;
 use outbound::{Closing, Conn, Ctl, Wire};
@@ -56,18 +56,51 @@ impl From<DecodeError> for Fault {
     }
 }
 
-/// Reads whole messages from one stream.
+impl From<BufferRefusal> for Fault {
+    fn from(e: BufferRefusal) -> Self {
+        Fault::Protocol(ErrorCode::LimitReached, e.to_string())
+    }
+}
+
+/// Reads whole messages from one stream. The bytes of a frame not yet whole are charged
+/// to the connection's [`ConnBuffers`] (its cap across streams, and the gateway-wide
+/// budget) before the next read, and released as frames complete or when the reader drops.
 struct FrameReader<R> {
     recv: R,
     decoder: Decoder,
+    buffers: Arc<ConnBuffers>,
+    /// Bytes charged to `buffers` for what `decoder` holds.
+    charged: usize,
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        self.buffers.release(self.charged);
+    }
 }
 
 impl<R: RecvStream> FrameReader<R> {
-    fn new(recv: R, max_frame: usize) -> Self {
+    fn new(recv: R, max_frame: usize, buffers: Arc<ConnBuffers>) -> Self {
         FrameReader {
             recv,
             decoder: Decoder::new(max_frame),
+            buffers,
+            charged: 0,
         }
+    }
+
+    /// Bring the charge in line with what the decoder holds. Only called before waiting
+    /// for more bytes: a chunk of whole frames leaves nothing pending and costs no atomic
+    /// operation; a partial frame is charged once per chunk received.
+    fn account(&mut self) -> Result<(), BufferRefusal> {
+        let pending = self.decoder.pending();
+        if pending > self.charged {
+            self.buffers.charge(pending - self.charged)?;
+        } else if pending < self.charged {
+            self.buffers.release(self.charged - pending);
+        }
+        self.charged = pending;
+        Ok(())
     }
 
     /// The next message, `None` at a clean end of stream.
@@ -77,6 +110,7 @@ impl<R: RecvStream> FrameReader<R> {
                 crate::metrics::frame_in(frame.ty);
                 return Ok(Some(Message::decode(&frame)?));
             }
+            self.account()?;
             match self.recv.read_chunk().await? {
                 Some(chunk) => self.decoder.push(&chunk),
                 None => {
@@ -204,6 +238,7 @@ pub async fn run<C: Connection>(
 ) {
     let conn = Arc::new(conn);
     let limits = permit.limits().clone();
+    let buffers = ConnBuffers::new(limits.clone());
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", id = session, transport = conn.kind(), remote = %conn.remote(), user = tracing::field::Empty);
     async move {
@@ -214,7 +249,7 @@ pub async fn run<C: Connection>(
         let mut control = None;
         let handshake = tokio::time::timeout(
             cfg.handshake_timeout(),
-            handshake(&conn, &hub, &cfg, session, &limits, &mut control),
+            handshake(&conn, &hub, &cfg, session, (&limits, &buffers), &mut control),
         )
         .await;
         let (handle, control_rx, ticket) = match handshake {
@@ -237,7 +272,7 @@ pub async fn run<C: Connection>(
         crate::metrics::handshake(crate::metrics::Handshake::Ok, started.elapsed());
         hub.peers().insert(handle.id, conn.remote());
         tracing::Span::current().record("user", handle.user);
-        let result = serve(&conn, &hub, &cfg, &limits, &handle, control_rx, &shutdown).await;
+        let result = serve(&conn, &hub, &cfg, (&limits, &buffers), &handle, control_rx, &shutdown).await;
         match result {
             Err(Fault::Protocol(code, reason)) => {
                 warn!(?code, %reason, "closing misbehaving session");
@@ -283,12 +318,14 @@ async fn handshake<C: Connection>(
     hub: &Arc<Hub>,
     cfg: &ServerConfig,
     session: u64,
-    limits: &Arc<Limits>,
+    (limits, buffers): (&Arc<Limits>, &Arc<ConnBuffers>),
     control: &mut Option<C::Send>,
 ) -> Result<Handshaken<C>, Fault> {
     let (send, recv) = conn.accept_bi().await?;
     let send = control.insert(send);
-    let mut reader = FrameReader::new(recv, cfg.max_frame);
+    // Until AuthOk, frames are small (Hello, Auth): an unauthenticated peer cannot make
+    // us buffer max_frame bytes.
+    let mut reader = FrameReader::new(recv, cfg.limits.pre_auth_max_frame, buffers.clone());
     let hello = match reader.next().await? {
         Some(Message::Hello(h)) => h,
         Some(m) => {
@@ -358,6 +395,7 @@ async fn handshake<C: Connection>(
     };
     info!(user = handle.user, %nick, "authenticated");
     let send = control.take().expect("the control stream is held");
+    reader.decoder.set_max_frame(cfg.max_frame);
     tokio::spawn(write_control(conn.clone(), send, control_rx).in_current_span());
     handle.control(
         &AuthOk {
@@ -388,28 +426,33 @@ async fn serve<C: Connection>(
     conn: &Arc<C>,
     hub: &Arc<Hub>,
     cfg: &Arc<ServerConfig>,
-    limits: &Arc<Limits>,
+    (limits, buffers): (&Arc<Limits>, &Arc<ConnBuffers>),
     handle: &Arc<Conn>,
     mut control: FrameReader<C::Recv>,
     shutdown: &CancellationToken,
 ) -> Result<(), Fault> {
-    let gate = Arc::new(RateGate::new(&cfg.limits));
+    // The session's own bucket, and the ones all sessions of its user and its IP share.
+    let shared = (
+        limits.rates.user(handle.user),
+        limits.rates.ip(conn.remote().ip()),
+    );
+    let gate = Arc::new(RateGate::new(&cfg.limits, shared));
     // Stream readers report a protocol fault here; the first one ends the session.
     let faults = Arc::new(FirstFault::default());
     let fault_tx = faults.clone();
     let mut tasks = JoinSet::new();
     {
         let (conn, hub, handle, fault_tx) = (conn.clone(), hub.clone(), handle.clone(), fault_tx.clone());
-        let (cfg, limits, gate) = (cfg.clone(), limits.clone(), gate.clone());
+        let (cfg, limits, gate, buffers) = (cfg.clone(), limits.clone(), gate.clone(), buffers.clone());
         tasks.spawn(
             async move {
                 while let Ok(recv) = conn.accept_uni().await {
                     let (hub, cfg, handle, fault_tx) =
                         (hub.clone(), cfg.clone(), handle.clone(), fault_tx.clone());
-                    let (limits, gate) = (limits.clone(), gate.clone());
+                    let (limits, gate, buffers) = (limits.clone(), gate.clone(), buffers.clone());
                     tokio::spawn(
                         async move {
-                            let reader = FrameReader::new(recv, cfg.max_frame);
+                            let reader = FrameReader::new(recv, cfg.max_frame, buffers);
                             let rate = (&*gate, &limits.stats);
                             if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle, rate).await {
                                 fault_tx.report(f);

@@ -1,7 +1,11 @@
-//! Per-client frame rate: one token bucket per session, shared by all its readers.
+//! Per-client frame rate: one token bucket per session, shared by all its readers, and
+//! the buckets every session of the same user and from the same IP share
+//! ([`crate::limits::RateTables`]), so ten sessions get no more than one user (or one
+//! address) may send.
 //!
 //! Every client frame that makes the server act (commands, acks, upload chunks, typing
-//! datagrams, pings) takes a token. When the bucket is empty the client is sent one
+//! datagrams, pings) takes a token from all three buckets; it goes only when all three
+//! have one. When one is empty the client is sent one
 //! `Throttle { retry_after_ms }` and every reader of the session pauses for that long: the
 //! frames wait in the transport's flow-control window (QUIC) or the socket (WebSocket),
 //! never in a server-side buffer. A client still over the limit after
@@ -16,7 +20,7 @@ use garou_protocol::{Message, Throttle};
 use parking_lot::Mutex;
 
 use crate::config::LimitsConfig;
-use crate::limits::{LimitStats, TokenBucket};
+use crate::limits::{LimitStats, SharedBucket, TokenBucket};
 use crate::session::outbound::Conn;
 
 /// Verdict for one frame when the bucket is empty.
@@ -41,15 +45,22 @@ struct State {
 /// The session's frame-rate limiter.
 pub struct RateGate {
     state: Mutex<State>,
-    /// Tokens the bucket refills to before a throttled client may go on.
+    /// The user's and the IP's buckets (locked in this order, after `state`).
+    user: SharedBucket,
+    ip: SharedBucket,
+    /// Tokens the session's bucket refills to before a throttled client may go on.
     resume_at: f64,
     max_throttles: usize,
     window: Duration,
 }
 
 impl RateGate {
-    pub fn new(cfg: &LimitsConfig) -> RateGate {
+    /// A gate drawing from its own bucket and from `(user, ip)`, the buckets shared with
+    /// the user's other sessions and with the sessions from the same IP.
+    pub fn new(cfg: &LimitsConfig, (user, ip): (SharedBucket, SharedBucket)) -> RateGate {
         RateGate {
+            user,
+            ip,
             state: Mutex::new(State {
                 bucket: TokenBucket::new(cfg.commands_per_sec, cfg.command_burst, Instant::now()),
                 paused_until: None,
@@ -74,7 +85,11 @@ impl RateGate {
             }
             st.paused_until = None;
         }
-        if st.bucket.take(now) {
+        let (mut user, mut ip) = (self.user.lock(), self.ip.lock());
+        if st.bucket.has_token(now) && user.has_token(now) && ip.has_token(now) {
+            st.bucket.take(now);
+            user.take(now);
+            ip.take(now);
             return Verdict::Go;
         }
         while st
@@ -88,8 +103,16 @@ impl RateGate {
             return Verdict::Close;
         }
         st.throttles.push_back(now);
-        let pause =
-            Duration::from_secs_f64(st.bucket.secs_until(self.resume_at, now)).max(Duration::from_millis(1));
+        // Until every bucket holds a useful budget again: half its burst (a shared bucket
+        // is refilled for all its sessions at once).
+        let half = |b: &TokenBucket| (b.burst() / 2.0).max(1.0);
+        let (user_at, ip_at) = (half(&user), half(&ip));
+        let wait = st
+            .bucket
+            .secs_until(self.resume_at, now)
+            .max(user.secs_until(user_at, now))
+            .max(ip.secs_until(ip_at, now));
+        let pause = Duration::from_secs_f64(wait).max(Duration::from_millis(1));
         st.paused_until = Some(now + pause);
         Verdict::Wait {
             pause,
@@ -129,7 +152,15 @@ impl RateGate {
         if st.paused_until.is_some_and(|u| now < u) {
             return false;
         }
-        st.bucket.take(now)
+        let (mut user, mut ip) = (self.user.lock(), self.ip.lock());
+        if st.bucket.has_token(now) && user.has_token(now) && ip.has_token(now) {
+            st.bucket.take(now);
+            user.take(now);
+            ip.take(now);
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -137,14 +168,58 @@ impl RateGate {
 mod tests {
     use super::*;
 
+    fn shared(rate: f64, burst: u32) -> SharedBucket {
+        std::sync::Arc::new(Mutex::new(TokenBucket::new(rate, burst, Instant::now())))
+    }
+
     fn gate(rate: f64, burst: u32, max_throttles: u32) -> RateGate {
-        RateGate::new(&LimitsConfig {
-            commands_per_sec: rate,
-            command_burst: burst,
-            max_throttles,
-            throttle_window_secs: 10,
-            ..LimitsConfig::default()
-        })
+        let roomy = (shared(1e9, u32::MAX), shared(1e9, u32::MAX));
+        gate_with(rate, burst, max_throttles, roomy)
+    }
+
+    fn gate_with(rate: f64, burst: u32, max_throttles: u32, buckets: (SharedBucket, SharedBucket)) -> RateGate {
+        RateGate::new(
+            &LimitsConfig {
+                commands_per_sec: rate,
+                command_burst: burst,
+                max_throttles,
+                throttle_window_secs: 10,
+                ..LimitsConfig::default()
+            },
+            buckets,
+        )
+    }
+
+    #[test]
+    fn sessions_sharing_a_user_bucket_share_its_budget() {
+        let user = shared(1.0, 6);
+        let t0 = Instant::now();
+        let a = gate_with(100.0, 100, 5, (user.clone(), shared(1e9, u32::MAX)));
+        let b = gate_with(100.0, 100, 5, (user.clone(), shared(1e9, u32::MAX)));
+        let other = gate_with(100.0, 100, 5, (shared(1.0, 6), shared(1e9, u32::MAX)));
+        for _ in 0..3 {
+            assert_eq!(a.check(t0), Verdict::Go);
+            assert_eq!(b.check(t0), Verdict::Go);
+        }
+        assert!(matches!(a.check(t0), Verdict::Wait { throttle: true, .. }));
+        let Verdict::Wait { pause, throttle: true } = b.check(t0) else {
+            panic!("the user's bucket is empty for every session")
+        };
+        assert_eq!(pause, Duration::from_secs(3), "until half the user's burst is back");
+        assert!(!b.try_take(), "datagrams are dropped too");
+        for _ in 0..6 {
+            assert_eq!(other.check(t0), Verdict::Go, "another user keeps its budget");
+        }
+    }
+
+    #[test]
+    fn nothing_is_taken_when_one_bucket_is_empty() {
+        let (user, ip) = (shared(1.0, 2), shared(1.0, 1));
+        let t0 = Instant::now();
+        let g = gate_with(100.0, 100, 5, (user.clone(), ip.clone()));
+        assert_eq!(g.check(t0), Verdict::Go);
+        assert!(matches!(g.check(t0), Verdict::Wait { throttle: true, .. }));
+        assert!(user.lock().has_token(t0), "the user's token was not spent by a refused frame");
     }
 
     #[test]

@@ -81,13 +81,13 @@ pub fn quic_config(gw: &impl Target, transport: Option<quinn::TransportConfig>) 
 
 /// One client endpoint (UDP socket) for many raw connections.
 pub fn endpoint() -> quinn::Endpoint {
-    endpoint_on([127, 0, 0, 1])
+    endpoint_at("127.0.0.1")
 }
 
-/// An endpoint whose packets come from this loopback address (Linux routes all of
-/// 127.0.0.0/8 to `lo`), so per-IP limits can tell an attacker from the bystanders.
-pub fn endpoint_on(ip: [u8; 4]) -> quinn::Endpoint {
-    quinn::Endpoint::client((ip, 0).into()).unwrap()
+/// A client endpoint bound to another loopback address (e.g. "127.0.0.2"), to test
+/// per-IP limits: Linux routes all of 127.0.0.0/8 to loopback.
+pub fn endpoint_at(ip: &str) -> quinn::Endpoint {
+    quinn::Endpoint::client(format!("{ip}:0").parse().unwrap()).unwrap()
 }
 
 /// A QUIC connection to the gateway, handshake done, nothing sent.
@@ -159,20 +159,20 @@ impl Raw {
         read: bool,
         transport: Option<quinn::TransportConfig>,
     ) -> Raw {
-        Raw::login_as(gw, endpoint(), Credentials::Nick(nick.into()), read, transport).await
+        Raw::login_with(gw, Credentials::Nick(nick.into()), read, transport, endpoint()).await
     }
 
-    /// [`Raw::login`] with any credentials (a token), on a given endpoint (source address).
-    pub async fn login_as(
+    /// [`Raw::login`] with any credentials, from `endpoint` (see [`endpoint_at`]).
+    pub async fn login_with(
         gw: &impl Target,
-        endpoint: quinn::Endpoint,
         credentials: Credentials,
         read: bool,
         transport: Option<quinn::TransportConfig>,
+        endpoint: quinn::Endpoint,
     ) -> Raw {
         let nick = match &credentials {
             Credentials::Nick(n) => n.clone(),
-            Credentials::Token(_) => "token".to_owned(),
+            _ => "token user".to_string(),
         };
         let conn = connect(&endpoint, gw, transport).await.expect("QUIC handshake");
         let (mut control, mut recv) = conn.open_bi().await.unwrap();
