@@ -31,18 +31,21 @@ def rss_mb(pid):
     return float("nan")
 
 
-def worker(port, n, hold, out):
+def worker(port, n, hold, sources, index, out):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     socks, failed = [], 0
     deadline = time.monotonic() + 60
-    for _ in range(n):
+    for i in range(n):
         if time.monotonic() > deadline:
             break
         s = socket.socket()
         s.settimeout(1.0)
+        # Sources: 127.0.0.1, or with --sources N, 127.1.x.y spread over N addresses.
+        k = (index * n + i) % sources
+        source = "127.0.0.1" if sources == 1 else f"127.1.{k // 250}.{k % 250 + 1}"
         try:
-            s.bind(("127.0.0.1", 0))
+            s.bind((source, 0))
             s.connect(("127.0.0.1", port))
             s.sendall(HALF)
             socks.append(s)
@@ -90,13 +93,17 @@ def main():
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--hold", type=float, default=20)
     p.add_argument("--after", type=float, default=15)
+    p.add_argument("--sources", type=int, default=1, help="attacking loopback addresses")
     a = p.parse_args()
     a.connections = min(a.connections, 40000)
     before = rss_mb(a.pid)
     out = mp.Queue()
     procs = [
-        mp.Process(target=worker, args=(a.port, a.connections // a.workers, min(a.hold, 120), out))
-        for _ in range(a.workers)
+        mp.Process(
+            target=worker,
+            args=(a.port, a.connections // a.workers, min(a.hold, 120), max(1, min(a.sources, 60000)), w, out),
+        )
+        for w in range(a.workers)
     ]
     for pr in procs:
         pr.start()

@@ -129,6 +129,7 @@ const ERROR_TITLES = {
   Disconnected: "Not connected",
   ShuttingDown: "The server is restarting",
   SlowConsumer: "The connection fell behind",
+  Unavailable: "The server cannot save messages right now",
 };
 
 function friendly(e) {

@@ -51,6 +51,7 @@ fn config() -> HubConfig {
         auth: garou_gateway::auth::Auth::open(),
         max_rooms_per_user: 0,
         max_members_per_room: 0,
+        recent_messages: garou_gateway::hub::room::RECENT_MESSAGES,
     }
 }
 

@@ -9,7 +9,8 @@
 //! Arguments: the gateway's QUIC address, the number of connections (at most 1000), how
 //! long to hold them in seconds (at most 120), and optionally `auth`: log in first (open
 //! dev mode, nick `probeN`) and send the partial frame (a Send) on a command stream
-//! instead, past the pre-authentication cap. Accepts any server certificate: a
+//! instead, past the pre-authentication cap (`hello` for the default), and how many bytes
+//! of the frame to send (default 10, less than 1 MiB). Accepts any server certificate: a
 //! loopback measurement tool, never a client.
 
 use std::net::SocketAddr;
@@ -78,19 +79,24 @@ async fn main() -> anyhow::Result<()> {
     let n: usize = args.get(1).map_or(Ok(100), |s| s.parse())?;
     let hold: u64 = args.get(2).map_or(Ok(15), |s| s.parse())?;
     let after_auth = args.get(3).is_some_and(|a| a == "auth");
+    let body: usize = args.get(4).map_or(Ok(10), |s| s.parse())?;
     anyhow::ensure!(n <= 1000 && hold <= 120, "at most 1000 connections for 120 s");
+    anyhow::ensure!(body < DEFAULT_MAX_FRAME, "the frame must stay partial");
     let ep = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     let cfg = client_config()?;
     let mut held = Vec::new();
     let (mut sent, mut closed) = (0, 0);
     let mut uni = Vec::new();
     for i in 0..n {
-        let conn = tokio::time::timeout(Duration::from_secs(10), ep.connect_with(cfg.clone(), server, "localhost")?)
-            .await??;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            ep.connect_with(cfg.clone(), server, "localhost")?,
+        )
+        .await??;
         let (mut send, recv) = conn.open_bi().await?;
         let partial = |ty: FrameType| {
             let mut bytes = Frame::header(ty as u8, DEFAULT_MAX_FRAME).to_vec();
-            bytes.extend_from_slice(&[0; 10]);
+            bytes.resize(bytes.len() + body, b'x');
             bytes
         };
         if after_auth {
@@ -118,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
         held.push((conn, send, recv));
     }
     let what = if after_auth { "Send (after auth)" } else { "Hello" };
-    println!("{sent} connections hold a partial 1 MiB {what}; holding {hold} s");
+    println!("{sent} connections hold a partial 1 MiB {what} ({body} bytes sent); holding {hold} s");
     tokio::time::sleep(Duration::from_secs(hold)).await;
     for (conn, _, _) in &held {
         if let Some(reason) = conn.close_reason() {

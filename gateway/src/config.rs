@@ -28,6 +28,10 @@ pub struct ServerConfig {
     /// acknowledged message survives a power cut; `normal` survives a killed process but
     /// not a power cut, and takes the fsync off the publish→delivery path.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Messages each room keeps in memory (edits, reactions, receipts, and the fast path of
+    /// idempotent publishing: a re-sent client id the window still knows is answered without
+    /// a store read; older ones are looked up in the store). At least 1.
+    pub recent_messages: usize,
     /// PEM certificate chain; with `key`, replaces the self-signed dev certificate.
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
@@ -312,6 +316,7 @@ impl Default for ServerConfig {
             http: "[::]:8080".parse().expect("valid default address"),
             data: PathBuf::from("data"),
             sqlite_synchronous: SqliteSynchronous::Full,
+            recent_messages: crate::hub::room::RECENT_MESSAGES,
             cert: None,
             key: None,
             max_connections: 10_000,
@@ -407,6 +412,9 @@ impl ServerConfig {
         if self.max_frame < 1024 {
             return Err("max_frame must be at least 1024".into());
         }
+        if self.recent_messages == 0 {
+            return Err("recent_messages must be at least 1".into());
+        }
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err("admin.token must be at least 16 characters".into());
         }
@@ -425,13 +433,17 @@ impl ServerConfig {
             || !positive(l.commands_per_sec_per_ip)
             || l.command_burst_per_ip == 0
         {
-            return Err("limits.commands_per_sec_per_* and limits.command_burst_per_* must be above 0".into());
+            return Err(
+                "limits.commands_per_sec_per_* and limits.command_burst_per_* must be above 0".into(),
+            );
         }
         if l.pre_auth_max_frame < 256 || l.pre_auth_max_frame > self.max_frame {
             return Err("limits.pre_auth_max_frame must be between 256 and max_frame".into());
         }
         if l.max_buffered_per_connection < self.max_frame + garou_protocol::HEADER_LEN {
-            return Err("limits.max_buffered_per_connection must hold one max_frame frame (max_frame + 5)".into());
+            return Err(
+                "limits.max_buffered_per_connection must hold one max_frame frame (max_frame + 5)".into(),
+            );
         }
         if l.buffer_budget < l.max_buffered_per_connection {
             return Err("limits.buffer_budget must be at least limits.max_buffered_per_connection".into());
@@ -518,6 +530,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("max_ack_delay_ms"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "limits": { "max_buffered_per_connection": 4096 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_buffered_per_connection"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "limits": { "pre_auth_max_frame": 10 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pre_auth_max_frame"), "{err}");
+        let err = ServerConfig::load(
+            None,
+            serde_json::json!({ "limits": { "commands_per_sec_per_user": 0.0 } }),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("commands_per_sec_per_"), "{err}");
     }
 
     #[test]

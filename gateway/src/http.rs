@@ -143,6 +143,13 @@ async fn ready(State(s): State<HttpState>) -> Response {
     if s.draining.is_cancelled() || s.shutdown.is_cancelled() {
         return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
+    // Reads may still work while commits fail (disk full, locked): the committer knows.
+    if !s.hub.store_healthy() {
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable: commits failing",
+        );
+    }
     match tokio::time::timeout(std::time::Duration::from_secs(2), s.hub.store().max_id()).await {
         Ok(Ok(_)) => status(StatusCode::OK, "ready"),
         Ok(Err(e)) => {

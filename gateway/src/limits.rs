@@ -422,6 +422,47 @@ mod tests {
     }
 
     #[test]
+    fn open_connections_per_ip_are_capped_and_freed() {
+        let mut cfg = ServerConfig::default();
+        cfg.limits.max_connections_per_ip = 2;
+        let limits = Limits::new(&cfg);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = limits.admit(ip).unwrap();
+        let _b = limits.admit(ip).unwrap();
+        assert_eq!(limits.admit(ip).unwrap_err(), Refusal::IpConnections);
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            limits.admit(mapped).unwrap_err(),
+            Refusal::IpConnections,
+            "the IPv4-mapped form is the same address"
+        );
+        assert!(limits.admit("192.0.2.2".parse().unwrap()).is_ok());
+        drop(a);
+        assert!(limits.admit(ip).is_ok(), "a closed connection frees its slot");
+        assert_eq!(LimitStats::get(&limits.stats.refused_ip_connections), 2);
+        let v6: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        assert_eq!(ip_key(v6), "2001:db8:1:2::".parse::<IpAddr>().unwrap(), "one /64");
+    }
+
+    #[test]
+    fn buffered_bytes_are_capped_per_connection_and_gateway_wide() {
+        let mut cfg = ServerConfig::default();
+        cfg.limits.max_buffered_per_connection = 100;
+        cfg.limits.buffer_budget = 150;
+        let limits = Limits::new(&cfg);
+        let (a, b) = (ConnBuffers::new(limits.clone()), ConnBuffers::new(limits.clone()));
+        a.charge(60).unwrap();
+        assert_eq!(a.charge(41), Err(BufferRefusal::Connection(100)));
+        assert_eq!(a.held(), 60, "a refused charge holds nothing");
+        b.charge(90).unwrap();
+        assert_eq!(b.charge(1), Err(BufferRefusal::Budget(150)));
+        assert_eq!((b.held(), limits.buffered()), (90, 150));
+        a.release(60);
+        b.charge(10).unwrap();
+        assert_eq!(limits.buffered(), 100);
+    }
+
+    #[test]
     fn per_ip_rate_and_bounded_table() {
         let mut cfg = ServerConfig::default();
         cfg.limits.connections_per_ip_burst = 3;

@@ -65,6 +65,7 @@ pub const SERIES: &[Series] = &[
     s("garou_throttles_total", "counter", "", "Requests refused with RateLimited."),
     s("garou_publish_delivery_seconds", "histogram", "", "A room event from its command's arrival to its frame queued to every subscriber (includes the durable commit)."),
     s("garou_store_seconds", "histogram", "op", "Store latency: commit (one group-commit batch), history (one history page)."),
+    s("garou_store_errors_total", "counter", "kind", "Failed store commits by kind: unavailable (retried until it commits; publishes refused meanwhile), conflict (one change refused, the rest of its batch committed), other."),
     s("garou_uptime_seconds", "gauge", "", "Seconds since the hub started."),
 ];
 
@@ -79,6 +80,9 @@ pub fn transport_index(kind: &str) -> usize {
         _ => 2,
     }
 }
+
+/// Labels of `garou_store_errors_total`, in the order of [`Metrics`]' array.
+const STORE_ERROR_KINDS: [&str; 3] = ["conflict", "unavailable", "other"];
 
 /// Highest error code with a pre-registered series.
 const MAX_CODE: usize = 64;
@@ -109,6 +113,8 @@ pub struct Metrics {
     publish_seconds: Histogram,
     store_commit: Histogram,
     store_history: Histogram,
+    /// By [`crate::store::StoreError::kind`]: conflict, unavailable, other.
+    store_errors: [Counter; 3],
     uptime: Gauge,
 }
 
@@ -193,6 +199,8 @@ impl Metrics {
         let publish_seconds = histogram(&mut r, "garou_publish_delivery_seconds");
         let store = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
         r.register("garou_store_seconds", help("garou_store_seconds"), store.clone());
+        let store_errors = counters(&mut r, "garou_store_errors");
+        let store_errors = STORE_ERROR_KINDS.map(|k| store_errors.get_or_create_owned(&label("kind", k)));
         let uptime = gauge(&mut r, "garou_uptime_seconds");
         Metrics {
             connections,
@@ -218,6 +226,7 @@ impl Metrics {
             publish_seconds,
             store_commit: store.get_or_create_owned(&label("op", "commit")),
             store_history: store.get_or_create_owned(&label("op", "history")),
+            store_errors,
             uptime,
             registry: r,
         }
@@ -381,6 +390,12 @@ pub fn bytes_out(transport: usize, n: usize) {
 /// One group commit took `took`.
 pub fn store_commit(took: Duration) {
     get().store_commit.observe(took.as_secs_f64());
+}
+
+/// A store commit failed; `kind` is [`crate::store::StoreError::kind`].
+pub fn store_error(kind: &str) {
+    let i = STORE_ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(2);
+    get().store_errors[i].inc();
 }
 
 /// One history query took `took`.

@@ -59,8 +59,8 @@ impl Gateway {
         let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN, H3])?;
         let quic_addr = endpoint.local_addr()?;
         info!(%quic_addr, "QUIC listening: native clients (ALPN garou/1) and WebTransport (h3) on one port");
-        let store = crate::store::sqlite::SqliteStore::open(&cfg.data).await?;
-        info!(data = %cfg.data.display(), "store: SQLite (WAL, synchronous=FULL)");
+        let store = crate::store::sqlite::SqliteStore::open_with(&cfg.data, cfg.sqlite_synchronous).await?;
+        info!(data = %cfg.data.display(), synchronous = ?cfg.sqlite_synchronous, "store: SQLite (WAL)");
         let auth = crate::auth::Auth::from_config(&cfg.auth)?;
         if auth.is_open() {
             warn!("OPEN DEV MODE: no auth key configured ([auth] secret or public_key): anyone can connect and a nick alone makes a full member");

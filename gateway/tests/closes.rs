@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::sync::atomic::AtomicU64;
 
 use common::raw::{self, Raw};
@@ -340,6 +341,9 @@ async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() 
         c.stream.lane_queue = 16;
         c.limits.commands_per_sec = 1_000_000.0;
         c.limits.command_burst = 1_000_000;
+        // However slow the machine, the stalled client is dropped for not reading, not
+        // for not pinging.
+        c.idle_timeout_secs = 600;
     })
     .await;
     let (alice, mut a_events) = client(&gw, "alice").await;
@@ -361,11 +365,16 @@ async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() 
     let mut dec = Decoder::default();
     ws_control_until(&mut ws, &mut dec, |m| matches!(m, Message::Joined(_))).await;
     let text = "x".repeat(1000);
-    for i in 0..50_000 {
+    for batch in 0..5000 {
         if stat(&gw.limits.stats.slow_consumers) > 0 {
             break;
         }
-        alice.send("busy", format!("{i} {text}")).await.unwrap();
+        // Pipelined, so the stalled socket fills fast; fewer in flight than a lane queue
+        // holds, so alice (who reads) is never the slow one.
+        let sends = (0..8).map(|i| alice.send("busy", format!("{batch}-{i} {text}")).into_future());
+        for sent in futures::future::join_all(sends).await {
+            sent.unwrap();
+        }
     }
     assert_eq!(stat(&gw.limits.stats.slow_consumers), 1, "the stalled client was dropped");
     // It reads again (within the forced-close bound): what was queued, then why, then the close.
@@ -375,5 +384,43 @@ async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() 
     let (code, reason) = close.expect("a close frame");
     assert_eq!(code, 4000 + ErrorCode::SlowConsumer.as_u16(), "{reason}");
     drain.abort();
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_its_replies_still_gets_its_slow_consumer_error() {
+    let gw = gateway(|c| {
+        c.limits.commands_per_sec = 1_000_000.0;
+        c.limits.command_burst = 1_000_000;
+        c.idle_timeout_secs = 600;
+    })
+    .await;
+    let mut ws = ws_login(&gw, "deaf", Some(4096)).await;
+    let header = StreamHeader {
+        kind: StreamKind::Commands,
+    };
+    let mut req = 0;
+    let mut flood = |n: u32| {
+        let mut msgs = Vec::new();
+        for _ in 0..n {
+            req += 1;
+            msgs.push(Message::from(ListRooms { req }));
+        }
+        lane(ws::CLIENT_FIRST, &msgs)
+    };
+    ws.send(lane(ws::CLIENT_FIRST, &[header.into()])).await.unwrap();
+    // Commands whose replies it never reads, until the control queue is full.
+    let mut sent = 0;
+    while stat(&gw.limits.stats.slow_consumers) == 0 && sent < 200_000 {
+        let _ = tokio::time::timeout(WAIT, ws.send(flood(500))).await;
+        sent += 500;
+    }
+    assert_eq!(stat(&gw.limits.stats.slow_consumers), 1, "the deaf client was dropped");
+    // It reads again (within the forced-close bound): the replies, then why, then the close.
+    let (msgs, close) = ws_until_close(&mut ws).await;
+    let (error, message) = fatal_error(&msgs);
+    assert_eq!(error, ErrorCode::SlowConsumer, "{message}");
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, 4000 + ErrorCode::SlowConsumer.as_u16(), "{reason}");
     gw.shutdown().await;
 }

@@ -35,7 +35,10 @@ async fn a_large_frame_before_auth_is_refused_with_frame_too_large_at_once() {
     send.write_all(&partial_large_hello()).await.unwrap();
     let (code, reason) = raw::close_code(&conn).await;
     assert_eq!(code, ErrorCode::FrameTooLarge.as_u16(), "{reason}");
-    assert!(reason.contains(&defaults().pre_auth_max_frame.to_string()), "{reason}");
+    assert!(
+        reason.contains(&defaults().pre_auth_max_frame.to_string()),
+        "{reason}"
+    );
 
     // An Auth above the pre-auth cap too, after a valid Hello.
     let conn = raw::connect(&ep, &gw, None).await.expect("handshake");
@@ -46,7 +49,9 @@ async fn a_large_frame_before_auth_is_refused_with_frame_too_large_at_once() {
     };
     send.write_all(&Message::from(hello).encode()).await.unwrap();
     let big = defaults().pre_auth_max_frame + 1;
-    send.write_all(&Frame::header(FrameType::Auth as u8, big)).await.unwrap();
+    send.write_all(&Frame::header(FrameType::Auth as u8, big))
+        .await
+        .unwrap();
     let (code, reason) = raw::close_code(&conn).await;
     assert_eq!(code, ErrorCode::FrameTooLarge.as_u16(), "{reason}");
 
@@ -66,7 +71,10 @@ async fn a_large_frame_before_auth_is_refused_with_frame_too_large_at_once() {
     loop {
         let m = raw.next().await;
         if m.reply_to() == Some(req) {
-            assert!(!matches!(m, Message::Error(ref e) if e.code == ErrorCode::FrameTooLarge), "{m:?}");
+            assert!(
+                !matches!(m, Message::Error(ref e) if e.code == ErrorCode::FrameTooLarge),
+                "{m:?}"
+            );
             break;
         }
     }
@@ -196,6 +204,9 @@ async fn open_connections_per_ip_are_capped_and_other_addresses_still_get_in() {
     raw::eventually("the slot is freed", WAIT, || gw.limits.live() == CAP).await;
     let again = raw::connect(&ep, &gw, None).await.expect("handshake");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(again.close_reason().is_none(), "admitted again once a slot is free");
+    assert!(
+        again.close_reason().is_none(),
+        "admitted again once a slot is free"
+    );
     gw.shutdown().await;
 }

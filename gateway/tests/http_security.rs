@@ -334,29 +334,60 @@ async fn a_half_sent_request_is_closed_after_the_header_timeout() {
     gw.shutdown().await;
 }
 
-/// Wait until the gateway counts `n` open HTTP connections.
-async fn http_open(gw: &Gateway, n: usize) {
-    common::raw::eventually(&format!("{n} open HTTP connections"), WAIT, || {
-        gw.http_conns.open() == n
-    })
-    .await;
+/// A kept-alive connection from `source` that has been served one request: accepted and
+/// counted by the server, now idle.
+async fn held(gw: &Gateway, source: &str) -> TcpStream {
+    let mut tcp = tcp_from(gw, source).await;
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !(got.starts_with(b"HTTP/1.1 200") && got.ends_with(b"}")) {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    tcp
+}
+
+/// Wait (bounded) until `/health` from `source` is answered again.
+async fn served_again(gw: &Gateway, source: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(r) = get_from(gw, source, "/health", &[]).await {
+            assert_eq!(r.status, 200);
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{source} is not served again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
 async fn the_per_ip_cap_refuses_at_accept_while_other_clients_are_served() {
-    let gw = gateway(|c| c.http_server.max_connections_per_ip = 3).await;
-    let mut held = Vec::new();
+    let gw = gateway(|c| {
+        c.http_server.max_connections_per_ip = 3;
+        c.http_server.header_timeout_secs = 120;
+    })
+    .await;
+    let mut conns = Vec::new();
     for _ in 0..3 {
-        held.push(tcp_from(&gw, "127.0.0.1").await);
+        conns.push(held(&gw, "127.0.0.1").await);
     }
-    http_open(&gw, 3).await;
-    let mut over = tcp_from(&gw, "127.0.0.1").await;
-    let _ = over
-        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await;
     assert!(
-        closed_within(&mut over, WAIT).await,
-        "connection 4 from one IP is served"
+        get_from(&gw, "127.0.0.1", "/health", &[]).await.is_none(),
+        "connection 4 from one IP is served past the per-IP cap"
     );
     let refused = &gw.http_conns.stats().refused_per_ip;
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) >= 1, "counted");
@@ -364,30 +395,30 @@ async fn the_per_ip_cap_refuses_at_accept_while_other_clients_are_served() {
     let other = get_from(&gw, "127.0.0.2", "/health", &[]).await.expect("served");
     assert_eq!(other.status, 200);
     // A slot freed is a slot again.
-    held.pop();
-    http_open(&gw, 3 - 1).await;
-    assert_eq!(get(&gw, "/health", &[]).await.status, 200);
+    conns.pop();
+    served_again(&gw, "127.0.0.1").await;
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_total_cap_refuses_at_accept_until_a_connection_closes() {
-    let gw = gateway(|c| c.http_server.max_connections = 3).await;
-    let mut held = vec![
-        tcp_from(&gw, "127.0.0.1").await,
-        tcp_from(&gw, "127.0.0.3").await,
-        tcp_from(&gw, "127.0.0.4").await,
+    let gw = gateway(|c| {
+        c.http_server.max_connections = 3;
+        c.http_server.header_timeout_secs = 120;
+    })
+    .await;
+    let mut conns = vec![
+        held(&gw, "127.0.0.1").await,
+        held(&gw, "127.0.0.3").await,
+        held(&gw, "127.0.0.4").await,
     ];
-    http_open(&gw, 3).await;
     assert!(
         get_from(&gw, "127.0.0.2", "/health", &[]).await.is_none(),
         "a fourth connection is served past the total cap"
     );
     let refused = &gw.http_conns.stats().refused_total;
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) >= 1, "counted");
-    held.pop();
-    http_open(&gw, 2).await;
-    let ok = get_from(&gw, "127.0.0.2", "/health", &[]).await.expect("served");
-    assert_eq!(ok.status, 200);
+    conns.pop();
+    served_again(&gw, "127.0.0.2").await;
     gw.shutdown().await;
 }

@@ -99,7 +99,10 @@ async fn sessions_of_one_user_share_the_users_budget() {
     for _ in 0..SESSIONS {
         ann.push(token_login(&gw, "ann").await);
     }
-    assert!(ann.iter().all(|s| s.user == ann[0].user), "one user, ten sessions");
+    assert!(
+        ann.iter().all(|s| s.user == ann[0].user),
+        "one user, ten sessions"
+    );
     // 200 pings against a budget of 30 (+2/s): most sessions must meet the limit, whatever
     // the machine's speed.
     let throttled_sessions = flood_all(&mut ann).await;

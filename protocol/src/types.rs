@@ -199,6 +199,9 @@ pub enum ErrorCode {
     Muted = 24,
     /// An administrator closed this connection (admin API).
     Kicked = 25,
+    /// The server cannot store anything right now (its store is down): nothing was
+    /// published; try again later. The server recovers by itself.
+    Unavailable = 26,
 }
 
 impl ErrorCode {
@@ -236,6 +239,7 @@ impl ErrorCode {
             23 => Banned,
             24 => Muted,
             25 => Kicked,
+            26 => Unavailable,
             _ => return None,
         })
     }
@@ -258,7 +262,7 @@ mod tests {
         let all = every_code();
         // The enumeration works: it finds the first and the (currently) last code.
         assert_eq!(all.first(), Some(&ErrorCode::BadFrame));
-        assert!(all.contains(&ErrorCode::Kicked), "{all:?}");
+        assert_eq!(all.last(), Some(&ErrorCode::Unavailable), "{all:?}");
         for c in &all {
             assert_eq!(ErrorCode::from_u16(c.as_u16()), Some(*c), "{c:?}");
         }
@@ -268,6 +272,6 @@ mod tests {
             .count();
         assert_eq!(known, all.len());
         assert_eq!(ErrorCode::from_u16(0), None);
-        assert_eq!(ErrorCode::from_u16(26), None);
+        assert_eq!(ErrorCode::from_u16(27), None);
     }
 }

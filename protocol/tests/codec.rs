@@ -82,7 +82,7 @@ const ROLES: [Role; 5] = [
     Role::Owner,
 ];
 const KINDS: [RoomKind; 3] = [RoomKind::Direct, RoomKind::Group, RoomKind::Channel];
-const CODES: [ErrorCode; 25] = [
+const CODES: [ErrorCode; 26] = [
     ErrorCode::BadFrame,
     ErrorCode::FrameTooLarge,
     ErrorCode::BadPayload,
@@ -108,6 +108,7 @@ const CODES: [ErrorCode; 25] = [
     ErrorCode::Banned,
     ErrorCode::Muted,
     ErrorCode::Kicked,
+    ErrorCode::Unavailable,
 ];
 
 /// The field values a sample message is built from.
@@ -912,7 +913,7 @@ fn types_helpers() {
     assert_eq!(Role::parse("Owner"), None);
     assert!(ROLES.windows(2).all(|w| w[0] < w[1]));
     let nums: Vec<u16> = CODES.iter().map(|c| c.as_u16()).collect();
-    assert_eq!(nums, (1..=25).collect::<Vec<u16>>());
+    assert_eq!(nums, (1..=26).collect::<Vec<u16>>());
 }
 
 #[test]

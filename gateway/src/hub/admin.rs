@@ -207,6 +207,7 @@ impl Hub {
                     room: name.to_owned(),
                 }],
                 then: Some(forget),
+                refused: None,
             });
             if st.hot {
                 st.hot = false;

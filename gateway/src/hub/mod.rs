@@ -9,6 +9,8 @@ pub mod admin;
 #[cfg(test)]
 mod cells;
 pub mod commit;
+#[cfg(test)]
+mod idempotency;
 mod moderation;
 pub mod permissions;
 pub mod rate;
@@ -68,6 +70,10 @@ pub struct HubConfig {
     /// Rooms one user may belong to / members one room may have (0 = no limit).
     pub max_rooms_per_user: usize,
     pub max_members_per_room: usize,
+    /// Messages each room keeps in memory for edits, reactions, receipts and idempotent
+    /// publishing ([`room::RECENT_MESSAGES`] by default). Past it, a re-sent client id is
+    /// looked up in the store.
+    pub recent_messages: usize,
 }
 
 impl HubConfig {
@@ -90,6 +96,7 @@ impl From<&ServerConfig> for HubConfig {
             auth: crate::auth::Auth::open(),
             max_rooms_per_user: c.limits.max_rooms_per_user,
             max_members_per_room: c.limits.max_members_per_room,
+            recent_messages: c.recent_messages,
         }
     }
 }
@@ -233,6 +240,40 @@ fn fit_page(messages: &mut Vec<StoredMessage>, forward: bool, max_frame: usize) 
     }
 }
 
+/// The store's answer for a message of `author` in `room` with `client_id`: its original
+/// ack, `None` when the store has no such message, an Error when the store cannot say.
+async fn stored_reply(
+    store: &dyn Store,
+    room: &str,
+    author: UserId,
+    client_id: u64,
+    req: ReqId,
+) -> Option<Message> {
+    match store.client_message(room, author, client_id).await {
+        Ok(found) => found.map(|(id, offset)| {
+            MessageAck {
+                req,
+                room: room.to_owned(),
+                id,
+                offset,
+            }
+            .into()
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, room, "could not look up a re-sent message");
+            let code = match e.is_unavailable() {
+                true => ErrorCode::Unavailable,
+                false => ErrorCode::Internal,
+            };
+            Some(Error::reply(
+                req,
+                code,
+                "could not check whether this message was stored",
+            ))
+        }
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -261,8 +302,16 @@ impl Hub {
                 rec.epoch,
                 cfg.num_shards,
                 cfg.rate_window_secs,
+                cfg.recent_messages,
             ));
-            let recent = store.recent(&rec.name, room::RECENT_MESSAGES as u32).await?;
+            let window = room.state.lock().window();
+            let recent = store
+                .recent(&rec.name, u32::try_from(window).unwrap_or(u32::MAX))
+                .await?;
+            if recent.len() >= window {
+                // Only the newest were loaded: older client ids are the store's to know.
+                room.mark_forgotten();
+            }
             {
                 let mut st = room.state.lock();
                 st.offset = rec.last_offset;
@@ -295,7 +344,7 @@ impl Hub {
                         deleted: r.deleted,
                         reactions: r.reactions,
                     };
-                    st.remember(r.id, entry);
+                    room.remember(&mut st, r.id, entry);
                 }
             }
             rooms.insert(room.name.clone(), room);
@@ -873,6 +922,7 @@ impl Hub {
             epoch,
             self.cfg.num_shards,
             self.cfg.rate_window_secs,
+            self.cfg.recent_messages,
         ))
     }
 
@@ -970,13 +1020,14 @@ impl Hub {
             })
         };
         // A retry (after a reconnect) of a message we already have: the first ack again,
-        // once that message is durable.
+        // once that message is durable. (Messages the window forgot were looked up in the
+        // store before this: see [`Hub::stored_ack`].)
         if let Some(&(id, offset)) = st.client_ids.get(&(conn.user, client_id)) {
             if offset <= st.durable {
                 return Ok(Some(ack(id, offset)));
             }
-            self.commits
-                .push(Vec::new(), Some(reply_later(conn, ack(id, offset))))?;
+            let then = self.ack_when_durable(&room, conn, (client_id, id, offset), ack(id, offset));
+            self.commits.push(Vec::new(), Some(then))?;
             return Ok(None);
         }
         let nick = st.members[&conn.user].nick.clone();
@@ -1007,12 +1058,15 @@ impl Hub {
             }
             .into()
         };
-        room.publish(
+        let on_refused = self.message_refused(&room, conn, req, client_id, id);
+        room.publish_with(
             &mut st,
             &self.commits,
             event,
             vec![row],
             Some((conn.clone(), ack(id, offset))),
+            None,
+            Some(on_refused),
         )?;
         let recent = Recent {
             author: conn.user,
@@ -1021,7 +1075,7 @@ impl Hub {
             deleted: false,
             reactions: Vec::new(),
         };
-        st.remember(id, recent);
+        room.remember(&mut st, id, recent);
         st.rate.record(now);
         if !st.hot && st.rate.rate(now) > self.cfg.hot_room_threshold && self.reserve_hot() {
             tracing::info!(room = name, "room promoted to its own stream");
@@ -1030,6 +1084,109 @@ impl Hub {
         }
         self.maybe_trim(&room, &st);
         Ok(None)
+    }
+
+    /// What a refused message does (see [`room::Room::publish_with`]): leave the window,
+    /// and answer its sender. A conflict means the store already holds a message of this
+    /// author and client id (one the window had forgotten): the sender gets that original
+    /// ack, from the store. Any other refusal is an Internal error.
+    fn message_refused(
+        &self,
+        room: &Arc<Room>,
+        conn: &Arc<Conn>,
+        req: ReqId,
+        client_id: u64,
+        id: MsgId,
+    ) -> room::OnRefused {
+        let (room, conn, store) = (room.clone(), conn.clone(), self.store.clone());
+        Box::new(move |e: &crate::store::StoreError| {
+            room.state.lock().forget(id);
+            if !e.is_conflict() {
+                let msg = "the message could not be stored";
+                return conn.control(&Error::reply(req, ErrorCode::Internal, msg));
+            }
+            tokio::spawn(async move {
+                let reply = stored_reply(&*store, &room.name, conn.user, client_id, req).await;
+                conn.control(&reply.unwrap_or_else(|| {
+                    Error::reply(req, ErrorCode::Internal, "the message could not be stored")
+                }));
+            });
+        })
+    }
+
+    /// A continuation acking a re-sent client id whose first message `(client_id, id,
+    /// offset)` was still on its way to the store: `ack` once it is durable, or (when the
+    /// store refused that first message) whatever the store holds for the client id.
+    fn ack_when_durable(
+        &self,
+        room: &Arc<Room>,
+        conn: &Arc<Conn>,
+        (client_id, id, offset): (u64, MsgId, Offset),
+        ack: Message,
+    ) -> commit::Then {
+        let (room, conn, store) = (room.clone(), conn.clone(), self.store.clone());
+        Box::new(move || {
+            let kept = room.state.lock().client_ids.get(&(conn.user, client_id)) == Some(&(id, offset));
+            if kept {
+                return conn.control(&ack);
+            }
+            let req = ack.reply_to().unwrap_or_default();
+            tokio::spawn(async move {
+                let reply = stored_reply(&*store, &room.name, conn.user, client_id, req).await;
+                conn.control(&reply.unwrap_or_else(|| {
+                    Error::reply(req, ErrorCode::Internal, "the message could not be stored")
+                }));
+            });
+        })
+    }
+
+    /// For a Send or DirectMessage whose client id the room's window may have forgotten:
+    /// the original ack when the store holds that message (`None`: publish it as new). The
+    /// store decides idempotency; the window is only its cache: no store read for client
+    /// ids the window knows. Call it only when [`Hub::may_have_forgotten`] says so.
+    pub async fn stored_ack(&self, conn: &Conn, msg: &Message) -> Option<Message> {
+        let (req, room_name, client_id) = match msg {
+            Message::Send(m) => (m.req, m.room.clone(), m.client_id),
+            Message::DirectMessage(m) => (m.req, self.direct_room_name(conn.user, &m.to)?, m.client_id),
+            _ => return None,
+        };
+        let room = self.room(&room_name)?;
+        if !room.forgotten() {
+            return None;
+        }
+        {
+            let st = room.state.lock();
+            if st.role_of(conn.user).is_none() || st.client_ids.contains_key(&(conn.user, client_id)) {
+                return None; // refused, or answered from the window, by the hub
+            }
+        }
+        stored_reply(&*self.store, &room_name, conn.user, client_id, req).await
+    }
+
+    /// Whether `msg` (a Send or DirectMessage) goes to a room whose window has forgotten
+    /// a message: only then may [`Hub::stored_ack`] have to read the store. Cheap: a map
+    /// lookup and an atomic load.
+    pub fn may_have_forgotten(&self, conn: &Conn, msg: &Message) -> bool {
+        let forgotten = |name: &str| self.rooms.read().get(name).is_some_and(|r| r.forgotten());
+        match msg {
+            Message::Send(m) => forgotten(&m.room),
+            Message::DirectMessage(m) => self
+                .direct_room_name(conn.user, &m.to)
+                .is_some_and(|name| forgotten(&name)),
+            _ => false,
+        }
+    }
+
+    /// The name of the direct room of `user` and the user called `to`, if that user exists.
+    fn direct_room_name(&self, user: UserId, to: &str) -> Option<String> {
+        let them = *self.users.lock().by_nick.get(to.trim())?;
+        Some(format!("dm:{}:{}", user.min(them), user.max(them)))
+    }
+
+    /// Whether the store takes commits; false while it is unavailable (publishes are then
+    /// refused with [`ErrorCode::Unavailable`]).
+    pub fn store_healthy(&self) -> bool {
+        self.commits.healthy()
     }
 
     /// Apply retention once a room holds comfortably more than its limit (in the background).

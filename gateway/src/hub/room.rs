@@ -6,13 +6,13 @@
 //! lock is what makes every subscriber see the room in offset order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use garou_protocol::{
-    MemberInfo, Message, MsgId, Offset, Role, RoomDemoted, RoomInfo, RoomKind, RoomPromoted, StreamKind,
-    UserId,
+    MemberInfo, Message, MessageDeleted, MsgId, Offset, Role, RoomDemoted, RoomInfo, RoomKind, RoomPromoted,
+    StreamKind, UserId,
 };
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -20,11 +20,17 @@ use tokio::sync::mpsc;
 use super::commit::{Commit, Committer, Refusal};
 use super::rate::RateWindow;
 use crate::session::outbound::Conn;
-use crate::store::Op;
+use crate::store::{Op, StoreError};
 
-/// Messages remembered per room for edits, deletes, reactions and receipts.
-/// (Durable history comes with the store; this is the in-memory window.)
+/// Messages remembered per room for edits, deletes, reactions, receipts and idempotent
+/// publishing, by default ([`super::HubConfig::recent_messages`]). Durable history is in
+/// the store; this is the in-memory window.
 pub const RECENT_MESSAGES: usize = 10_000;
+
+/// What a publisher does when the store refused its change on its own (see
+/// [`Room::publish_with`]): undo in-memory effects and answer the sender. Runs on the
+/// committer's task, no lock held; it may spawn (a store lookup) but must not block.
+pub type OnRefused = Box<dyn FnOnce(&StoreError) + Send>;
 /// Distinct reactions kept per message.
 pub const MAX_REACTIONS: usize = 64;
 
@@ -35,6 +41,12 @@ pub struct Room {
     /// Identifies this room's history: recovery across another epoch is refused.
     pub epoch: u64,
     member_count: AtomicU32,
+    /// Set once the in-memory window has forgotten a stored message of this room (evicted,
+    /// or only the newest were loaded at start): from then on a publish whose client id
+    /// the window does not know must ask the store ([`crate::store::Store::client_message`]).
+    /// Read without the room's lock, so the common path of a room whose window is complete
+    /// costs nothing.
+    forgotten: AtomicBool,
     /// Display title (RenameRoom); empty shows the name.
     pub title: Mutex<String>,
     pub state: Mutex<RoomState>,
@@ -78,6 +90,8 @@ pub struct RoomState {
     pub subs: Vec<Sub>,
     pub recent: HashMap<MsgId, Recent>,
     recent_order: VecDeque<MsgId>,
+    /// Messages the window keeps (`recent`, `client_ids`).
+    window: usize,
     pub hot: bool,
     /// Closed (RoomDeleted was its last event): nothing more is published.
     pub closed: bool,
@@ -91,13 +105,22 @@ pub struct RoomState {
 }
 
 impl Room {
-    pub fn new(name: &str, kind: RoomKind, epoch: u64, num_shards: u16, rate_window_secs: u64) -> Room {
+    /// A room keeping the newest `window` messages in memory (at least one).
+    pub fn new(
+        name: &str,
+        kind: RoomKind,
+        epoch: u64,
+        num_shards: u16,
+        rate_window_secs: u64,
+        window: usize,
+    ) -> Room {
         Room {
             name: name.into(),
             kind,
             shard: garou_protocol::shard_of(name, num_shards),
             epoch,
             member_count: AtomicU32::new(0),
+            forgotten: AtomicBool::new(false),
             title: Mutex::new(String::new()),
             state: Mutex::new(RoomState {
                 offset: 0,
@@ -109,6 +132,7 @@ impl Room {
                 subs: Vec::new(),
                 recent: HashMap::new(),
                 recent_order: VecDeque::new(),
+                window: window.max(1),
                 hot: false,
                 closed: false,
                 rate: RateWindow::new(rate_window_secs),
@@ -160,9 +184,38 @@ impl Room {
         st: &mut RoomState,
         commits: &Committer,
         make: impl FnOnce(Offset) -> Message,
+        ops: Vec<Op>,
+        reply: Option<(Arc<Conn>, Message)>,
+        after: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<Offset, Refusal> {
+        self.publish_with(st, commits, make, ops, reply, after, None)
+    }
+
+    /// [`Room::publish_then`] with what to do if the store refuses this change on its own
+    /// (a constraint it breaks: the rest of its batch still commits). Without `on_refused`
+    /// the sender of `reply` gets an Internal error for its request.
+    ///
+    /// Either way the refused change's offset does not stay a hole: clients deliver a
+    /// room's events strictly in offset order, so a missing offset would stall the room
+    /// for every subscriber. A stand-in event takes it instead: `MessageDeleted` of
+    /// message 0 (no message has id 0; clients ignore deletions of messages they do not
+    /// know), stored and delivered like any event, so live delivery, resume replay and the
+    /// room's `last_offset` stay gap-free.
+    ///
+    /// Only messages undo their in-memory effects (their place in the window, see
+    /// [`super::Hub`]'s send); a refused membership, role or edit change stays in memory
+    /// until the next restart. Constraint violations are not expected there: those rows
+    /// upsert.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_with(
+        self: &Arc<Self>,
+        st: &mut RoomState,
+        commits: &Committer,
+        make: impl FnOnce(Offset) -> Message,
         mut ops: Vec<Op>,
         reply: Option<(Arc<Conn>, Message)>,
         after: Option<Box<dyn FnOnce() + Send>>,
+        on_refused: Option<OnRefused>,
     ) -> Result<Offset, Refusal> {
         if st.closed {
             return Err((
@@ -181,7 +234,10 @@ impl Room {
             ts_ms: super::now_ms(),
             frame: frame.clone(),
         });
-        let room = self.clone();
+        let asker = reply
+            .as_ref()
+            .and_then(|(conn, msg)| Some((conn.clone(), msg.reply_to()?)));
+        let (room, stand_in) = (self.clone(), self.clone());
         permit.send(Commit {
             ops,
             then: Some(Box::new(move || {
@@ -190,8 +246,65 @@ impl Room {
                     after();
                 }
             })),
+            refused: Some(Box::new(move |e: &StoreError| {
+                match on_refused {
+                    Some(f) => f(e),
+                    None => {
+                        if let Some((conn, req)) = asker {
+                            conn.control(&garou_protocol::Error::reply(
+                                req,
+                                garou_protocol::ErrorCode::Internal,
+                                "the change could not be stored",
+                            ));
+                        }
+                    }
+                }
+                Some(stand_in.stand_in(offset, arrived))
+            })),
         });
         Ok(offset)
+    }
+
+    /// The commit that fills `offset` of a refused change (see [`Room::publish_with`]).
+    fn stand_in(self: &Arc<Self>, offset: Offset, arrived: std::time::Instant) -> Commit {
+        let frame = Message::from(MessageDeleted {
+            room: self.name.to_string(),
+            offset,
+            id: 0,
+            by: 0,
+        })
+        .encode();
+        let room = self.clone();
+        Commit {
+            ops: vec![Op::Event {
+                room: self.name.to_string(),
+                offset,
+                ts_ms: super::now_ms(),
+                frame: frame.clone(),
+            }],
+            then: Some(Box::new(move || {
+                room.deliver_durable(offset, &frame, None, arrived)
+            })),
+            refused: None,
+        }
+    }
+
+    /// Whether the window may have forgotten a stored message (see `forgotten`).
+    pub fn forgotten(&self) -> bool {
+        self.forgotten.load(Ordering::Acquire)
+    }
+
+    /// Remember a new message (see [`RoomState::remember`]), noting when the window
+    /// forgets one.
+    pub fn remember(&self, st: &mut RoomState, id: MsgId, recent: Recent) {
+        if st.remember(id, recent) {
+            self.forgotten.store(true, Ordering::Release);
+        }
+    }
+
+    /// Note that the window does not hold every stored message (loaded only the newest).
+    pub fn mark_forgotten(&self) {
+        self.forgotten.store(true, Ordering::Release);
     }
 
     /// Called by the committer once `offset` is durable.
@@ -315,19 +428,42 @@ impl Room {
 }
 
 impl RoomState {
-    /// Remember a new message, forgetting the oldest past [`RECENT_MESSAGES`].
-    pub fn remember(&mut self, id: MsgId, recent: Recent) {
+    /// Remember a new message, forgetting the oldest past the window; true when one was
+    /// forgotten (callers go through [`Room::remember`]).
+    fn remember(&mut self, id: MsgId, recent: Recent) -> bool {
         self.client_ids
             .insert((recent.author, recent.client_id), (id, recent.offset));
         self.recent.insert(id, recent);
         self.recent_order.push_back(id);
-        if self.recent_order.len() > RECENT_MESSAGES {
+        let mut forgot = false;
+        while self.recent_order.len() > self.window {
             if let Some(old) = self.recent_order.pop_front() {
+                forgot = true;
                 if let Some(r) = self.recent.remove(&old) {
-                    self.client_ids.remove(&(r.author, r.client_id));
+                    let key = (r.author, r.client_id);
+                    if self.client_ids.get(&key).is_some_and(|&(i, _)| i == old) {
+                        self.client_ids.remove(&key);
+                    }
                 }
             }
         }
+        forgot
+    }
+
+    /// Undo [`RoomState::remember`] of a message the store refused.
+    pub fn forget(&mut self, id: MsgId) {
+        if let Some(r) = self.recent.remove(&id) {
+            let key = (r.author, r.client_id);
+            if self.client_ids.get(&key).is_some_and(|&(i, _)| i == id) {
+                self.client_ids.remove(&key);
+            }
+            self.recent_order.retain(|&x| x != id);
+        }
+    }
+
+    /// Messages the window keeps.
+    pub fn window(&self) -> usize {
+        self.window
     }
 
     /// Messages after `user`'s read mark not written by `user` (within the recent window).

@@ -115,6 +115,7 @@ pub(super) fn cfg() -> HubConfig {
         auth: crate::auth::Auth::open(),
         max_rooms_per_user: 0,
         max_members_per_room: 0,
+        recent_messages: super::room::RECENT_MESSAGES,
     }
 }
 

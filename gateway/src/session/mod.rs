@@ -272,7 +272,16 @@ pub async fn run<C: Connection>(
         crate::metrics::handshake(crate::metrics::Handshake::Ok, started.elapsed());
         hub.peers().insert(handle.id, conn.remote());
         tracing::Span::current().record("user", handle.user);
-        let result = serve(&conn, &hub, &cfg, (&limits, &buffers), &handle, control_rx, &shutdown).await;
+        let result = serve(
+            &conn,
+            &hub,
+            &cfg,
+            (&limits, &buffers),
+            &handle,
+            control_rx,
+            &shutdown,
+        )
+        .await;
         match result {
             Err(Fault::Protocol(code, reason)) => {
                 warn!(?code, %reason, "closing misbehaving session");
@@ -599,6 +608,15 @@ async fn read_client_stream<R: RecvStream>(
                         ErrorCode::OutOfState,
                         format!("{:?} is not a command", msg.frame_type()),
                     ));
+                }
+                // A re-sent message the room's window may have forgotten: the store decides
+                // (its original ack, or publish it as new). No store read while the room's
+                // window holds every message it ever had.
+                if hub.may_have_forgotten(handle, &msg) {
+                    if let Some(reply) = Box::pin(hub.stored_ack(handle, &msg)).await {
+                        handle.control(&reply);
+                        continue;
+                    }
                 }
                 // The store-backed commands are boxed: their futures are large, and this
                 // task lives as long as the session (per-connection memory).

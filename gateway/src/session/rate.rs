@@ -177,7 +177,12 @@ mod tests {
         gate_with(rate, burst, max_throttles, roomy)
     }
 
-    fn gate_with(rate: f64, burst: u32, max_throttles: u32, buckets: (SharedBucket, SharedBucket)) -> RateGate {
+    fn gate_with(
+        rate: f64,
+        burst: u32,
+        max_throttles: u32,
+        buckets: (SharedBucket, SharedBucket),
+    ) -> RateGate {
         RateGate::new(
             &LimitsConfig {
                 commands_per_sec: rate,
@@ -202,10 +207,18 @@ mod tests {
             assert_eq!(b.check(t0), Verdict::Go);
         }
         assert!(matches!(a.check(t0), Verdict::Wait { throttle: true, .. }));
-        let Verdict::Wait { pause, throttle: true } = b.check(t0) else {
+        let Verdict::Wait {
+            pause,
+            throttle: true,
+        } = b.check(t0)
+        else {
             panic!("the user's bucket is empty for every session")
         };
-        assert_eq!(pause, Duration::from_secs(3), "until half the user's burst is back");
+        assert_eq!(
+            pause,
+            Duration::from_secs(3),
+            "until half the user's burst is back"
+        );
         assert!(!b.try_take(), "datagrams are dropped too");
         for _ in 0..6 {
             assert_eq!(other.check(t0), Verdict::Go, "another user keeps its budget");
@@ -219,7 +232,10 @@ mod tests {
         let g = gate_with(100.0, 100, 5, (user.clone(), ip.clone()));
         assert_eq!(g.check(t0), Verdict::Go);
         assert!(matches!(g.check(t0), Verdict::Wait { throttle: true, .. }));
-        assert!(user.lock().has_token(t0), "the user's token was not spent by a refused frame");
+        assert!(
+            user.lock().has_token(t0),
+            "the user's token was not spent by a refused frame"
+        );
     }
 
     #[test]

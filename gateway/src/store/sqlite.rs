@@ -31,7 +31,8 @@ impl SqliteStore {
 
     /// [`open`](Self::open) with the configured `synchronous` setting.
     pub async fn open_with(dir: &Path, sync: crate::config::SqliteSynchronous) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         let url = format!("sqlite://{}", dir.join("garou.db").display());
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
@@ -504,6 +505,23 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn client_message(
+        &self,
+        room: &str,
+        author: UserId,
+        client_id: u64,
+    ) -> Result<Option<(MsgId, Offset)>> {
+        // Served by the `messages_by_client_id` index.
+        let row =
+            sqlx::query("SELECT id, offset FROM messages WHERE room = ? AND author = ? AND client_id = ?")
+                .bind(room)
+                .bind(i(author))
+                .bind(i(client_id))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64)))
+    }
+
     async fn unread(&self, room: &str, user: UserId) -> Result<u64> {
         let row = sqlx::query(
             "SELECT COUNT(*) FROM messages WHERE room = ?1 AND author != ?2 AND deleted = 0 AND offset > \
@@ -848,6 +866,63 @@ mod tests {
         let b = s.events("b", 0, 200).await.unwrap();
         assert_eq!(b.len(), 200);
         assert_eq!(b[199], Bytes::from("b200"));
+    }
+
+    /// Store errors are classified from real SQLite failures: a broken UNIQUE index is a
+    /// Conflict, a database another connection holds locked is Unavailable.
+    #[tokio::test]
+    async fn errors_are_classified_conflict_or_unavailable() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).await.unwrap();
+        let room = Op::Room {
+            name: "r".into(),
+            kind: RoomKind::Group,
+            epoch: 1,
+        };
+        let message = |id, client_id| Op::Message {
+            id,
+            room: "r".into(),
+            offset: id,
+            author: 1,
+            nick: "ann".into(),
+            ts_ms: 1,
+            text: "hi".into(),
+            client_id,
+            attachment: None,
+        };
+        s.apply(&[room, message(1, 7)]).await.unwrap();
+        assert_eq!(s.client_message("r", 1, 7).await.unwrap(), Some((1, 1)));
+        let e = s.apply(&[message(2, 7)]).await.unwrap_err();
+        assert!(e.is_conflict(), "{e:?}");
+        assert_eq!(s.client_message("r", 1, 7).await.unwrap(), Some((1, 1)));
+
+        // Another connection takes the write lock; ours gives up at once.
+        let db = dir.path().join("garou.db");
+        let mut holder = SqliteConnectOptions::new().filename(&db).connect().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+        let mut writer = SqliteConnectOptions::new()
+            .filename(&db)
+            .busy_timeout(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap();
+        let busy = sqlx::query("INSERT INTO users (id, nick) VALUES (9, 'x')")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        let e = StoreError::from(busy);
+        assert!(e.is_unavailable(), "{e:?}");
+        assert_eq!(e.kind(), "unavailable");
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        holder.close().await.unwrap();
+        writer.close().await.unwrap();
+        // A query that is wrong is neither.
+        let bad = sqlx::query("SELECT nope FROM nowhere")
+            .execute(&s.pool)
+            .await
+            .unwrap_err();
+        assert_eq!(StoreError::from(bad).kind(), "other");
     }
 
     #[tokio::test]

@@ -43,6 +43,40 @@ enum Out {
     Close(u16, String),
 }
 
+/// The close a socket was asked for: not a queue item, so asking never depends on room in
+/// a queue a stalled client keeps full. The writer sends it once the urgent queue (the
+/// control lane: the Error frame saying why) is empty.
+#[derive(Default)]
+struct Closer {
+    close: Mutex<Option<(u16, String)>>,
+    asked: tokio::sync::Notify,
+}
+
+impl Closer {
+    /// Ask for a close (the first one asked wins); the socket is dropped regardless after
+    /// [`CLOSE_GRACE`].
+    fn ask(&self, code: u16, reason: String, closed: &CancellationToken) {
+        {
+            let mut slot = self.close.lock();
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some((code, reason));
+        }
+        self.asked.notify_one();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return closed.cancel();
+        };
+        let closed = closed.clone();
+        rt.spawn(async move {
+            tokio::select! {
+                _ = closed.cancelled() => {}
+                _ = tokio::time::sleep(CLOSE_GRACE) => closed.cancel(),
+            }
+        });
+    }
+}
+
 /// WebSocket close code 1009: a message larger than the socket accepts (RFC 6455).
 const MESSAGE_TOO_BIG: u16 = 1009;
 
@@ -145,6 +179,7 @@ pub struct WsConnection {
     /// The control lane and the close: written before anything queued on `out`, so a
     /// client whose stream lanes are backed up still gets its Error frame and close first.
     urgent: mpsc::Sender<Out>,
+    closer: Arc<Closer>,
     control: tokio::sync::Mutex<Option<mpsc::Receiver<Chunk>>>,
     uni: tokio::sync::Mutex<mpsc::Receiver<WsRecv>>,
     datagrams: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
@@ -169,13 +204,19 @@ impl WsConnection {
         let (uni_tx, uni_rx) = mpsc::channel(16);
         let (dgram_tx, dgram_rx) = mpsc::channel(LANE_QUEUE);
         let closed = CancellationToken::new();
-        tokio::spawn(write_socket(sink, (urgent_rx, out_rx), closed.clone()));
+        let closer = Arc::new(Closer::default());
+        tokio::spawn(write_socket(
+            sink,
+            (urgent_rx, out_rx),
+            closer.clone(),
+            closed.clone(),
+        ));
         tokio::spawn(read_socket(
             stream,
             control_tx,
             uni_tx,
             dgram_tx,
-            urgent_tx.clone(),
+            (urgent_tx.clone(), closer.clone()),
             closed.clone(),
             (
                 max_client_lanes,
@@ -186,6 +227,7 @@ impl WsConnection {
             remote,
             out: out_tx,
             urgent: urgent_tx,
+            closer,
             control: tokio::sync::Mutex::new(Some(control_rx)),
             uni: tokio::sync::Mutex::new(uni_rx),
             datagrams: tokio::sync::Mutex::new(dgram_rx),
@@ -198,13 +240,20 @@ impl WsConnection {
 async fn write_socket(
     mut sink: futures::stream::SplitSink<WebSocket, WsMessage>,
     (mut urgent, mut rx): (mpsc::Receiver<Out>, mpsc::Receiver<Out>),
+    closer: Arc<Closer>,
     closed: CancellationToken,
 ) {
     loop {
+        // Urgent first (the control lane); an asked-for close once nothing urgent is
+        // queued (so after the Error frame saying why); then the stream lanes.
         let item = tokio::select! {
             biased;
             _ = closed.cancelled() => None,
             Some(item) = urgent.recv() => Some(item),
+            _ = closer.asked.notified() => match closer.close.lock().take() {
+                Some((code, reason)) => Some(Out::Close(code, reason)),
+                None => continue,
+            },
             item = rx.recv() => item,
         };
         match item {
@@ -243,7 +292,7 @@ async fn read_socket(
     control: mpsc::Sender<Chunk>,
     uni: mpsc::Sender<WsRecv>,
     datagrams: mpsc::Sender<Chunk>,
-    urgent: mpsc::Sender<Out>,
+    (urgent, closer): (mpsc::Sender<Out>, Arc<Closer>),
     closed: CancellationToken,
     (max_lanes, budget): (usize, Arc<Semaphore>),
 ) {
@@ -252,7 +301,7 @@ async fn read_socket(
     let fault: Option<ReadFault> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
-            _ = closed.cancelled() => return,
+            _ = closed.cancelled() => break None,
         };
         let data = match msg {
             Some(Ok(WsMessage::Binary(b))) => {
@@ -284,7 +333,7 @@ async fn read_socket(
                 Ok(p) => p,
                 Err(_) => break None,
             },
-            _ = closed.cancelled() => return,
+            _ = closed.cancelled() => break None,
         };
         match LaneTag::of(tag) {
             LaneTag::Control => {
@@ -323,11 +372,11 @@ async fn read_socket(
             }
         }
     };
+    // The session sees its streams end.
+    drop((control, uni, datagrams, streams));
     // Never wait on a full queue here: a stuck writer would keep this task alive.
-    let close = match fault {
-        Some(ReadFault::Protocol(code, reason)) => {
-            Out::Close(CLOSE_BASE.saturating_add(code.as_u16()), reason.into())
-        }
+    let (code, reason) = match fault {
+        Some(ReadFault::Protocol(code, reason)) => (CLOSE_BASE.saturating_add(code.as_u16()), reason.into()),
         Some(ReadFault::TooBig(reason)) => {
             // The Error frame the protocol promises for an oversized frame, on the control
             // lane (the session writes whole frames per message, so this one stays whole),
@@ -335,29 +384,23 @@ async fn read_socket(
             let code = garou_protocol::ErrorCode::FrameTooLarge;
             let error = garou_protocol::Error::fatal(code, &reason).encode();
             let _ = urgent.try_send(Out::Msg(ws::message(ws::CONTROL, &[error])));
-            Out::Close(MESSAGE_TOO_BIG, reason)
+            (MESSAGE_TOO_BIG, reason)
         }
-        None => return closed.cancel(),
+        None => {
+            closed.cancel();
+            return linger(stream).await;
+        }
     };
-    close_soon(&urgent, &closed, close);
+    closer.ask(code, reason, &closed);
+    linger(stream).await;
 }
 
-/// Queue `close` ahead of the stream lanes; the socket is dropped regardless after
-/// [`CLOSE_GRACE`] (at once when even the urgent queue is full).
-fn close_soon(urgent: &mpsc::Sender<Out>, closed: &CancellationToken, close: Out) {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return closed.cancel();
-    };
-    if urgent.try_send(close).is_err() {
-        return closed.cancel();
-    }
-    let closed = closed.clone();
-    rt.spawn(async move {
-        tokio::select! {
-            _ = closed.cancelled() => {}
-            _ = tokio::time::sleep(CLOSE_GRACE) => closed.cancel(),
-        }
-    });
+/// After a close: read and discard what the client still sends (data in flight, its
+/// close reply) for a bounded time. A socket dropped with unread bytes is reset by the
+/// kernel, which discards what was not yet sent: the Error frame saying why and the close.
+async fn linger(mut stream: futures::stream::SplitStream<WebSocket>) {
+    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+    let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
 }
 
 impl Connection for WsConnection {
@@ -424,8 +467,8 @@ impl Connection for WsConnection {
             .ok_or_else(|| TransportError("websocket closed".into()))
     }
     fn close(&self, code: u16, reason: &str) {
-        let close = Out::Close(CLOSE_BASE.saturating_add(code), reason.to_owned());
-        close_soon(&self.urgent, &self.closed, close);
+        self.closer
+            .ask(CLOSE_BASE.saturating_add(code), reason.to_owned(), &self.closed);
     }
     async fn closed(&self) {
         self.closed.cancelled().await;
