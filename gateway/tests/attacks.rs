@@ -455,7 +455,14 @@ impl Arena {
 
 /// A logged-in raw session from `ip` as `user` (token), reading everything it receives.
 async fn raw_session(gw: &Gw, ip: &str, user: &str) -> Raw {
-    Raw::login_with(gw, Credentials::Token(token(user)), true, None, raw::endpoint_at(ip)).await
+    Raw::login_with(
+        gw,
+        Credentials::Token(token(user)),
+        true,
+        None,
+        raw::endpoint_at(ip),
+    )
+    .await
 }
 
 /// An encoded Send.
@@ -847,7 +854,10 @@ async fn partial_megabyte_hellos_are_refused_before_buffering() {
             let mut codes = Vec::new();
             let mut reset = 0;
             for (conn, writer) in conns {
-                match tokio::time::timeout(WAIT, conn.closed()).await.expect("closed in time") {
+                match tokio::time::timeout(WAIT, conn.closed())
+                    .await
+                    .expect("closed in time")
+                {
                     quinn::ConnectionError::ApplicationClosed(c) => {
                         codes.push(u16::try_from(c.error_code.into_inner()).unwrap())
                     }
@@ -962,7 +972,10 @@ async fn ten_sessions(extra: &str, user: fn(usize) -> String) {
     }
     let sent: u64 = results.iter().map(|(n, _)| n).sum();
     let accepted: usize = results.iter().map(|(_, o)| o.acks.len()).sum();
-    assert!((accepted as u64) < sent, "some of the flood was refused: {summary:?}");
+    assert!(
+        (accepted as u64) < sent,
+        "some of the flood was refused: {summary:?}"
+    );
     arena.verify("ten sessions from one IP").await;
 }
 
