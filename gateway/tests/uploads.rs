@@ -737,6 +737,7 @@ fn token(sub: &str) -> Credentials {
         sub: sub.into(),
         name: None,
         exp: now_secs() + 600,
+        nbf: None,
         rooms: HashMap::new(),
         aud: None,
         iss: None,
