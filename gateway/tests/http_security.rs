@@ -187,6 +187,7 @@ async fn http_history_accepts_the_protocols_tokens() {
                 sub: sub.into(),
                 name: None,
                 exp,
+                nbf: None,
                 rooms: HashMap::new(),
                 aud: None,
                 iss: None,
