@@ -345,7 +345,10 @@ mod tests {
             )
             .unwrap();
             assert!(
-                matches!(hs("s3cret").verify(&Credentials::Token(t)), Ok(Identity::Token { .. })),
+                matches!(
+                    hs("s3cret").verify(&Credentials::Token(t)),
+                    Ok(Identity::Token { .. })
+                ),
                 "nbf {nbf} (now {now})"
             );
         }

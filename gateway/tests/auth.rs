@@ -135,16 +135,17 @@ async fn a_token_presented_before_its_nbf_is_refused() {
         ..claims("ann", now_secs() + 7200)
     };
     let (code, msg) = refused(&gw, Credentials::Token(mint(SECRET, &early).unwrap())).await;
-    assert_eq!((code, msg.as_str()), (ErrorCode::AuthFailed, "token not yet valid"));
+    assert_eq!(
+        (code, msg.as_str()),
+        (ErrorCode::AuthFailed, "token not yet valid")
+    );
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_guest_holding_a_registered_users_name_gives_it_up_and_is_told() {
     let gw = token_gateway(true).await;
-    let (guest, mut guest_events) = connect(opts(&gw, Credentials::Nick("zoe".into())))
-        .await
-        .unwrap();
+    let (guest, mut guest_events) = connect(opts(&gw, Credentials::Nick("zoe".into()))).await.unwrap();
     assert_eq!(guest.nick(), "zoe");
     let zoe = Claims {
         name: Some("zoe".into()),
@@ -153,7 +154,11 @@ async fn a_guest_holding_a_registered_users_name_gives_it_up_and_is_told() {
     let (z, _ze) = connect(opts(&gw, Credentials::Token(mint(SECRET, &zoe).unwrap())))
         .await
         .unwrap();
-    assert_eq!(z.nick(), "zoe", "the registered user gets its own name, not zoe-2");
+    assert_eq!(
+        z.nick(),
+        "zoe",
+        "the registered user gets its own name, not zoe-2"
+    );
     let notice = wait_for(&mut guest_events, "the guest's notice", |ev| match ev {
         garou_client::ClientEvent::Session(garou_protocol::Event::Error(f)) => Some(f.clone()),
         garou_client::ClientEvent::Disconnected { reason } => panic!("the guest was dropped: {reason}"),

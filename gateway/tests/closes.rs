@@ -80,7 +80,11 @@ async fn quic_refusal(gw: &Gateway, bytes: Vec<u8>) -> (Vec<Message>, u16, Strin
 async fn a_refused_handshake_says_why_in_an_error_frame_before_the_close() {
     let gw = gateway(|_| {}).await;
     let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
-        ("Auth before Hello", bytes_of(&[auth("early")]), ErrorCode::OutOfState),
+        (
+            "Auth before Hello",
+            bytes_of(&[auth("early")]),
+            ErrorCode::OutOfState,
+        ),
         (
             "an unknown frame type",
             Frame::header(0xA5, 1).into_iter().chain([0]).collect(),
@@ -135,12 +139,22 @@ async fn a_silent_client_is_closed_after_idle_timeout_with_the_documented_error(
             break e;
         }
     };
-    assert_eq!((error.req, error.code), (None, ErrorCode::OutOfState), "{error:?}");
+    assert_eq!(
+        (error.req, error.code),
+        (None, ErrorCode::OutOfState),
+        "{error:?}"
+    );
     assert!(error.message.contains("idle timeout"), "{}", error.message);
     let (code, reason) = raw::close_code(&raw.conn).await;
     assert_eq!(code, ErrorCode::OutOfState.as_u16(), "{reason}");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "not before the timeout");
-    raw::eventually("the silent session is gone", WAIT, || gw.hub.connection_count() == 0).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "not before the timeout"
+    );
+    raw::eventually("the silent session is gone", WAIT, || {
+        gw.hub.connection_count() == 0
+    })
+    .await;
     gw.shutdown().await;
 }
 
@@ -186,7 +200,8 @@ async fn shutdown_completes_within_its_grace_bound_when_clients_ignore_shutdown(
     // One reads (and so sees Shutdown) but never closes; one never reads at all.
     let mut ignorer = Raw::login(&gw, "ignorer", true, None).await;
     let mut t = quinn::TransportConfig::default();
-    t.stream_receive_window(4096u32.into()).receive_window(8192u32.into());
+    t.stream_receive_window(4096u32.into())
+        .receive_window(8192u32.into());
     let deaf = Raw::login(&gw, "deaf", false, Some(t)).await;
     let mut ws = ws_login(&gw, "wsdeaf", None).await;
     tokio::time::timeout(2 * WAIT, gw.shutdown())
@@ -247,7 +262,10 @@ async fn ws_until_close(ws: &mut Ws) -> (Vec<Message>, Option<(u16, String)>) {
     let mut dec = Decoder::default();
     let mut out = Vec::new();
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("closed in time") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
             Some(Ok(WsMsg::Binary(b))) if b.first() == Some(&ws::CONTROL) => {
                 dec.push(&b[1..]);
                 while let Some(f) = dec.next_frame().unwrap() {
@@ -324,9 +342,11 @@ async fn a_frame_larger_than_max_frame_over_websocket_closes_with_frame_too_larg
     // A Send announcing one byte more than max_frame; the payload never follows.
     let mut bytes = header.to_vec();
     bytes.extend_from_slice(&Frame::header(0x14, garou_protocol::DEFAULT_MAX_FRAME + 1));
-    ws.send(WsMsg::Binary(ws::message(ws::CLIENT_FIRST, &[bytes.into()]).into()))
-        .await
-        .unwrap();
+    ws.send(WsMsg::Binary(
+        ws::message(ws::CLIENT_FIRST, &[bytes.into()]).into(),
+    ))
+    .await
+    .unwrap();
     let (msgs, close) = ws_until_close(&mut ws).await;
     let (error, message) = fatal_error(&msgs);
     assert_eq!(error, ErrorCode::FrameTooLarge, "{message}");
@@ -376,7 +396,11 @@ async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() 
             sent.unwrap();
         }
     }
-    assert_eq!(stat(&gw.limits.stats.slow_consumers), 1, "the stalled client was dropped");
+    assert_eq!(
+        stat(&gw.limits.stats.slow_consumers),
+        1,
+        "the stalled client was dropped"
+    );
     // It reads again (within the forced-close bound): what was queued, then why, then the close.
     let (msgs, close) = ws_until_close(&mut ws).await;
     let (error, message) = fatal_error(&msgs);
@@ -415,7 +439,11 @@ async fn a_websocket_client_that_stops_reading_its_replies_still_gets_its_slow_c
         let _ = tokio::time::timeout(WAIT, ws.send(flood(500))).await;
         sent += 500;
     }
-    assert_eq!(stat(&gw.limits.stats.slow_consumers), 1, "the deaf client was dropped");
+    assert_eq!(
+        stat(&gw.limits.stats.slow_consumers),
+        1,
+        "the deaf client was dropped"
+    );
     // It reads again (within the forced-close bound): the replies, then why, then the close.
     let (msgs, close) = ws_until_close(&mut ws).await;
     let (error, message) = fatal_error(&msgs);

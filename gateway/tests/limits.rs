@@ -189,7 +189,10 @@ async fn max_connections_closes_with_limit_reached_and_answers_503() {
     let (_bob, _b) = client(&gw, "bob").await;
     let ep = raw::endpoint();
     let conn = raw::connect(&ep, &gw, None).await.expect("handshake completes");
-    assert!(!answers_hello(&conn).await, "a connection over the limit is not served");
+    assert!(
+        !answers_hello(&conn).await,
+        "a connection over the limit is not served"
+    );
     let (code, reason) = raw::close_code(&conn).await;
     assert_eq!(code, ErrorCode::LimitReached.as_u16());
     assert!(reason.contains("max_connections"), "{reason}");

@@ -523,7 +523,11 @@ async fn a_token_users_name_is_taken_back_from_a_guest_who_is_told() {
     let _ = owner.room_events();
 
     let zoe = login_with(&hub, &token("u-zoe", "zoe", &[]), 1024).unwrap();
-    assert_eq!(hub.nick_of(zoe.conn.user), "zoe", "the registered user gets its name");
+    assert_eq!(
+        hub.nick_of(zoe.conn.user),
+        "zoe",
+        "the registered user gets its name"
+    );
     assert_eq!(hub.nick_of(guest.conn.user), "zoe-guest", "the guest is renamed");
     // The guest is told, without being closed ...
     let told = guest.control();

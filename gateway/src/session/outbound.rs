@@ -271,6 +271,10 @@ mod tests {
             matches!(&last, Message::Error(e) if e.code == ErrorCode::SlowConsumer && e.req.is_none()),
             "{last:?}"
         );
-        assert_eq!(*wire.0.lock(), None, "no close before the Error frame had its chance");
+        assert_eq!(
+            *wire.0.lock(),
+            None,
+            "no close before the Error frame had its chance"
+        );
     }
 }
