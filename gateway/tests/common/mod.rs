@@ -5,12 +5,31 @@
 pub mod driven;
 pub mod raw;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use garou_client::{connect, Client, ClientEvent, ClientOptions, Events, Trust};
 use garou_gateway::config::ServerConfig;
 use garou_gateway::server::Gateway;
 use garou_protocol::{Event, Message, StreamKind};
+
+/// Where a gateway listens and which certificate it presents: an in-process [`Gateway`]
+/// or a `garou serve` child process.
+pub trait Target {
+    /// The gateway's UDP address.
+    fn quic_addr(&self) -> SocketAddr;
+    /// SHA-256 of its certificate (DER).
+    fn cert_sha256(&self) -> [u8; 32];
+}
+
+impl Target for Gateway {
+    fn quic_addr(&self) -> SocketAddr {
+        self.quic_addr
+    }
+    fn cert_sha256(&self) -> [u8; 32] {
+        self.cert_sha256
+    }
+}
 
 /// Upper bound for any single wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(10);

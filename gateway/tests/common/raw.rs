@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use garou_gateway::server::Gateway;
 use garou_protocol::{
     Auth, Credentials, Decoder, Hello, Join, Message, StreamHeader, StreamKind, UserId, PROTOCOL_VERSION,
 };
@@ -13,7 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::WAIT;
+use super::{Target, WAIT};
 
 /// Accepts exactly the gateway's certificate (by SHA-256 of its DER).
 #[derive(Debug)]
@@ -59,10 +58,10 @@ impl ServerCertVerifier for Pin {
 }
 
 /// Client config pinned to the gateway; `transport` tweaks the QUIC transport.
-pub fn quic_config(gw: &Gateway, transport: Option<quinn::TransportConfig>) -> quinn::ClientConfig {
+pub fn quic_config(gw: &impl Target, transport: Option<quinn::TransportConfig>) -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let pin = Pin {
-        hash: gw.cert_sha256,
+        hash: gw.cert_sha256(),
         algs: provider.signature_verification_algorithms,
     };
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -94,11 +93,11 @@ pub fn endpoint_at(ip: &str) -> quinn::Endpoint {
 /// A QUIC connection to the gateway, handshake done, nothing sent.
 pub async fn connect(
     ep: &quinn::Endpoint,
-    gw: &Gateway,
+    gw: &impl Target,
     transport: Option<quinn::TransportConfig>,
 ) -> Result<quinn::Connection, quinn::ConnectionError> {
     let connecting = ep
-        .connect_with(quic_config(gw, transport), gw.quic_addr, "localhost")
+        .connect_with(quic_config(gw, transport), gw.quic_addr(), "localhost")
         .unwrap();
     tokio::time::timeout(WAIT, connecting)
         .await
@@ -155,7 +154,7 @@ impl Raw {
     /// Connect and log in as `nick`. With `read`, control and server streams are read
     /// into `inbox` / `events`; without, the client never reads after the handshake.
     pub async fn login(
-        gw: &Gateway,
+        gw: &impl Target,
         nick: &str,
         read: bool,
         transport: Option<quinn::TransportConfig>,
@@ -165,7 +164,7 @@ impl Raw {
 
     /// [`Raw::login`] with any credentials, from `endpoint` (see [`endpoint_at`]).
     pub async fn login_with(
-        gw: &Gateway,
+        gw: &impl Target,
         credentials: Credentials,
         read: bool,
         transport: Option<quinn::TransportConfig>,
