@@ -15,6 +15,7 @@ pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod http;
+pub mod http_query;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
