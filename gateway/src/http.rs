@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,23 +123,25 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         .into_response()
 }
 
-/// `?after=&before=&limit=` of the history API.
-#[derive(serde::Deserialize)]
-struct PageQuery {
-    after: Option<u64>,
-    before: Option<u64>,
-    limit: Option<u32>,
-}
-
 /// `GET /api/rooms/{room}/messages`: a page of history, oldest first, for back-ends and
 /// tests. Open in dev mode (no auth configured yet).
 async fn history(
     State(s): State<HttpState>,
     Path(room): Path<String>,
-    Query(p): Query<PageQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    match s.hub.history_page(None, &room, p.before, p.after, limit).await {
+    // `?after=&before=&limit=`, parsed by a plain function (fuzzed: fuzz/fuzz_targets/http_query.rs).
+    let p = match crate::http_query::parse_page_query(query.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": "BadRequest", "message": e.to_string() })),
+            )
+                .into_response()
+        }
+    };
+    match s.hub.history_page(None, &room, p.before, p.after, p.limit).await {
         Ok((epoch, messages)) => {
             let messages: Vec<serde_json::Value> = messages
                 .into_iter()

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,6 +35,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::ServerConfig;
 use crate::http::HttpState;
+use crate::http_query::{content_length, parse_ticket_query, TicketQuery};
 use crate::hub::Hub;
 use crate::store::{Store, UploadRecord};
 
@@ -501,13 +502,6 @@ impl ChunkWriter {
 
 // ------------------------------------------------------------------ HTTP
 
-/// `?ticket=` (and `&name=` for a POST).
-#[derive(serde::Deserialize)]
-pub struct TicketQuery {
-    ticket: Option<String>,
-    name: Option<String>,
-}
-
 fn http_error(status: StatusCode, message: &str) -> Response {
     let error = status.canonical_reason().unwrap_or("error");
     (
@@ -524,6 +518,12 @@ fn http_internal(e: impl std::fmt::Display) -> Response {
 
 fn ticket_user(s: &HttpState, q: &TicketQuery) -> Option<UserId> {
     q.ticket.as_deref().and_then(|t| s.hub.uploads().ticket_user(t))
+}
+
+/// `?ticket=` (and `&name=` for a POST), parsed by a plain function (fuzzed:
+/// fuzz/fuzz_targets/http_query.rs); a malformed query is answered 400.
+fn ticket_query(query: Option<&str>) -> Result<TicketQuery, Response> {
+    parse_ticket_query(query.unwrap_or("")).map_err(|e| http_error(StatusCode::BAD_REQUEST, &e.to_string()))
 }
 
 /// `Content-Disposition: inline` with an ASCII fallback name and the UTF-8 name (RFC 6266).
@@ -555,8 +555,12 @@ fn disposition(name: &str) -> HeaderValue {
 pub async fn download(
     State(s): State<HttpState>,
     UrlPath(id): UrlPath<String>,
-    Query(q): Query<TicketQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let q = match ticket_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     let Some(user) = ticket_user(&s, &q) else {
         return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
     };
@@ -626,10 +630,14 @@ impl Drop for TempFile {
 /// computed here. Answers `201 {"id", "url"}`; the same file again gives the same id.
 pub async fn upload_http(
     State(s): State<HttpState>,
-    Query(q): Query<TicketQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let q = match ticket_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     let Some(user) = ticket_user(&s, &q) else {
         return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
     };
@@ -660,8 +668,7 @@ pub async fn upload_http(
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| content_length(v.as_bytes()));
     if declared.is_some_and(|n| n > max) {
         return too_large();
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use garou_protocol::ws::{self, LaneTag};
+use garou_protocol::ws;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -215,8 +215,11 @@ async fn read_socket(
     closed: CancellationToken,
     (max_lanes, budget): (usize, Arc<Semaphore>),
 ) {
+    // Which client lanes are open (sans-IO, fuzzed: fuzz/fuzz_targets/ws_lanes.rs), and
+    // the virtual stream each one feeds.
+    let mut lanes = ws::ClientLanes::new(max_lanes);
     let mut streams: HashMap<u8, mpsc::Sender<Chunk>> = HashMap::new();
-    let fault: Option<(garou_protocol::ErrorCode, &str)> = loop {
+    let fault: Option<(garou_protocol::ErrorCode, String)> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = closed.cancelled() => return,
@@ -228,21 +231,33 @@ async fn read_socket(
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
             Some(Ok(WsMessage::Text(_))) => {
-                break Some((BAD_FRAME, "text messages are not part of the protocol"))
+                break Some((BAD_FRAME, "text messages are not part of the protocol".into()))
             }
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
         };
-        let Some((&tag, rest)) = data.split_first() else {
-            break Some((BAD_FRAME, "empty message"));
-        };
-        let rest = data.slice(1..1 + rest.len());
-        let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
-        if let LaneTag::Datagram = LaneTag::of(tag) {
-            // Datagrams are unreliable: dropped when the session is behind.
-            if let Ok(permit) = budget.clone().try_acquire_many_owned(cost) {
-                let _ = datagrams.try_send((rest, permit));
+        let event = match lanes.accept(&data) {
+            Ok(event) => event,
+            Err(e @ ws::LaneError::TooManyLanes { .. }) => {
+                break Some((garou_protocol::ErrorCode::LimitReached, e.to_string()))
             }
-            continue;
+            Err(e) => break Some((BAD_FRAME, e.to_string())),
+        };
+        let rest = data.slice(1..);
+        let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
+        match event {
+            ws::ClientLaneEvent::Datagram => {
+                // Datagrams are unreliable: dropped when the session is behind.
+                if let Ok(permit) = budget.clone().try_acquire_many_owned(cost) {
+                    let _ = datagrams.try_send((rest, permit));
+                }
+                continue;
+            }
+            ws::ClientLaneEvent::Finish(t) => {
+                streams.remove(&t);
+                continue;
+            }
+            ws::ClientLaneEvent::Ignored => continue,
+            ws::ClientLaneEvent::Control | ws::ClientLaneEvent::Open(_) | ws::ClientLaneEvent::Data(_) => {}
         }
         // Wait for room in the budget: meanwhile the socket is not read.
         let permit = tokio::select! {
@@ -252,46 +267,36 @@ async fn read_socket(
             },
             _ = closed.cancelled() => return,
         };
-        match LaneTag::of(tag) {
-            LaneTag::Control => {
+        let (t, tx) = match event {
+            ws::ClientLaneEvent::Control => {
                 if control.send((rest, permit)).await.is_err() {
                     break None;
                 }
+                continue;
             }
-            LaneTag::Datagram => {}
-            LaneTag::ClientStream(t) if rest.is_empty() => {
-                streams.remove(&t);
-            }
-            LaneTag::ClientStream(t) => {
-                let tx = match streams.get(&t) {
-                    Some(tx) => tx.clone(),
-                    None if streams.len() >= max_lanes => {
-                        break Some((
-                            garou_protocol::ErrorCode::LimitReached,
-                            "too many client lanes open",
-                        ))
-                    }
-                    None => {
-                        let (tx, rx) = mpsc::channel(LANE_QUEUE);
-                        if uni.send(WsRecv(rx)).await.is_err() {
-                            break None;
-                        }
-                        streams.insert(t, tx.clone());
-                        tx
-                    }
-                };
-                if tx.send((rest, permit)).await.is_err() {
-                    streams.remove(&t);
+            ws::ClientLaneEvent::Open(t) => {
+                let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                if uni.send(WsRecv(rx)).await.is_err() {
+                    break None;
                 }
+                streams.insert(t, tx.clone());
+                (t, tx)
             }
-            LaneTag::ServerStream(_) | LaneTag::Reserved => {
-                break Some((BAD_FRAME, "lane tag not allowed from a client"))
-            }
+            ws::ClientLaneEvent::Data(t) => match streams.get(&t) {
+                Some(tx) => (t, tx.clone()),
+                None => continue,
+            },
+            _ => continue,
+        };
+        if tx.send((rest, permit)).await.is_err() {
+            // The session let the stream go: a later message on the tag opens a new one.
+            streams.remove(&t);
+            lanes.close(t);
         }
     };
     if let Some((code, reason)) = fault {
         // Never wait on a full queue here: a stuck writer would keep this task alive.
-        if out.try_send(Out::Close(code.as_u16(), reason.into())).is_err() {
+        if out.try_send(Out::Close(code.as_u16(), reason)).is_err() {
             closed.cancel();
         }
     } else {
