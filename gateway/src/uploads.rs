@@ -520,12 +520,6 @@ fn ticket_user(s: &HttpState, q: &TicketQuery) -> Option<UserId> {
     q.ticket.as_deref().and_then(|t| s.hub.uploads().ticket_user(t))
 }
 
-/// `?ticket=` (and `&name=` for a POST), parsed by a plain function (fuzzed:
-/// fuzz/fuzz_targets/http_query.rs); a malformed query is answered 400.
-fn ticket_query(query: Option<&str>) -> Result<TicketQuery, Response> {
-    parse_ticket_query(query.unwrap_or("")).map_err(|e| http_error(StatusCode::BAD_REQUEST, &e.to_string()))
-}
-
 /// `Content-Disposition: inline` with an ASCII fallback name and the UTF-8 name (RFC 6266).
 fn disposition(name: &str) -> HeaderValue {
     let ascii: String = name
@@ -557,9 +551,11 @@ pub async fn download(
     UrlPath(id): UrlPath<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let q = match ticket_query(query.as_deref()) {
+    // `?ticket=` (and `&name=` for a POST), parsed by a plain function (fuzzed:
+    // fuzz/fuzz_targets/http_query.rs); a malformed query is answered 400.
+    let q = match parse_ticket_query(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return http_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let Some(user) = ticket_user(&s, &q) else {
         return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
@@ -634,9 +630,11 @@ pub async fn upload_http(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let q = match ticket_query(query.as_deref()) {
+    // `?ticket=` (and `&name=` for a POST), parsed by a plain function (fuzzed:
+    // fuzz/fuzz_targets/http_query.rs); a malformed query is answered 400.
+    let q = match parse_ticket_query(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return http_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let Some(user) = ticket_user(&s, &q) else {
         return http_error(StatusCode::FORBIDDEN, "a live session's ticket is required");
