@@ -58,7 +58,8 @@ fn feed(dec: &mut Decoder, bytes: &[u8]) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [max, mut rest @ ..] = data else { return };
+    let [max, rest @ ..] = data else { return };
+    let mut rest: &[u8] = rest;
     let max = usize::from(*max % 20);
     let mut lanes = ClientLanes::new(max);
     let mut open = BTreeSet::new();
