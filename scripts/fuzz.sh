@@ -5,11 +5,14 @@
 # starting from its committed seeds (fuzz/corpus/<target>/seed-*) plus what earlier runs on
 # this machine found (fuzz/target/corpus/<target>), prints how many inputs each executed, and
 # fails on a crash, a timeout or a leak, naming the input libFuzzer saved (fuzz/artifacts/).
-# Without a nightly toolchain it says so and runs the protocol property tests instead.
+# Also fails when it cannot fuzz: no nightly toolchain, cargo-fuzz not installable, a target
+# that does not build, or a run that reports no executions. It never skips and passes.
+# Its last line is `fuzz: ran N of M targets` (M: the [[bin]] targets in fuzz/Cargo.toml),
+# which scripts/test.sh checks.
 #
 # Environment:
 #   FUZZ_SECS=45            seconds per target
-#   FUZZ_TARGETS="..."      targets to run (default: all three)
+#   FUZZ_TARGETS="..."      targets to run (default: every [[bin]] in fuzz/Cargo.toml)
 #   FUZZ_SANITIZER=none     cargo fuzz -s: none (default: the crates are safe Rust) or address
 #   FUZZ_INPUT_TIMEOUT=20   seconds one input may take before libFuzzer calls it a hang
 #   FUZZ_TARGET_DIR=~/.cache/garou/fuzz-target   build directory, kept outside the checkout so
@@ -22,20 +25,26 @@ source scripts/lib.sh
 need_rust
 
 secs=${FUZZ_SECS:-45}
-targets=${FUZZ_TARGETS:-"frame_decoder payload_decoder server_session"}
+# Every target declared in fuzz/Cargo.toml, in file order.
+all_targets=$(awk '/^\[\[bin\]\]/{b=1;next} /^\[/{b=0} b&&/^name *=/{gsub(/"/,"",$3);print $3}' fuzz/Cargo.toml)
+targets=${FUZZ_TARGETS:-$all_targets}
 sanitizer=${FUZZ_SANITIZER:-none}
 input_timeout=${FUZZ_INPUT_TIMEOUT:-20}
 start=$(date +%s)
 step() { echo "== $* ($(($(date +%s) - start)) s)"; }
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-  echo "fuzz: no nightly toolchain (rustup toolchain list): cargo fuzz cannot build libFuzzer targets." >&2
-  echo "fuzz: running the protocol property tests instead (cargo test -p garou-protocol --test codec)." >&2
-  exec cargo test -p garou-protocol --test codec --locked
+  echo "error: fuzz: no nightly toolchain (rustup toolchain list): cargo fuzz cannot build the" >&2
+  echo "       libFuzzer targets. Install one (rustup toolchain install nightly --profile minimal)." >&2
+  exit 1
 fi
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
+# cargo-fuzz, once: installed only when `cargo fuzz` is not there already.
+[ -x "$HOME/.cargo/bin/cargo-fuzz" ] && export PATH="$PATH:$HOME/.cargo/bin"
+if ! cargo fuzz --version >/dev/null 2>&1; then
   step "installing cargo-fuzz"
   cargo install --locked cargo-fuzz
+  export PATH="$PATH:$HOME/.cargo/bin"
+  cargo fuzz --version >/dev/null
 fi
 
 # -a: debug assertions (integer overflow checks) on; the build is otherwise optimized.
@@ -46,6 +55,7 @@ step "cargo +nightly fuzz build"
 cargo +nightly fuzz build "${fuzz_flags[@]}"
 
 failed=()
+ran=0
 for t in $targets; do
   step "fuzz $t for ${secs}s"
   work="fuzz/target/corpus/$t"
@@ -57,8 +67,16 @@ for t in $targets; do
     # "Done 123456 runs in 45 second(s)" and the final "#N DONE cov: ... exec/s: ..." line.
     runs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1 || true)
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
-    echo "fuzz $t: ${runs:-no run count found, see $log}"
+    if [ -z "$runs" ] || [ "$(echo "$runs" | awk '{print $2}')" -eq 0 ]; then
+      # libFuzzer exited 0 without running anything (wrong binary, empty run): not a pass.
+      echo "fuzz $t: FAILED: no executions reported (log $log)" >&2
+      tail -20 "$log" >&2
+      failed+=("$t")
+      continue
+    fi
+    echo "fuzz $t: $runs"
     [ -n "$done_line" ] && echo "fuzz $t: $done_line"
+    ran=$((ran + 1))
   else
     echo "fuzz $t: FAILED (log $log):" >&2
     grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written to|deadly signal' "$log" | head -20 >&2 || tail -30 "$log" >&2
@@ -67,7 +85,8 @@ for t in $targets; do
 done
 
 step "fuzz done"
+echo "fuzz: ran $ran of $(echo "$all_targets" | wc -w) targets"
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzz: crashes in: ${failed[*]} (inputs under fuzz/artifacts/<target>/)" >&2
+  echo "fuzz: failed: ${failed[*]} (crash inputs under fuzz/artifacts/<target>/, logs fuzz/target/fuzz-<target>.log)" >&2
   exit 1
 fi

@@ -127,7 +127,7 @@ mod tests {
         };
         assert_eq!(kept, vec![7, 8], "a keeps its newest");
         assert!(a.forgotten(), "a must ask the store for older client ids");
-        assert!(a.state.lock().client_ids.get(&(7, 1)).is_none());
+        assert!(!a.state.lock().client_ids.contains_key(&(7, 1)));
         assert_eq!(b.state.lock().recent.len(), 8);
         assert!(!b.forgotten());
         assert_eq!(windows.len(), 10);

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use garou_protocol::ws::{self, LaneTag};
+use garou_protocol::ws;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,7 @@ const MESSAGE_TOO_BIG: u16 = 1009;
 /// Why the reader stopped reading a client.
 enum ReadFault {
     /// A protocol fault: close with 4000 + code.
-    Protocol(garou_protocol::ErrorCode, &'static str),
+    Protocol(garou_protocol::ErrorCode, String),
     /// A message over the socket's size limit (tungstenite refused it): close with 1009.
     TooBig(String),
 }
@@ -296,8 +296,11 @@ async fn read_socket(
     closed: CancellationToken,
     (max_lanes, budget): (usize, Arc<Semaphore>),
 ) {
+    // Which client lanes are open (sans-IO, fuzzed: fuzz/fuzz_targets/ws_lanes.rs), and
+    // the virtual stream each one feeds.
+    let mut lanes = ws::ClientLanes::new(max_lanes);
     let mut streams: HashMap<u8, mpsc::Sender<Chunk>> = HashMap::new();
-    let protocol = |code, reason| Some(ReadFault::Protocol(code, reason));
+    let protocol = |code, reason: &str| Some(ReadFault::Protocol(code, reason.to_owned()));
     let fault: Option<ReadFault> = loop {
         let msg = tokio::select! {
             m = stream.next() => m,
@@ -315,17 +318,32 @@ async fn read_socket(
             Some(Err(e)) => break is_too_big(e).map(ReadFault::TooBig),
             Some(Ok(WsMessage::Close(_))) | None => break None,
         };
-        let Some((&tag, rest)) = data.split_first() else {
-            break protocol(BAD_FRAME, "empty message");
-        };
-        let rest = data.slice(1..1 + rest.len());
-        let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
-        if let LaneTag::Datagram = LaneTag::of(tag) {
-            // Datagrams are unreliable: dropped when the session is behind.
-            if let Ok(permit) = budget.clone().try_acquire_many_owned(cost) {
-                let _ = datagrams.try_send((rest, permit));
+        let event = match lanes.accept(&data) {
+            Ok(event) => event,
+            Err(e @ ws::LaneError::TooManyLanes { .. }) => {
+                break Some(ReadFault::Protocol(
+                    garou_protocol::ErrorCode::LimitReached,
+                    e.to_string(),
+                ))
             }
-            continue;
+            Err(e) => break Some(ReadFault::Protocol(BAD_FRAME, e.to_string())),
+        };
+        let rest = data.slice(1..);
+        let cost = u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX);
+        match event {
+            ws::ClientLaneEvent::Datagram => {
+                // Datagrams are unreliable: dropped when the session is behind.
+                if let Ok(permit) = budget.clone().try_acquire_many_owned(cost) {
+                    let _ = datagrams.try_send((rest, permit));
+                }
+                continue;
+            }
+            ws::ClientLaneEvent::Finish(t) => {
+                streams.remove(&t);
+                continue;
+            }
+            ws::ClientLaneEvent::Ignored => continue,
+            ws::ClientLaneEvent::Control | ws::ClientLaneEvent::Open(_) | ws::ClientLaneEvent::Data(_) => {}
         }
         // Wait for room in the budget: meanwhile the socket is not read.
         let permit = tokio::select! {
@@ -335,48 +353,37 @@ async fn read_socket(
             },
             _ = closed.cancelled() => break None,
         };
-        match LaneTag::of(tag) {
-            LaneTag::Control => {
+        let (t, tx) = match event {
+            ws::ClientLaneEvent::Open(t) => {
+                let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                if uni.send(WsRecv(rx)).await.is_err() {
+                    break None;
+                }
+                streams.insert(t, tx.clone());
+                (t, tx)
+            }
+            ws::ClientLaneEvent::Data(t) => match streams.get(&t) {
+                Some(tx) => (t, tx.clone()),
+                None => continue, // its reader went away: the bytes have nowhere to go
+            },
+            _ => {
                 if control.send((rest, permit)).await.is_err() {
                     break None;
                 }
+                continue;
             }
-            LaneTag::Datagram => {}
-            LaneTag::ClientStream(t) if rest.is_empty() => {
-                streams.remove(&t);
-            }
-            LaneTag::ClientStream(t) => {
-                let tx = match streams.get(&t) {
-                    Some(tx) => tx.clone(),
-                    None if streams.len() >= max_lanes => {
-                        break protocol(
-                            garou_protocol::ErrorCode::LimitReached,
-                            "too many client lanes open",
-                        )
-                    }
-                    None => {
-                        let (tx, rx) = mpsc::channel(LANE_QUEUE);
-                        if uni.send(WsRecv(rx)).await.is_err() {
-                            break None;
-                        }
-                        streams.insert(t, tx.clone());
-                        tx
-                    }
-                };
-                if tx.send((rest, permit)).await.is_err() {
-                    streams.remove(&t);
-                }
-            }
-            LaneTag::ServerStream(_) | LaneTag::Reserved => {
-                break protocol(BAD_FRAME, "lane tag not allowed from a client")
-            }
+        };
+        if tx.send((rest, permit)).await.is_err() {
+            // The session dropped this stream's reader: free the tag.
+            streams.remove(&t);
+            lanes.close(t);
         }
     };
     // The session sees its streams end.
     drop((control, uni, datagrams, streams));
     // Never wait on a full queue here: a stuck writer would keep this task alive.
     let (code, reason) = match fault {
-        Some(ReadFault::Protocol(code, reason)) => (CLOSE_BASE.saturating_add(code.as_u16()), reason.into()),
+        Some(ReadFault::Protocol(code, reason)) => (CLOSE_BASE.saturating_add(code.as_u16()), reason),
         Some(ReadFault::TooBig(reason)) => {
             // The Error frame the protocol promises for an oversized frame, on the control
             // lane (the session writes whole frames per message, so this one stays whole),
