@@ -1,4 +1,4 @@
-//! The HTTP API's query parsing (`garou_gateway::http_query`) and the upload checks on
+//! The HTTP API's query parsing (`garou_gateway::http::query`) and the upload checks on
 //! hostile bytes: the history API's `?after=&before=&limit=&ticket=`, the upload API's
 //! `?ticket=&name=`, and the upload's `Content-Type`.
 //!
@@ -14,7 +14,7 @@
 use std::fmt::Write;
 
 use garou_gateway::config::ServerConfig;
-use garou_gateway::http_query::{page_query, ticket_query, QueryError, MAX_LIMIT, MAX_QUERY};
+use garou_gateway::http::query::{page_query, ticket_query, QueryError, MAX_LIMIT, MAX_QUERY};
 use garou_gateway::uploads::{accepted_type, valid_name};
 use libfuzzer_sys::fuzz_target;
 

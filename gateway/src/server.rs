@@ -35,7 +35,7 @@ pub struct Gateway {
     /// Admission state and counters of everything a limit refused or dropped.
     pub limits: Arc<Limits>,
     /// Open HTTP connections against their caps, and what the HTTP listener refused.
-    pub http_conns: Arc<crate::http_listener::HttpConns>,
+    pub http_conns: Arc<crate::http::listener::HttpConns>,
     shutdown: CancellationToken,
     draining: CancellationToken,
     done: tokio::task::JoinHandle<()>,
@@ -91,8 +91,8 @@ impl Gateway {
         // HTTP stops after the sessions drained (not when shutdown begins), so `/ready`
         // keeps answering 503 to load balancers meanwhile.
         let http_stop = CancellationToken::new();
-        let http_conns = crate::http_listener::HttpConns::new(&cfg.http_server);
-        let http = tokio::spawn(crate::http_listener::serve(
+        let http_conns = crate::http::listener::HttpConns::new(&cfg.http_server);
+        let http = tokio::spawn(crate::http::listener::serve(
             listener,
             app,
             cfg.http_server.clone(),

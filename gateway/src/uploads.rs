@@ -14,7 +14,7 @@
 //! - Every live session gets a random ticket (in `Welcome`) that authenticates its HTTP
 //!   requests: `GET /api/uploads/{id}` and `POST /api/uploads?name=`, with
 //!   `Authorization: Bearer <ticket>` or, for links a browser follows, `?ticket=`
-//!   ([`crate::http_auth`]).
+//!   ([`crate::http::auth`]).
 //!
 //! Who may read an attachment: its owner, the members of the room it was shared in (the
 //! people who may read that room's history, see [`crate::hub::Hub::history_page`]), and
@@ -49,8 +49,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::ServerConfig;
+use crate::http::auth::Caller;
 use crate::http::HttpState;
-use crate::http_auth::Caller;
 use crate::hub::Hub;
 use crate::store::{Store, UploadRecord};
 
@@ -651,8 +651,8 @@ fn http_refusal((code, message): Refusal) -> Response {
 
 /// The query of an upload route, or a 400.
 #[allow(clippy::result_large_err)] // an axum Response is the natural error here
-fn ticket_query(raw: Option<&str>) -> Result<crate::http_query::TicketQuery, Response> {
-    crate::http_query::ticket_query(raw.unwrap_or(""))
+fn ticket_query(raw: Option<&str>) -> Result<crate::http::query::TicketQuery, Response> {
+    crate::http::query::ticket_query(raw.unwrap_or(""))
         .map_err(|e| http_error(StatusCode::BAD_REQUEST, &e.to_string()))
 }
 
@@ -693,7 +693,7 @@ pub async fn download(
         Ok(q) => q,
         Err(r) => return r,
     };
-    let user = match crate::http_auth::caller(&s, &headers, q.ticket.as_deref()) {
+    let user = match crate::http::auth::caller(&s, &headers, q.ticket.as_deref()) {
         Ok(Caller::User(u)) => Some(u),
         Ok(Caller::Backend) => None,
         Ok(Caller::Stranger) => return http_error(StatusCode::FORBIDDEN, "not shared in a room of yours"),
@@ -795,7 +795,7 @@ pub async fn upload_http(
         Ok(q) => q,
         Err(r) => return r,
     };
-    let user = match crate::http_auth::caller(&s, &headers, q.ticket.as_deref()) {
+    let user = match crate::http::auth::caller(&s, &headers, q.ticket.as_deref()) {
         Ok(Caller::User(u)) => u,
         Ok(_) => return http_error(StatusCode::FORBIDDEN, "uploads need a user's session ticket"),
         Err(e) => return e.into_response(),

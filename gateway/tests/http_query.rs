@@ -1,4 +1,4 @@
-//! The HTTP API's query strings go through `garou_gateway::http_query` (the parsers the fuzz
+//! The HTTP API's query strings go through `garou_gateway::http::query` (the parsers the fuzz
 //! target `http_query` drives): a malformed or oversized query gets a JSON 400 naming the
 //! problem, on the history API and on both upload endpoints; a well-formed one is served.
 

@@ -4,7 +4,11 @@
 //! Cross-origin reads (CORS) are off unless `[http_server] cors_origins` names the origins
 //! allowed: by default only the gateway's own page may read its answers. Every request but
 //! an upload must be answered within `request_timeout_secs`; connection caps and the
-//! header and idle timeouts live in [`crate::http_listener`].
+//! header and idle timeouts live in [`crate::http::listener`].
+
+pub mod auth;
+pub mod listener;
+pub mod query;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -185,7 +189,7 @@ fn json_error(status: StatusCode, error: &str, message: &str) -> Response {
 /// first, for back-ends and pages. The read model is the protocol's: a user reads the
 /// history of the rooms it is a member of (any kind); the admin token reads every room.
 /// The caller is named by `Authorization: Bearer` (admin token, session ticket or token)
-/// or `?ticket=` ([`crate::http_auth`]). No identity: 401. Not a member: 403, or 404 for a
+/// or `?ticket=` ([`crate::http::auth`]). No identity: 401. Not a member: 403, or 404 for a
 /// direct room, exactly as if it did not exist, so direct rooms cannot be enumerated.
 async fn history(
     State(s): State<HttpState>,
@@ -193,20 +197,20 @@ async fn history(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let p = match crate::http_query::page_query(query.as_deref().unwrap_or("")) {
+    let p = match crate::http::query::page_query(query.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
     };
-    let caller = match crate::http_auth::caller(&s, &headers, p.ticket.as_deref()) {
+    let caller = match crate::http::auth::caller(&s, &headers, p.ticket.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
     let no_room = || json_error(StatusCode::NOT_FOUND, "NoSuchRoom", &format!("no room {room}"));
     let reader = match caller {
-        crate::http_auth::Caller::Backend => None,
-        crate::http_auth::Caller::User(user) => Some(user),
+        crate::http::auth::Caller::Backend => None,
+        crate::http::auth::Caller::User(user) => Some(user),
         // A member of no room: refused like any non-member.
-        crate::http_auth::Caller::Stranger => {
+        crate::http::auth::Caller::Stranger => {
             return match s.hub.room_kind(&room) {
                 None | Some(garou_protocol::RoomKind::Direct) => no_room(),
                 Some(_) => json_error(
