@@ -73,6 +73,14 @@ fn env() -> &'static Env {
         // Every input is a new connection from one address: no per-IP rate here.
         cfg.limits.connections_per_ip_per_sec = 1e9;
         cfg.limits.connections_per_ip_burst = u32::MAX;
+        // Nor per-IP open connections, nor rates shared across inputs (every input signs
+        // in again as one of a few nicks from one address: shared buckets would throttle
+        // later inputs for what earlier ones did).
+        cfg.limits.max_connections_per_ip = 0;
+        cfg.limits.commands_per_sec_per_user = 1e9;
+        cfg.limits.command_burst_per_user = u32::MAX;
+        cfg.limits.commands_per_sec_per_ip = 1e9;
+        cfg.limits.command_burst_per_ip = u32::MAX;
         cfg.validate().unwrap();
         let limits = garou_gateway::limits::Limits::new(&cfg);
         let hub = rt.block_on(async {

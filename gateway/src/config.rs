@@ -92,7 +92,7 @@ pub struct LimitsConfig {
     /// A Hello is tens of bytes and an Auth carries at most a token (a JWT is a few
     /// hundred bytes to a few KiB), so an unauthenticated peer cannot make the gateway
     /// buffer `max_frame` per connection. Larger frames close with FrameTooLarge as soon
-    /// as their header arrives.
+    /// as their header arrives. A `max_frame` below it caps it too.
     pub pre_auth_max_frame: usize,
     /// Partial-frame bytes one connection may have buffered across all its streams (a
     /// frame being received, not yet whole). Beyond it the connection is closed with
@@ -446,8 +446,8 @@ impl ServerConfig {
                 "limits.commands_per_sec_per_* and limits.command_burst_per_* must be above 0".into(),
             );
         }
-        if l.pre_auth_max_frame < 256 || l.pre_auth_max_frame > self.max_frame {
-            return Err("limits.pre_auth_max_frame must be between 256 and max_frame".into());
+        if l.pre_auth_max_frame < 256 {
+            return Err("limits.pre_auth_max_frame must be at least 256".into());
         }
         if l.max_buffered_per_connection < self.max_frame + garou_protocol::HEADER_LEN {
             return Err(

@@ -334,7 +334,8 @@ async fn handshake<C: Connection>(
     let send = control.insert(send);
     // Until AuthOk, frames are small (Hello, Auth): an unauthenticated peer cannot make
     // us buffer max_frame bytes.
-    let mut reader = FrameReader::new(recv, cfg.limits.pre_auth_max_frame, buffers.clone());
+    let pre_auth = cfg.limits.pre_auth_max_frame.min(cfg.max_frame);
+    let mut reader = FrameReader::new(recv, pre_auth, buffers.clone());
     let hello = match reader.next().await? {
         Some(Message::Hello(h)) => h,
         Some(m) => {
