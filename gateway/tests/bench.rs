@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::gateway;
+use common::{gateway, lift_command_rates};
 use garou_gateway::bench::{churn, connections, fanout, rooms, CommonArgs};
 
 fn common_args(gw: &garou_gateway::server::Gateway) -> CommonArgs {
@@ -20,13 +20,7 @@ async fn bench_gateway() -> garou_gateway::server::Gateway {
     gateway(|c| {
         c.limits.connections_per_ip_per_sec = 100_000.0;
         c.limits.connections_per_ip_burst = 100_000;
-        c.limits.commands_per_sec = 1_000_000.0;
-        c.limits.command_burst = 1_000_000;
-        // The per-user and per-IP rates, and the open-connection cap per IP, likewise.
-        c.limits.commands_per_sec_per_user = 1_000_000.0;
-        c.limits.command_burst_per_user = 1_000_000;
-        c.limits.commands_per_sec_per_ip = 1_000_000.0;
-        c.limits.command_burst_per_ip = 1_000_000;
+        lift_command_rates(c);
         c.limits.max_connections_per_ip = 0;
     })
     .await

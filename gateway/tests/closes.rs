@@ -161,12 +161,7 @@ async fn a_silent_client_is_closed_after_idle_timeout_with_the_documented_error(
 #[tokio::test]
 async fn a_client_that_stops_reading_its_control_stream_still_gets_its_slow_consumer_error() {
     let gw = gateway(|c| {
-        c.limits.commands_per_sec = 1_000_000.0;
-        c.limits.command_burst = 1_000_000;
-        c.limits.commands_per_sec_per_user = 1_000_000.0;
-        c.limits.command_burst_per_user = 1_000_000;
-        c.limits.commands_per_sec_per_ip = 1_000_000.0;
-        c.limits.command_burst_per_ip = 1_000_000;
+        lift_command_rates(c);
     })
     .await;
     // Small windows: the unread control stream backs up after a few hundred replies, then
@@ -363,12 +358,7 @@ async fn a_frame_larger_than_max_frame_over_websocket_closes_with_frame_too_larg
 async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() {
     let gw = gateway(|c| {
         c.stream.lane_queue = 16;
-        c.limits.commands_per_sec = 1_000_000.0;
-        c.limits.command_burst = 1_000_000;
-        c.limits.commands_per_sec_per_user = 1_000_000.0;
-        c.limits.command_burst_per_user = 1_000_000;
-        c.limits.commands_per_sec_per_ip = 1_000_000.0;
-        c.limits.command_burst_per_ip = 1_000_000;
+        lift_command_rates(c);
         // However slow the machine, the stalled client is dropped for not reading, not
         // for not pinging.
         c.idle_timeout_secs = 600;
@@ -422,12 +412,7 @@ async fn a_slow_consumer_over_websocket_gets_its_error_frame_before_the_close() 
 #[tokio::test]
 async fn a_websocket_client_that_stops_reading_its_replies_still_gets_its_slow_consumer_error() {
     let gw = gateway(|c| {
-        c.limits.commands_per_sec = 1_000_000.0;
-        c.limits.command_burst = 1_000_000;
-        c.limits.commands_per_sec_per_user = 1_000_000.0;
-        c.limits.command_burst_per_user = 1_000_000;
-        c.limits.commands_per_sec_per_ip = 1_000_000.0;
-        c.limits.command_burst_per_ip = 1_000_000;
+        lift_command_rates(c);
         c.idle_timeout_secs = 600;
     })
     .await;

@@ -50,6 +50,17 @@ pub async fn gateway(tweak: impl FnOnce(&mut ServerConfig)) -> Gateway {
     Gateway::start(cfg).await.expect("gateway starts")
 }
 
+/// Lift every command rate (per session, per user, per IP): for tests that flood on
+/// purpose to reach another limit (a full queue, a slow consumer, a bench run).
+pub fn lift_command_rates(c: &mut ServerConfig) {
+    c.limits.commands_per_sec = 1_000_000.0;
+    c.limits.command_burst = 1_000_000;
+    c.limits.commands_per_sec_per_user = 1_000_000.0;
+    c.limits.command_burst_per_user = 1_000_000;
+    c.limits.commands_per_sec_per_ip = 1_000_000.0;
+    c.limits.command_burst_per_ip = 1_000_000;
+}
+
 /// Options for `nick` pinned to this gateway's certificate.
 pub fn options(gw: &Gateway, nick: &str) -> ClientOptions {
     ClientOptions::with_nick(gw.quic_addr.to_string(), nick).trust(Trust::CertHash(gw.cert_sha256))
