@@ -47,7 +47,7 @@ pub use backoff::backoff;
 pub use events::{ClientEvent, Events};
 pub use handle::{Client, History, Pending, Request, Sent};
 pub use options::{ClientOptions, DEFAULT_PORT};
-pub use tls::{cert_hash, Trust};
+pub use tls::{cert_hash, quic_client_config, Trust};
 
 /// The protocol crate, re-exported so applications need only one dependency.
 pub use garou_protocol as protocol;

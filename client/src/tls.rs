@@ -56,8 +56,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The quinn client configuration for `trust` (ALPN and transport settings included).
-pub(crate) fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientError> {
+/// The quinn client configuration for `trust` (ALPN and transport settings included):
+/// what [`crate::connect`] uses, for tools that drive a raw quinn connection themselves.
+pub fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])

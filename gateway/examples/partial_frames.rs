@@ -14,64 +14,12 @@
 //! loopback measurement tool, never a client.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use garou_protocol::{
     Auth, Credentials, Frame, FrameType, Hello, Message, StreamHeader, StreamKind, DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-#[derive(Debug)]
-struct AnyCert(rustls::crypto::WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
-fn client_config() -> anyhow::Result<quinn::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = AnyCert(provider.signature_verification_algorithms);
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![garou_protocol::ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
-    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -83,7 +31,8 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(n <= 1000 && hold <= 120, "at most 1000 connections for 120 s");
     anyhow::ensure!(body < DEFAULT_MAX_FRAME, "the frame must stay partial");
     let ep = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    let cfg = client_config()?;
+    // Any certificate: a local probe of a dev gateway.
+    let cfg = garou_client::quic_client_config(&garou_client::Trust::Insecure)?;
     let mut held = Vec::new();
     let (mut sent, mut closed) = (0, 0);
     let mut uni = Vec::new();

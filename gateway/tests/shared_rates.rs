@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use common::raw::{self, Raw};
 use common::*;
 use garou_gateway::auth::{mint, now_secs, AuthConfig, Claims};
-use garou_gateway::config::ServerConfig;
 use garou_gateway::server::Gateway;
 use garou_protocol::{Credentials, ErrorCode, Message, Ping};
 
@@ -20,16 +19,6 @@ const PINGS: usize = 20;
 /// The shared budget under test: well below SESSIONS * PINGS, above what one session sends.
 const SHARED_BURST: u32 = 30;
 const SECRET: &str = "shared-rates-secret";
-
-/// Per-session limits that never bind here; the shared ones are set by each test.
-fn roomy_sessions(c: &mut ServerConfig) {
-    c.limits.commands_per_sec = 10_000.0;
-    c.limits.command_burst = 10_000;
-    c.limits.commands_per_sec_per_user = 10_000.0;
-    c.limits.command_burst_per_user = 10_000;
-    c.limits.commands_per_sec_per_ip = 10_000.0;
-    c.limits.command_burst_per_ip = 10_000;
-}
 
 async fn flood(raw: &mut Raw, n: usize) {
     let mut buf = Vec::new();
@@ -85,7 +74,7 @@ async fn token_login(gw: &Gateway, sub: &str) -> Raw {
 #[tokio::test]
 async fn sessions_of_one_user_share_the_users_budget() {
     let gw = gateway(|c| {
-        roomy_sessions(c);
+        lift_command_rates(c);
         c.limits.commands_per_sec_per_user = 2.0;
         c.limits.command_burst_per_user = SHARED_BURST;
         c.auth = AuthConfig {
@@ -124,7 +113,7 @@ async fn sessions_of_one_user_share_the_users_budget() {
 #[tokio::test]
 async fn sessions_from_one_ip_share_the_addresss_budget() {
     let gw = gateway(|c| {
-        roomy_sessions(c);
+        lift_command_rates(c);
         c.limits.commands_per_sec_per_ip = 2.0;
         c.limits.command_burst_per_ip = SHARED_BURST;
         c.limits.max_throttles = 100;
