@@ -5,14 +5,14 @@
 //! - [`auth`]: tokens (JWT), guests and the open dev mode;
 //! - [`hub`]: users, rooms, roles, ordering, hot rooms and fan-out;
 //! - [`server`]: binding, accepting, graceful shutdown; [`config`] and [`tls`] feed it;
-//! - [`uploads`]: resumable uploads, attachments, ticket-checked downloads;
-//! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
+//! - [`uploads`]: resumable uploads, attachments, ticket-checked downloads.
+//!
+//! The server side only: the `garou` command (and its client-side `chat` and `bench`) is the
+//! `garou-cli` crate, so this library depends on no client.
 #![forbid(unsafe_code)]
 
 pub mod admin_api;
 pub mod auth;
-pub mod bench;
-pub mod chat;
 pub mod config;
 pub mod http;
 pub mod hub;

@@ -1,4 +1,4 @@
-//! Raw QUIC adapter (quinn) for native clients, ALPN [`ALPN`](garou_client::ALPN).
+//! Raw QUIC adapter (quinn) for native clients, ALPN [`ALPN`](garou_protocol::ALPN).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -90,7 +90,7 @@ enum ReadFault {
 
 /// True when tungstenite refused a message (or frame) over the configured size.
 fn is_too_big(e: axum::Error) -> Option<String> {
-    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tungstenite::Error as WsError;
     match e.into_inner().downcast::<WsError>() {
         Ok(e) if matches!(*e, WsError::Capacity(_)) => Some(e.to_string()),
         _ => None,

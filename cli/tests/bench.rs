@@ -1,12 +1,13 @@
 //! `garou bench` scenarios run in-process against a real gateway on loopback: the load
 //! generator's own bookkeeping must find every message delivered exactly once.
 
+#[path = "../../gateway/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
 use common::{gateway, lift_command_rates};
-use garou_gateway::bench::{churn, connections, fanout, rooms, CommonArgs};
+use garou_cli::bench::{churn, connections, fanout, rooms, CommonArgs};
 
 fn common_args(gw: &garou_gateway::server::Gateway) -> CommonArgs {
     CommonArgs::pinned(gw.quic_addr.to_string(), &gw.cert_sha256)

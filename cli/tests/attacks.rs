@@ -21,6 +21,7 @@
 //! partial 1 MiB Hellos (item 4), ten sessions from one IP (item 7), a re-sent old
 //! `client_id` (item 1), an anonymous HTTP history read of a direct-message room (item 2).
 
+#[path = "../../gateway/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,11 +1,14 @@
-//! The `garou` binary: `garou serve` runs the gateway, `garou chat` is a terminal client.
+//! The `garou` binary: `garou serve` runs the gateway (`garou-gateway`), `garou chat` is a
+//! terminal client, `garou bench` a load generator (both in this crate's library) and
+//! `garou token` mints a dev token.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use garou_gateway::{bench, chat, config::ServerConfig, server};
+use garou_cli::{bench, chat};
+use garou_gateway::{config::ServerConfig, server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]

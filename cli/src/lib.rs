@@ -1,0 +1,12 @@
+//! The client side of the `garou` command, kept out of the server library
+//! (`garou-gateway` does not depend on `garou-client`):
+//!
+//! - [`chat`]: `garou chat`, the terminal client (on `garou-client`);
+//! - [`bench`]: `garou bench`, the load generators (native QUIC or WebSocket clients).
+//!
+//! The binary (`src/main.rs`) adds `garou serve` and `garou token`, which call into
+//! `garou-gateway`.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod chat;
