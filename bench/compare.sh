@@ -68,7 +68,7 @@ export MOQ_RELAY_BIN="${MOQ_RELAY_BIN:-$(command -v moq-relay || echo /nonexiste
 # Garou itself, release.
 if [ -z "${GAROU_BIN:-}" ]; then
     say "building garou (release)"
-    (cd "$root" && cargo build --release --locked -p garou-gateway --bin garou >&2)
+    (cd "$root" && cargo build --release --locked -p garou-cli >&2)
     target="${CARGO_TARGET_DIR:-$root/target}"
     export GAROU_BIN="$target/release/garou"
 fi

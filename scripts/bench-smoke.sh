@@ -13,11 +13,11 @@ if [ -n "${GAROU_BIN:-}" ]; then
   garou="$GAROU_BIN"
 elif [ "${BENCH_PROFILE:-debug}" = release ]; then
   need_rust
-  cargo build --release --locked -p garou-gateway --bin garou
+  cargo build --release --locked -p garou-cli
   garou="$target/release/garou"
 else
   need_rust
-  cargo build --locked -p garou-gateway --bin garou
+  cargo build --locked -p garou-cli
   garou="$target/debug/garou"
 fi
 

@@ -20,8 +20,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
   echo "$lock_hash" > "$stamp"
 fi
 
-echo "== cargo build -p garou-gateway"
-cargo build -p garou-gateway --locked
+echo "== cargo build -p garou-cli"
+cargo build -p garou-cli --locked
 [ -f wasm-client/pkg/garou_wasm_client.js ] || {
   echo "error: wasm-client/pkg/ has no garou_wasm_client.js (scripts/build-wasm.sh builds it)" >&2
   exit 1

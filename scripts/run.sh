@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_rust
-cargo build --release -p garou-gateway --bin garou
+cargo build --release -p garou-cli
 garou="${CARGO_TARGET_DIR:-target}/release/garou"
 echo "garou: terminal chat: $garou chat --server 127.0.0.1:4433 --insecure --nick you --room general"
 exec "$garou" serve "$@"

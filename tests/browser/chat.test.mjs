@@ -1,7 +1,7 @@
 // End-to-end: the gateway, the chat page (web/) with the wasm client in headless Chromium,
 // native `garou chat` clients, and the example front-end app (examples/web-app/).
 //
-// Run: scripts/browser-test.sh (or `node --test` here after `cargo build -p garou-gateway`).
+// Run: scripts/browser-test.sh (or `node --test` here after `cargo build -p garou-cli`).
 // A failing test prints every page's console, the gateway's log and the native clients'
 // output since it started; BROWSER_TEST_VERBOSE=1 prints all of it at the end.
 

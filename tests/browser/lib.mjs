@@ -60,7 +60,7 @@ export class Diagnostics {
 
 /** `garou serve` on ephemeral loopback ports. */
 export async function startGateway(diag) {
-  if (!existsSync(GAROU)) throw new Error(`${GAROU} is missing: run cargo build -p garou-gateway`);
+  if (!existsSync(GAROU)) throw new Error(`${GAROU} is missing: run cargo build -p garou-cli`);
   const child = spawn(GAROU, ["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"], {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
