@@ -2,7 +2,7 @@
 //! (`garou-gateway` does not depend on `garou-client`):
 //!
 //! - [`chat`]: `garou chat`, the terminal client (on `garou-client`);
-//! - [`bench`]: `garou bench`, the load generators (native QUIC or WebSocket clients).
+//! - [`bench`](mod@bench): `garou bench`, the load generators (native QUIC or WebSocket clients).
 //!
 //! The binary (`src/main.rs`) adds `garou serve` and `garou token`, which call into
 //! `garou-gateway`.

@@ -2,7 +2,7 @@
 //! of them publish stamped messages, every member checks it got each message once.
 //!
 //! A payload is `<run> <publisher> <seq> <ns> ` padded to the message size, `ns` being
-//! nanoseconds on the process's monotonic clock ([`stats::now_ns`]) taken just before the
+//! nanoseconds on the process's monotonic clock ([`super::stats::now_ns`]) taken just before the
 //! send. Every member joins before publishing starts, so each must see every message the
 //! server acknowledged exactly once; after the last ack, members get a bounded drain to
 //! catch up, then whatever is missing counts as lost.
