@@ -40,25 +40,11 @@ pub struct Identity {
 impl Identity {
     /// A new self-signed ECDSA P-256 certificate for localhost, valid 14 days from a minute ago.
     pub fn self_signed() -> Result<Identity, TlsError> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = rcgen::CertificateParams::new(vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ])?;
-        let now = time::OffsetDateTime::now_utc();
-        // Browsers refuse hashes of certificates valid longer than 14 days in total.
-        params.not_before = now - time::Duration::minutes(1);
-        params.not_after = now + time::Duration::days(14) - time::Duration::minutes(2);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "garou dev certificate");
-        let cert = params.self_signed(&key)?;
-        let der = cert.der().clone();
+        let dev = DevCert::new(&DevCert::default_names(), BROWSER_MAX_DAYS)?;
         Ok(Identity {
-            sha256: Sha256::digest(&der).into(),
-            chain: vec![der],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            sha256: dev.sha256,
+            chain: vec![dev.der.clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(dev.key_der.clone())),
             self_signed: true,
         })
     }
@@ -115,6 +101,77 @@ impl Identity {
     }
 }
 
+/// The longest validity browsers accept for a certificate pinned by hash
+/// (`serverCertificateHashes`): 14 days in total.
+pub const BROWSER_MAX_DAYS: u32 = 14;
+
+/// A self-signed ECDSA P-256 development certificate with its key, as DER and PEM: the
+/// gateway makes one at every start without `--cert/--key`, `garou cert` writes one to
+/// files (valid up to [`BROWSER_MAX_DAYS`] for browsers, longer for native clients that pin
+/// by hash).
+pub struct DevCert {
+    /// The certificate (DER).
+    pub der: CertificateDer<'static>,
+    /// The PKCS#8 private key (DER).
+    pub key_der: Vec<u8>,
+    /// The certificate as PEM.
+    pub cert_pem: String,
+    /// The private key as PEM.
+    pub key_pem: String,
+    /// SHA-256 of [`DevCert::der`] (what browsers and `--cert-hash` pin).
+    pub sha256: [u8; 32],
+    /// End of validity.
+    pub not_after: time::OffsetDateTime,
+}
+
+impl DevCert {
+    /// The names a dev certificate covers by default: localhost, 127.0.0.1, ::1.
+    pub fn default_names() -> Vec<String> {
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+    }
+
+    /// A certificate for `names` (DNS names or IP addresses), valid `days` from a minute
+    /// ago (a 14-day one ends two minutes early so its whole span stays within 14 days).
+    pub fn new(names: &[String], days: u32) -> Result<DevCert, TlsError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::days(i64::from(days)) - time::Duration::minutes(2);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "garou dev certificate");
+        let not_after = params.not_after;
+        let cert = params.self_signed(&key)?;
+        let der = cert.der().clone();
+        Ok(DevCert {
+            sha256: Sha256::digest(&der).into(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            key_der: key.serialize_der(),
+            der,
+            not_after,
+        })
+    }
+
+    /// Write `cert.pem` and `key.pem` (mode 0600 on Unix) into `dir`, creating it; returns
+    /// their paths.
+    pub fn write(&self, dir: &Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        std::fs::create_dir_all(dir)?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert_pem)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        std::io::Write::write_all(&mut opts.open(&key)?, self.key_pem.as_bytes())?;
+        // `mode` only applies to a new file: an old key.pem gets it too.
+        #[cfg(unix)]
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        Ok((cert, key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +198,26 @@ mod tests {
         assert!(!loaded.self_signed);
         assert_eq!(loaded.sha256, <[u8; 32]>::from(Sha256::digest(cert.cert.der())));
         assert!(Identity::from_pem_files(&dir.path().join("k.pem"), &dir.path().join("k.pem")).is_err());
+    }
+
+    #[test]
+    fn dev_cert_files_load_with_the_printed_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = DevCert::new(&["chat.test".to_string(), "10.0.0.1".to_string()], 90).unwrap();
+        let (cert, key) = dev.write(&dir.path().join("certs")).unwrap();
+        let loaded = Identity::from_pem_files(&cert, &key).unwrap();
+        assert_eq!(loaded.sha256, dev.sha256);
+        loaded.server_config(&[b"garou/1"]).unwrap();
+        let days = (dev.not_after - time::OffsetDateTime::now_utc()).whole_days();
+        assert!((89..=90).contains(&days), "{days}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let short = DevCert::new(&DevCert::default_names(), BROWSER_MAX_DAYS).unwrap();
+        let span = short.not_after - (time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
+        assert!(span <= time::Duration::days(14), "browsers refuse longer: {span}");
     }
 }
