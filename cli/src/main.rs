@@ -35,6 +35,50 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Mint a dev token (HS256) with the configured secret ([auth] secret / GAROU_AUTH__SECRET).
     Token(TokenArgs),
+    /// Write a self-signed development certificate and key (see certs/README.md).
+    Cert(CertArgs),
+}
+
+#[derive(clap::Args)]
+struct CertArgs {
+    /// Directory to write cert.pem and key.pem into.
+    #[arg(long, default_value = "certs")]
+    out: PathBuf,
+    /// Validity in days: at most 14 for browsers (pinned by hash), longer for native clients.
+    #[arg(long, default_value_t = garou_gateway::tls::BROWSER_MAX_DAYS)]
+    days: u32,
+    /// A DNS name or IP address to cover (repeatable); default localhost, 127.0.0.1, ::1.
+    #[arg(long = "name")]
+    names: Vec<String>,
+}
+
+fn cert(args: CertArgs) -> anyhow::Result<()> {
+    use garou_gateway::tls::{DevCert, BROWSER_MAX_DAYS};
+    anyhow::ensure!(args.days >= 1, "--days must be at least 1");
+    let names = if args.names.is_empty() {
+        DevCert::default_names()
+    } else {
+        args.names
+    };
+    let dev = DevCert::new(&names, args.days)?;
+    let (cert, key) = dev.write(&args.out)?;
+    println!(
+        "wrote {} and {} ({})",
+        cert.display(),
+        key.display(),
+        names.join(", ")
+    );
+    println!("sha256 {}", hex::encode(dev.sha256));
+    println!("valid until {}", dev.not_after);
+    if args.days > BROWSER_MAX_DAYS {
+        println!("longer than {BROWSER_MAX_DAYS} days: browsers will not pin it (WebTransport falls back to WebSocket); native clients can (--cert-hash)");
+    }
+    println!(
+        "serve with: garou serve --cert {} --key {}",
+        cert.display(),
+        key.display()
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -173,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
             chat::run(args).await
         }
         Cmd::Token(args) => token(args),
+        Cmd::Cert(args) => cert(args),
         Cmd::Bench(args) => {
             init_logging(cli.log_json, "warn");
             bench::run(args).await

@@ -74,6 +74,10 @@ impl Drop for Server {
 }
 
 fn serve() -> Server {
+    serve_with(&[])
+}
+
+fn serve_with(extra: &[&str]) -> Server {
     let data = tempfile::tempdir().unwrap().keep();
     let mut child = garou()
         .args([
@@ -85,6 +89,7 @@ fn serve() -> Server {
             "--data",
         ])
         .arg(&data)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -175,4 +180,50 @@ fn chat_through_pipes_and_graceful_sigterm() {
     server.log.wait_for("shutdown complete");
     drop(bob_in);
     let _ = bob.kill();
+}
+
+#[test]
+fn garou_cert_writes_what_serve_uses_and_chat_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let made = garou()
+        .args(["cert", "--out"])
+        .arg(&out)
+        .args(["--days", "30", "--name", "localhost", "--name", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let printed = String::from_utf8(made.stdout).unwrap();
+    let hash = field(
+        printed
+            .lines()
+            .find(|l| l.starts_with("sha256 "))
+            .expect(&printed),
+        "sha256 ",
+    );
+    assert!(
+        printed.contains("browsers will not pin it"),
+        "30 days is too long for browsers: {printed}"
+    );
+    let (cert, key) = (out.join("cert.pem"), out.join("key.pem"));
+    let server = serve_with(&["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert_eq!(
+        server.hash, hash,
+        "the gateway serves the certificate garou cert wrote"
+    );
+
+    // A client pinning the printed hash gets in.
+    let (mut bob, bob_in, mut bob_out) = chat(&server, "bob");
+    bob_out.wait_for("bob joined #general");
+    drop(bob_in);
+    assert!(wait_exit(&mut bob).success());
+
+    // Bad arguments are refused, not written.
+    let refused = garou()
+        .args(["cert", "--days", "0", "--out"])
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(!dir.path().join("none").exists());
 }

@@ -55,6 +55,8 @@ impl Gateway {
                 "generated a self-signed certificate valid 14 days (clients: --cert-hash {})",
                 identity.sha256_hex()
             );
+        } else {
+            info!(sha256 = %identity.sha256_hex(), "loaded the certificate from --cert/--key");
         }
         let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN, H3])?;
         let quic_addr = endpoint.local_addr()?;
