@@ -52,7 +52,7 @@ use crate::config::ServerConfig;
 use crate::http::auth::Caller;
 use crate::http::HttpState;
 use crate::hub::Hub;
-use crate::store::{Store, UploadRecord};
+use crate::store::{UploadRecord, Uploads};
 
 /// Largest `data` of one `UploadChunk`.
 pub const MAX_CHUNK: usize = 256 * 1024;
@@ -523,7 +523,7 @@ pub async fn attach(hub: &Hub, user: UserId, room: &str, id: &str) -> Result<(),
 /// One upload stream's state: the upload it last wrote to and its unrecorded progress.
 pub struct ChunkWriter {
     user: UserId,
-    store: Arc<dyn Store>,
+    store: Arc<dyn Uploads>,
     current: Option<UploadRecord>,
     /// The current upload's length after the last chunk written.
     len: u64,

@@ -153,7 +153,7 @@ fn i(v: u64) -> i64 {
 }
 
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl Changes for SqliteStore {
     async fn apply(&self, ops: &[Op]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // Consecutive appends form one group; every other op is a group of its own.
@@ -293,131 +293,10 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    async fn delete_room(&self, room: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        delete_room(&mut tx, room).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn users(&self) -> Result<Vec<(UserId, String)>> {
-        let rows = sqlx::query("SELECT id, nick FROM users")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<i64, _>(0) as u64, r.get::<String, _>(1)))
-            .collect())
-    }
-
-    async fn subjects(&self) -> Result<Vec<(String, UserId)>> {
-        let rows = sqlx::query("SELECT subject, user FROM subjects")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
-            .collect())
-    }
-
-    async fn rooms(&self) -> Result<Vec<RoomRecord>> {
-        let rows = sqlx::query("SELECT name, kind, epoch, last_offset, first_offset, title FROM rooms")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut rooms: Vec<RoomRecord> = rows
-            .iter()
-            .map(|r| RoomRecord {
-                name: r.get(0),
-                kind: kind_from_i64(r.get(1)),
-                epoch: r.get::<i64, _>(2) as u64,
-                last_offset: r.get::<i64, _>(3) as u64,
-                first_offset: r.get::<i64, _>(4) as u64,
-                members: Vec::new(),
-                title: r.get(5),
-                sanctions: Vec::new(),
-            })
-            .collect();
-        let sanctions = sqlx::query("SELECT room, user, kind, until_ms FROM sanctions")
-            .fetch_all(&self.pool)
-            .await?;
-        for row in sanctions {
-            let room: String = row.get(0);
-            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
-                let kind = if row.get::<i64, _>(2) == 0 {
-                    SanctionKind::Ban
-                } else {
-                    SanctionKind::Mute
-                };
-                r.sanctions
-                    .push((row.get::<i64, _>(1) as u64, kind, row.get::<i64, _>(3) as u64));
-            }
-        }
-        let members = sqlx::query("SELECT room, user, role FROM memberships")
-            .fetch_all(&self.pool)
-            .await?;
-        for m in members {
-            let room: String = m.get(0);
-            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
-                r.members
-                    .push((m.get::<i64, _>(1) as u64, role_from_i64(m.get(2))));
-            }
-        }
-        Ok(rooms)
-    }
-
-    async fn recent(&self, room: &str, limit: u32) -> Result<Vec<RecentRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, offset, author, client_id, deleted FROM messages WHERE room = ? \
-             ORDER BY offset DESC LIMIT ?",
-        )
-        .bind(room)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        // One query for the reactions of every loaded message (not one per message).
-        let min_offset = rows.last().map_or(0, |r| r.get::<i64, _>(1));
-        let mut reactions: HashMap<i64, Vec<(UserId, String)>> = HashMap::new();
-        for x in sqlx::query(
-            "SELECT r.message, r.user, r.emoji FROM reactions r JOIN messages m ON m.id = r.message \
-             WHERE m.room = ? AND m.offset >= ?",
-        )
-        .bind(room)
-        .bind(min_offset)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            reactions
-                .entry(x.get(0))
-                .or_default()
-                .push((x.get::<i64, _>(1) as u64, x.get(2)));
-        }
-        Ok(rows
-            .iter()
-            .rev()
-            .map(|r| {
-                let id = r.get::<i64, _>(0);
-                RecentRecord {
-                    id: id as u64,
-                    offset: r.get::<i64, _>(1) as u64,
-                    author: r.get::<i64, _>(2) as u64,
-                    client_id: r.get::<i64, _>(3) as u64,
-                    deleted: r.get::<i64, _>(4) != 0,
-                    reactions: reactions.remove(&id).unwrap_or_default(),
-                }
-            })
-            .collect())
-    }
-
-    async fn max_id(&self) -> Result<u64> {
-        let row = sqlx::query(
-            "SELECT MAX(COALESCE((SELECT MAX(id) FROM users), 0), COALESCE((SELECT MAX(id) FROM messages), 0))",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get::<i64, _>(0) as u64)
-    }
-
+#[async_trait::async_trait]
+impl Messages for SqliteStore {
     async fn events(&self, room: &str, after: Offset, upto: Offset) -> Result<Vec<Bytes>> {
         let rows = sqlx::query(
             "SELECT frame FROM events WHERE room = ? AND offset > ? AND offset <= ? ORDER BY offset",
@@ -522,6 +401,49 @@ impl Store for SqliteStore {
         Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64)))
     }
 
+    async fn recent(&self, room: &str, limit: u32) -> Result<Vec<RecentRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, offset, author, client_id, deleted FROM messages WHERE room = ? \
+             ORDER BY offset DESC LIMIT ?",
+        )
+        .bind(room)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        // One query for the reactions of every loaded message (not one per message).
+        let min_offset = rows.last().map_or(0, |r| r.get::<i64, _>(1));
+        let mut reactions: HashMap<i64, Vec<(UserId, String)>> = HashMap::new();
+        for x in sqlx::query(
+            "SELECT r.message, r.user, r.emoji FROM reactions r JOIN messages m ON m.id = r.message \
+             WHERE m.room = ? AND m.offset >= ?",
+        )
+        .bind(room)
+        .bind(min_offset)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            reactions
+                .entry(x.get(0))
+                .or_default()
+                .push((x.get::<i64, _>(1) as u64, x.get(2)));
+        }
+        Ok(rows
+            .iter()
+            .rev()
+            .map(|r| {
+                let id = r.get::<i64, _>(0);
+                RecentRecord {
+                    id: id as u64,
+                    offset: r.get::<i64, _>(1) as u64,
+                    author: r.get::<i64, _>(2) as u64,
+                    client_id: r.get::<i64, _>(3) as u64,
+                    deleted: r.get::<i64, _>(4) != 0,
+                    reactions: reactions.remove(&id).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
     async fn unread(&self, room: &str, user: UserId) -> Result<u64> {
         let row = sqlx::query(
             "SELECT COUNT(*) FROM messages WHERE room = ?1 AND author != ?2 AND deleted = 0 AND offset > \
@@ -532,16 +454,6 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.get::<i64, _>(0) as u64)
-    }
-
-    async fn read_marks(&self) -> Result<Vec<(String, UserId, Offset)>> {
-        let rows = sqlx::query("SELECT room, user, read FROM receipts WHERE read > 0")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64))
-            .collect())
     }
 
     async fn trim(&self, room: &str, rule: Retention, now_ms: u64) -> Result<Offset> {
@@ -600,7 +512,107 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(first)
     }
+}
 
+#[async_trait::async_trait]
+impl Rooms for SqliteStore {
+    async fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        let rows = sqlx::query("SELECT name, kind, epoch, last_offset, first_offset, title FROM rooms")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rooms: Vec<RoomRecord> = rows
+            .iter()
+            .map(|r| RoomRecord {
+                name: r.get(0),
+                kind: kind_from_i64(r.get(1)),
+                epoch: r.get::<i64, _>(2) as u64,
+                last_offset: r.get::<i64, _>(3) as u64,
+                first_offset: r.get::<i64, _>(4) as u64,
+                members: Vec::new(),
+                title: r.get(5),
+                sanctions: Vec::new(),
+            })
+            .collect();
+        let sanctions = sqlx::query("SELECT room, user, kind, until_ms FROM sanctions")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in sanctions {
+            let room: String = row.get(0);
+            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
+                let kind = if row.get::<i64, _>(2) == 0 {
+                    SanctionKind::Ban
+                } else {
+                    SanctionKind::Mute
+                };
+                r.sanctions
+                    .push((row.get::<i64, _>(1) as u64, kind, row.get::<i64, _>(3) as u64));
+            }
+        }
+        let members = sqlx::query("SELECT room, user, role FROM memberships")
+            .fetch_all(&self.pool)
+            .await?;
+        for m in members {
+            let room: String = m.get(0);
+            if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
+                r.members
+                    .push((m.get::<i64, _>(1) as u64, role_from_i64(m.get(2))));
+            }
+        }
+        Ok(rooms)
+    }
+
+    async fn read_marks(&self) -> Result<Vec<(String, UserId, Offset)>> {
+        let rows = sqlx::query("SELECT room, user, read FROM receipts WHERE read > 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64))
+            .collect())
+    }
+
+    async fn delete_room(&self, room: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        delete_room(&mut tx, room).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Users for SqliteStore {
+    async fn users(&self) -> Result<Vec<(UserId, String)>> {
+        let rows = sqlx::query("SELECT id, nick FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get::<String, _>(1)))
+            .collect())
+    }
+
+    async fn subjects(&self) -> Result<Vec<(String, UserId)>> {
+        let rows = sqlx::query("SELECT subject, user FROM subjects")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
+            .collect())
+    }
+
+    async fn max_id(&self) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM users), 0), COALESCE((SELECT MAX(id) FROM messages), 0))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<i64, _>(0) as u64)
+    }
+}
+
+#[async_trait::async_trait]
+impl Uploads for SqliteStore {
     async fn upload_begin(&self, new: UploadRecord) -> Result<UploadRecord> {
         let existing = sqlx::query(
             "SELECT id FROM uploads WHERE owner = ? AND sha256 = ? AND size = ? AND name = ? LIMIT 1",
@@ -656,24 +668,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn upload_usage(&self, owner: UserId) -> Result<(u64, u64)> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN owner = ? THEN size ELSE 0 END), 0), COALESCE(SUM(size), 0) FROM uploads",
-        )
-        .bind(i(owner))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
-    }
-
-    async fn upload_delete(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn upload(&self, id: &str) -> Result<Option<UploadRecord>> {
         let row = sqlx::query(
             "SELECT id, owner, name, content_type, size, sha256, received, complete, room FROM uploads WHERE id = ?",
@@ -692,6 +686,24 @@ impl Store for SqliteStore {
             complete: r.get::<i64, _>(7) != 0,
             room: r.get(8),
         }))
+    }
+
+    async fn upload_usage(&self, owner: UserId) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN owner = ? THEN size ELSE 0 END), 0), COALESCE(SUM(size), 0) FROM uploads",
+        )
+        .bind(i(owner))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get::<i64, _>(0) as u64, row.get::<i64, _>(1) as u64))
+    }
+
+    async fn upload_delete(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

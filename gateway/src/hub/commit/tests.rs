@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::{Commit, Committer};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Op, Store, StoreError};
+use crate::store::{Changes, Messages, Op, Rooms, StoreError};
 
 fn message(id: u64, offset: u64, client_id: u64) -> Vec<Op> {
     vec![
