@@ -150,6 +150,9 @@ struct ServeArgs {
     /// Directory of the SQLite store and uploads, created if missing [default: ./data]
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The store: postgres://user@host:port/db, sqlite://DIR or DIR [default: SQLite in --data]
+    #[arg(long)]
+    store: Option<String>,
     /// PEM certificate chain (default: a fresh self-signed one, valid 14 days)
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
@@ -170,6 +173,9 @@ impl ServeArgs {
         }
         if let Some(d) = &self.data {
             o.insert("data".into(), d.display().to_string().into());
+        }
+        if let Some(s) = &self.store {
+            o.insert("store".into(), serde_json::json!({ "url": s }));
         }
         if let Some(c) = &self.cert {
             o.insert("cert".into(), c.display().to_string().into());

@@ -22,8 +22,11 @@ pub struct ServerConfig {
     pub quic: SocketAddr,
     /// TCP address for HTTP: the chat page, `/cert-hash`, `/health`, `/ws`.
     pub http: SocketAddr,
-    /// Where the embedded store (SQLite) and uploads live; created on first start.
+    /// Where uploads and the embedded store (SQLite, unless `[store] url` says otherwise)
+    /// live; created on first start.
     pub data: PathBuf,
+    /// Which store holds the durable state (`[store]`).
+    pub store: StoreConfig,
     /// SQLite's `synchronous` in WAL mode: `full` (default) fsyncs every group commit, so an
     /// acknowledged message survives a power cut; `normal` survives a killed process but
     /// not a power cut, and takes the fsync off the publish→delivery path.
@@ -289,6 +292,25 @@ pub struct StreamConfig {
     pub max_ack_delay_ms: u64,
 }
 
+/// The store (`[store]`, `GAROU_STORE__URL`, `garou serve --store`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/db` (or `postgresql://`) for PostgreSQL, the
+    /// shared store of a cluster; `sqlite://DIR` or a plain `DIR` for SQLite in `DIR/garou.db`.
+    /// Unset: SQLite in `data`.
+    pub url: Option<String>,
+}
+
+/// Where the store is, from [`StoreConfig::url`] (see [`ServerConfig::store_location`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// SQLite in this directory (`garou.db`).
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
 /// SQLite `synchronous` setting (see [`ServerConfig::sqlite_synchronous`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -320,6 +342,7 @@ impl Default for ServerConfig {
             quic: "[::]:4433".parse().expect("valid default address"),
             http: "[::]:8080".parse().expect("valid default address"),
             data: PathBuf::from("data"),
+            store: StoreConfig::default(),
             sqlite_synchronous: SqliteSynchronous::Full,
             recent_messages: crate::hub::room::RECENT_MESSAGES,
             recent_messages_total: 500_000,
@@ -404,8 +427,28 @@ impl ServerConfig {
         }
     }
 
+    /// Where the store is: `[store] url` parsed, or SQLite in `data` when unset.
+    pub fn store_location(&self) -> Result<StoreLocation, String> {
+        let Some(url) = self.store.url.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(StoreLocation::Sqlite(self.data.clone()));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreLocation::Postgres(url.to_owned()));
+        }
+        if let Some(dir) = url.strip_prefix("sqlite://") {
+            return Ok(StoreLocation::Sqlite(PathBuf::from(dir)));
+        }
+        match url.split_once("://") {
+            Some((scheme, _)) => Err(format!(
+                "store.url: unknown scheme {scheme:?}: postgres://..., sqlite://DIR or a directory"
+            )),
+            None => Ok(StoreLocation::Sqlite(PathBuf::from(url))),
+        }
+    }
+
     /// Reject settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
+        self.store_location()?;
         if self.shard.num_shards == 0 {
             return Err("shard.num_shards must be at least 1".into());
         }
@@ -523,6 +566,38 @@ mod tests {
             assert_eq!(cfg.shard.max_hot_rooms, 10, "nested default kept");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
+    fn store_url_from_file_env_and_flag() {
+        let default = ServerConfig::load(None, serde_json::json!({})).unwrap();
+        assert_eq!(
+            default.store_location(),
+            Ok(StoreLocation::Sqlite(PathBuf::from("data")))
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("garou.toml", "[store]\nurl = \"sqlite:///var/lib/garou\"\n")?;
+            let path = jail.directory().join("garou.toml");
+            let cfg = ServerConfig::load(Some(&path), serde_json::json!({})).unwrap();
+            assert_eq!(
+                cfg.store_location(),
+                Ok(StoreLocation::Sqlite("/var/lib/garou".into()))
+            );
+            jail.set_env("GAROU_STORE__URL", "postgres://garou@db:5432/chat");
+            let cfg = ServerConfig::load(Some(&path), serde_json::json!({})).unwrap();
+            assert_eq!(
+                cfg.store_location(),
+                Ok(StoreLocation::Postgres("postgres://garou@db:5432/chat".into()))
+            );
+            let cli = serde_json::json!({ "store": { "url": "some/dir" } });
+            let cfg = ServerConfig::load(Some(&path), cli).unwrap();
+            assert_eq!(cfg.store_location(), Ok(StoreLocation::Sqlite("some/dir".into())));
+            Ok(())
+        });
+        let err =
+            ServerConfig::load(None, serde_json::json!({ "store": { "url": "mysql://x" } })).unwrap_err();
+        assert!(err.to_string().contains("mysql"), "{err}");
     }
 
     #[test]

@@ -61,8 +61,8 @@ impl Gateway {
         let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN, H3])?;
         let quic_addr = endpoint.local_addr()?;
         info!(%quic_addr, "QUIC listening: native clients (ALPN garou/1) and WebTransport (h3) on one port");
-        let store = crate::store::sqlite::SqliteStore::open_with(&cfg.data, cfg.sqlite_synchronous).await?;
-        info!(data = %cfg.data.display(), synchronous = ?cfg.sqlite_synchronous, "store: SQLite (WAL)");
+        let location = cfg.store_location().map_err(anyhow::Error::msg)?;
+        let store = crate::store::open(&location, cfg.sqlite_synchronous).await?;
         let auth = crate::auth::Auth::from_config(&cfg.auth)?;
         if auth.is_open() {
             warn!("OPEN DEV MODE: no auth key configured ([auth] secret or public_key): anyone can connect and a nick alone makes a full member");
@@ -73,7 +73,7 @@ impl Gateway {
             auth,
             ..HubConfig::from(&*cfg)
         };
-        let hub = Hub::open(hub_cfg, Arc::new(store)).await?;
+        let hub = Hub::open(hub_cfg, store).await?;
         let shutdown = CancellationToken::new();
         let draining = CancellationToken::new();
         let current_cert = Arc::new(parking_lot::RwLock::new(identity.sha256));

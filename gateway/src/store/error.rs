@@ -50,6 +50,10 @@ impl From<sqlx::Error> for StoreError {
         let text = e.to_string();
         match &e {
             sqlx::Error::Database(db) => {
+                #[cfg(feature = "postgres")]
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    return from_sqlstate(pg.code(), text);
+                }
                 let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
                 match db.kind() {
                     ErrorKind::UniqueViolation
@@ -72,6 +76,25 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// A PostgreSQL error by its SQLSTATE: class 23 (integrity constraint) and 22 (data the
+/// column cannot hold, e.g. a NUL character in text) are this change's own problem;
+/// connection failures (08), insufficient resources (53), shutdown (57P0x), serialization
+/// failures and deadlocks (40001, 40P01), a lock timeout (55P03) and a read-only server (25006,
+/// a standby during failover) are worth retrying.
+pub fn from_sqlstate(code: &str, text: String) -> StoreError {
+    let class = code.get(..2).unwrap_or("");
+    if matches!(class, "22" | "23") {
+        StoreError::Conflict(text)
+    } else if matches!(class, "08" | "53")
+        || code.starts_with("57P0")
+        || matches!(code, "40001" | "40P01" | "55P03" | "25006")
+    {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Other(text)
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         match e {
@@ -82,3 +105,24 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_classified() {
+        let kind = |code: &str| from_sqlstate(code, code.into()).kind();
+        for code in ["23505", "23503", "23502", "23514", "22021", "22003"] {
+            assert_eq!(kind(code), "conflict", "{code}");
+        }
+        for code in [
+            "08006", "08001", "53300", "53100", "57P01", "57P03", "40001", "40P01", "55P03", "25006",
+        ] {
+            assert_eq!(kind(code), "unavailable", "{code}");
+        }
+        for code in ["42P01", "42601", "XX000", "57014", ""] {
+            assert_eq!(kind(code), "other", "{code}");
+        }
+    }
+}

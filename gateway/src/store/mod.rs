@@ -9,8 +9,12 @@
 
 mod error;
 mod op;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod records;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use garou_protocol::{MsgId, Offset, Role, RoomKind, StoredMessage, UserId};
@@ -18,6 +22,29 @@ use garou_protocol::{MsgId, Offset, Role, RoomKind, StoredMessage, UserId};
 pub use error::{Result, StoreError};
 pub use op::{Op, SanctionKind};
 pub use records::{RecentRecord, Retention, RoomRecord, UploadRecord};
+
+use crate::config::{SqliteSynchronous, StoreLocation};
+
+/// Open the configured store (see [`crate::config::StoreConfig`]), logging which one.
+pub async fn open(location: &StoreLocation, sync: SqliteSynchronous) -> Result<Arc<dyn Store>> {
+    match location {
+        StoreLocation::Sqlite(dir) => {
+            let store = sqlite::SqliteStore::open_with(dir, sync).await?;
+            tracing::info!(dir = %dir.display(), synchronous = ?sync, "store: SQLite (WAL)");
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "postgres")]
+        StoreLocation::Postgres(url) => {
+            let store = postgres::PostgresStore::open(url).await?;
+            tracing::info!(at = %postgres::PostgresStore::describe(url), "store: PostgreSQL");
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "postgres"))]
+        StoreLocation::Postgres(_) => Err(StoreError::Other(
+            "this garou was built without the `postgres` feature".into(),
+        )),
+    }
+}
 
 /// The write path: batches of [`Op`]s from the hub's committer, in order.
 #[async_trait::async_trait]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod driven;
+pub mod pg;
 pub mod raw;
 
 use std::net::SocketAddr;
