@@ -2,7 +2,8 @@
 # Everything CI checks, in order:
 #   1. rustfmt and clippy (-D warnings) on the whole workspace;
 #   2. every Rust test (unit, property, and integration over real QUIC, WebTransport and
-#      WebSocket on loopback);
+#      WebSocket on loopback, real PostgreSQL and NATS: both are installed and started
+#      first, and GAROU_TEST_PG / GAROU_TEST_NATS set, so their tests run instead of skipping);
 #   3. the browser package: fails if wasm-client/pkg (committed, embedded in the gateway) no
 #      longer matches its sources (hash of the inputs), then rebuilds it and fails unless every
 #      file of the rebuilt package is byte for byte the committed one;
@@ -20,9 +21,10 @@ start=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - start )) s)"; }
 mkdir -p target
 
-# Floors: a little below the counts of the last green run (446 Rust tests, 6 browser tests).
+# Floors: a little below the counts of the last green run (446 Rust tests, 6 browser tests;
+# +16 with the store contract suite and the PostgreSQL gateway tests).
 # Raise them when tests are added; never lower them to make a run pass.
-MIN_RUST_TESTS=440
+MIN_RUST_TESTS=456
 MIN_BROWSER_TESTS=5
 # Fail unless at least $3 $2 passed (the count is $1).
 at_least() {
@@ -37,6 +39,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "PostgreSQL and NATS for the tests"
+need_services
+echo "GAROU_TEST_PG=$GAROU_TEST_PG GAROU_TEST_NATS=$GAROU_TEST_NATS"
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 rust_passed=$(grep -Eo '^test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
