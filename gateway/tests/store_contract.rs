@@ -74,6 +74,7 @@ contract!(
     retention_trims_by_count_and_by_age,
     uploads_begin_resume_progress_attach_and_count,
     delete_room_removes_only_that_room,
+    client_text_is_kept_as_sent,
 );
 
 fn message(id: u64, room: &str, offset: u64, author: u64, client_id: u64) -> Op {
@@ -657,4 +658,61 @@ async fn delete_room_removes_only_that_room(b: &Backend) {
     assert_eq!(s.read_marks().await.unwrap(), [("kept".to_owned(), 1, 1)]);
     // The highest id still stored.
     assert_eq!(s.max_id().await.unwrap(), 11);
+}
+
+/// Message texts and emoji come from clients: whatever valid UTF-8 they send is stored and
+/// read back unchanged, a NUL character included (PostgreSQL's TEXT cannot hold one), and
+/// reactions are listed in code point order on every store.
+async fn client_text_is_kept_as_sent(b: &Backend) {
+    let s = b.open().await;
+    let texts = ["a\0b", "\0", "é ☃ 🎉 \u{10FFFF}", "'; DROP TABLE messages; --"];
+    let mut ops = vec![room("r", 1)];
+    for (n, text) in texts.iter().enumerate() {
+        let o = n as u64 + 1;
+        ops.push(Op::Message {
+            id: o,
+            room: "r".into(),
+            offset: o,
+            author: 1,
+            nick: "ann".into(),
+            ts_ms: o,
+            text: text.to_string(),
+            client_id: o,
+            attachment: None,
+        });
+    }
+    for (user, emoji) in [(1, "\0"), (2, "z"), (3, "é"), (4, "A"), (5, "🎉"), (6, "☃")] {
+        ops.push(Op::React {
+            id: 1,
+            user,
+            emoji: emoji.into(),
+            add: true,
+        });
+    }
+    ops.push(Op::Edit {
+        id: 2,
+        text: "edited\0".into(),
+    });
+    s.apply(&ops).await.unwrap();
+    let page = s.messages("r", None, None, 10).await.unwrap();
+    let got: Vec<&str> = page.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(got, [texts[0], "edited\0", texts[2], texts[3]]);
+    let emoji: Vec<&str> = page[0].reactions.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(emoji, ["\0", "A", "z", "é", "☃", "🎉"]);
+    let mut recent = s.recent("r", 10).await.unwrap()[0].reactions.clone();
+    recent.sort();
+    assert_eq!(recent[0], (1, "\0".to_string()));
+    // Removing a reaction finds it by the same bytes.
+    s.apply(&[Op::React {
+        id: 1,
+        user: 1,
+        emoji: "\0".into(),
+        add: false,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.messages("r", None, None, 10).await.unwrap()[0].reactions.len(),
+        5
+    );
 }

@@ -3,6 +3,8 @@
 -- its `last_offset`, so a gateway can take the next offsets under that row's lock
 -- (UPDATE rooms SET last_offset = last_offset + n ... RETURNING). Ids are gateway-wide.
 -- `offset` and `user` are reserved words here: the columns are `room_offset` and `user_id`.
+-- Message texts and emoji are what clients sent, as UTF-8 bytes (BYTEA): TEXT cannot hold a
+-- NUL character, which SQLite keeps, and bytes order like SQLite's BINARY collation.
 
 CREATE TABLE users (
     id BIGINT PRIMARY KEY,
@@ -57,7 +59,7 @@ CREATE TABLE messages (
     author BIGINT NOT NULL,
     nick TEXT NOT NULL,
     ts_ms BIGINT NOT NULL,
-    text TEXT NOT NULL,
+    text BYTEA NOT NULL,                     -- UTF-8
     edited BOOLEAN NOT NULL DEFAULT FALSE,
     deleted BOOLEAN NOT NULL DEFAULT FALSE,
     client_id BIGINT NOT NULL,
@@ -69,7 +71,7 @@ CREATE UNIQUE INDEX messages_by_client_id ON messages (room, author, client_id);
 CREATE TABLE reactions (
     message BIGINT NOT NULL,
     user_id BIGINT NOT NULL,
-    emoji TEXT NOT NULL,
+    emoji BYTEA NOT NULL,                    -- UTF-8
     PRIMARY KEY (message, user_id, emoji)
 );
 

@@ -65,6 +65,12 @@ fn u(v: i64) -> u64 {
     v as u64
 }
 
+/// A text column stored as UTF-8 bytes (see the migration): written from a `String`, so
+/// valid; anything else is shown, not refused.
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Message and Event rows: what every chat message appends (one of each).
 fn is_append(op: &Op) -> bool {
     matches!(op, Op::Message { .. } | Op::Event { .. })
@@ -97,7 +103,7 @@ async fn append(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[Op]) -> Result<
                     .push_bind(i(*author))
                     .push_bind(nick.as_str())
                     .push_bind(i(*ts_ms))
-                    .push_bind(text.as_str())
+                    .push_bind(text.as_bytes())
                     .push_bind(i(*client_id))
                     .push_bind(attachment.as_deref());
             }
@@ -224,10 +230,10 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
         }
         Op::Event { .. } | Op::Message { .. } => return append(tx, std::slice::from_ref(op)).await,
         Op::Edit { id, text } => sqlx::query("UPDATE messages SET text = $1, edited = TRUE WHERE id = $2")
-            .bind(text)
+            .bind(text.as_bytes())
             .bind(i(*id)),
         Op::Delete { id } => {
-            sqlx::query("UPDATE messages SET deleted = TRUE, text = '' WHERE id = $1").bind(i(*id))
+            sqlx::query("UPDATE messages SET deleted = TRUE, text = ''::BYTEA WHERE id = $1").bind(i(*id))
         }
         Op::React { id, user, emoji, add } => sqlx::query(if *add {
             "INSERT INTO reactions (message, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
@@ -236,7 +242,7 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
         })
         .bind(i(*id))
         .bind(i(*user))
-        .bind(emoji),
+        .bind(emoji.as_bytes()),
         Op::Receipt {
             room,
             user,
@@ -333,7 +339,7 @@ impl Messages for PostgresStore {
         for x in sqlx::query(
             "SELECT r.message, r.emoji, COUNT(*) FROM reactions r JOIN messages m ON m.id = r.message \
              WHERE m.room = $1 AND m.room_offset BETWEEN $2 AND $3 \
-             GROUP BY r.message, r.emoji ORDER BY r.emoji COLLATE \"C\"",
+             GROUP BY r.message, r.emoji ORDER BY r.emoji",
         )
         .bind(room)
         .bind(first)
@@ -344,7 +350,7 @@ impl Messages for PostgresStore {
             reactions
                 .entry(x.get(0))
                 .or_default()
-                .push((x.get(1), x.get::<i64, _>(2) as u32));
+                .push((utf8(x.get(1)), x.get::<i64, _>(2) as u32));
         }
         Ok(rows
             .into_iter()
@@ -356,7 +362,7 @@ impl Messages for PostgresStore {
                     author: u(r.get(2)),
                     nick: r.get(3),
                     ts_ms: u(r.get(4)),
-                    text: r.get(5),
+                    text: utf8(r.get(5)),
                     edited: r.get(6),
                     deleted: r.get(7),
                     attachment: r.get(8),
@@ -406,7 +412,7 @@ impl Messages for PostgresStore {
             reactions
                 .entry(x.get(0))
                 .or_default()
-                .push((u(x.get(1)), x.get(2)));
+                .push((u(x.get(1)), utf8(x.get(2))));
         }
         Ok(rows
             .iter()
