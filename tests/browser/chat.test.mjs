@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
-import { ROOT, Diagnostics, NativeChat, eventually, launchBrowser, openPage, serveStatic, startGateway } from "./lib.mjs";
+import { ROOT, Diagnostics, NativeChat, eventually, launchBrowser, openPage, openedPages, pageErrors, serveStatic, shownMessages, startGateway } from "./lib.mjs";
 
 const WAIT = 10_000; // any single expectation
 const diag = new Diagnostics();
@@ -32,12 +32,23 @@ after(async () => {
   await gw?.stop();
 });
 
-/** Run a test body; on failure print every page's console, the gateway's and the natives' output. */
+/**
+ * Run a test body; on failure print every page's console, the gateway's and the natives'
+ * output. A page error (uncaught exception or console.error) in a page the test opened
+ * fails it too.
+ */
 function e2e(name, body, timeout = 40_000) {
   test(name, { timeout }, async (t) => {
     const mark = diag.lines.length;
+    const pagesMark = openedPages.length;
     try {
       await body(t);
+      const errors = pageErrors(pagesMark);
+      assert.deepEqual(errors, [], `errors in the pages' consoles:\n${errors.join("\n")}`);
+      // No message shown twice or out of order on any chat page the test opened.
+      for (const { page, label } of openedPages.slice(pagesMark)) {
+        if (!page.isClosed() && !label.startsWith("example")) await shownMessages(page);
+      }
     } catch (e) {
       diag.add("test", `FAILED ${name}: ${e.stack || e}`);
       const lines = diag.lines;
