@@ -32,6 +32,8 @@ import {
 } from "./js/composer.js";
 
 const params = new URLSearchParams(location.search);
+// For the browser tests and benchmarks (and curious developers): the page's state.
+globalThis.__garou = { state };
 const TRANSPORTS = ["auto", "webtransport", "websocket"];
 
 Object.assign(actions, {

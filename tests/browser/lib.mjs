@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const GAROU = process.env.GAROU_BIN || path.join(ROOT, "target/debug/garou");
+export const GAROU = process.env.GAROU_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, "target"), "debug/garou");
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 const ANSI = /\x1b\[[0-9;]*m/g;

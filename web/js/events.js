@@ -2,7 +2,7 @@
 // event type.
 
 import { h, showError, toast } from "./util.js";
-import { state, room, insertEntry, messageEntry, seen } from "./state.js";
+import { state, room, insertEntry, messageEntry, seen, changeMembers } from "./state.js";
 import { invalidate, displayName, refreshEntry } from "./render.js";
 import { dropRoom, loadMembers, pushNotice, delivered } from "./rooms.js";
 
@@ -95,7 +95,7 @@ const handlers = {
       dropRoom(ev.room, `You ${what} from ${displayName(r)}${reason}.`);
       return;
     }
-    if (ev.action === "kick" || ev.action === "ban") r.members.delete(ev.user);
+    if (ev.action === "kick" || ev.action === "ban") changeMembers(r, (ms) => ms.delete(ev.user));
     if (you) toast(`You ${what}`, `In ${displayName(r)}${until}${reason}.`, "info");
     pushNotice(r, ev.offset, Date.now(), [h("b", { text: you ? "You" : ev.nick }), ` ${what}${until}${reason}`]);
     invalidate("members");
@@ -116,7 +116,7 @@ const handlers = {
     if (!r) return;
     seen(r, ev.offset);
     if (ev.user === state.userId) return;
-    r.members.delete(ev.user);
+    changeMembers(r, (ms) => ms.delete(ev.user));
     r.typing.delete(ev.user);
     pushNotice(r, ev.offset, Date.now(), [h("b", { text: ev.nick }), " left"]);
     invalidate("members", "typing");
@@ -131,11 +131,10 @@ const handlers = {
   },
   presence(ev) {
     for (const r of state.rooms.values()) {
-      const m = r.members.get(ev.user);
-      if (m) {
-        m.online = ev.online;
-        m.nick = ev.nick || m.nick;
-      }
+      changeMembers(r, (ms) => {
+        const m = ms.get(ev.user);
+        if (m) ms.set(ev.user, { ...m, online: ev.online, nick: ev.nick || m.nick });
+      });
       if (!ev.online) r.typing.delete(ev.user);
     }
     invalidate("members", "typing");
@@ -160,8 +159,10 @@ function memberChanged(ev) {
   const r = roomFor(ev.room);
   if (!r) return;
   const before = r.members.get(ev.user);
-  const online = before ? before.online : true;
-  r.members.set(ev.user, { user: ev.user, nick: ev.nick, role: ev.role, online: ev.type === "member_joined" || online });
+  changeMembers(r, (ms) => {
+    const was = ms.get(ev.user);
+    ms.set(ev.user, { user: ev.user, nick: ev.nick, role: ev.role, online: ev.type === "member_joined" || (was ? was.online : true) });
+  });
   if (ev.user === state.userId) {
     const promoted = r.role && r.role !== ev.role && ev.type === "member_updated";
     r.role = ev.role;

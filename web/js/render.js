@@ -316,7 +316,7 @@ function flushLog() {
   r.added = [];
   if (added.length) {
     const el = box();
-    const pinned = view.pinned && nearBottom(el, 80);
+    const pinned = view.pinned || nearBottom(el, 80);
     const aboveWindow = added.some((e) => e.offset < view.first);
     if (pinned && (added.length > WINDOW / 2 || aboveWindow)) {
       renderLog();
@@ -342,6 +342,9 @@ function flushLog() {
       scrollToBottom();
     }
   }
+  // Entries above the window while its top is in view (or the log does not fill the box):
+  // show them now, as scrolling there would.
+  if (box().scrollTop < NEAR_TOP && indexOf(r, view.first) > 0) showOlder(r);
   renderStart(r);
   renderOutbox(r);
   renderJump(r);

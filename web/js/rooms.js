@@ -28,7 +28,14 @@ export function onSelect(fn) {
 export async function joinRoom(name, kind = null, { select = true } = {}) {
   const c = state.client;
   if (!c) throw Object.assign(new Error("Disconnected: not connected"), { code: "Disconnected" });
-  const info = kind ? await c.createRoom(name, kind) : await c.join(name);
+  const ops = [];
+  state.joining.set(name, ops);
+  let info;
+  try {
+    info = kind ? await c.createRoom(name, kind) : await c.join(name);
+  } finally {
+    state.joining.delete(name);
+  }
   if (c !== state.client) return info;
   const n = info.room.name;
   state.left.delete(n);
@@ -38,7 +45,9 @@ export async function joinRoom(name, kind = null, { select = true } = {}) {
   r.role = info.role;
   r.joined = true;
   // The join's member list is the truth about presence now (it may have changed while away).
+  // (Member events handled while the join was in flight are newer: replayed over it.)
   r.members = new Map(info.members.map((m) => [m.user, { ...m }]));
+  for (const op of ops) op(r.members);
   if (r.epoch != null && r.epoch !== info.epoch) clearEntries(r);
   r.epoch = info.epoch;
   if (select || !state.current) selectRoom(n);

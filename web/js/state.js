@@ -20,6 +20,7 @@ export const state = {
   browse: [], // listRooms()
   editing: null, // message id being edited in the current room
   lastTyping: 0,
+  joining: new Map(), // room name -> member changes made while its join is in flight
 };
 
 /** Whether commands can be sent now. */
@@ -137,4 +138,13 @@ export function messageEntry(m) {
     deleted: !!m.deleted,
     reactions,
   };
+}
+
+/**
+ * Change a room's members now, and again over the member list of a join in flight (its
+ * snapshot is older than events that arrive before the join's answer is handled).
+ */
+export function changeMembers(r, op) {
+  op(r.members);
+  state.joining.get(r.name)?.push(op);
 }
