@@ -256,6 +256,7 @@ const view = {
   first: null, // offset of the first rendered entry
   last: null, // offset of the last rendered entry
   pinned: true, // following the newest entry
+  atEnd: true, // the window reached the room's newest entry when last rendered
 };
 
 const box = () => $("messages");
@@ -495,9 +496,10 @@ function renderStart(r, loading = false) {
 
 /** The "newer messages" button, shown while the newest entries are not on screen. */
 function renderJump(r) {
+  view.atEnd = atEnd(r);
   const btn = $("jump");
   if (!btn) return;
-  btn.hidden = atEnd(r) && (view.pinned || nearBottom(box(), 200));
+  btn.hidden = view.atEnd && (view.pinned || nearBottom(box(), 200));
 }
 
 /** Back to the newest messages. */
@@ -536,10 +538,11 @@ export function wireLog() {
     () => {
       const r = state.rooms.get(state.current);
       if (!r || view.name !== r.name) return;
-      view.pinned = atEnd(r) && nearBottom(el, 60);
+      // (Entries not rendered yet are news for the next frame, not a reason to unpin.)
+      view.pinned = view.atEnd && nearBottom(el, 60);
       if (el.scrollTop < NEAR_TOP) showOlder(r);
-      if (!atEnd(r) && nearBottom(el, 300)) showNewer(r);
-      renderJump(r);
+      if (!view.atEnd && nearBottom(el, 300)) showNewer(r);
+      if (!r.added.length) renderJump(r);
     },
     { passive: true },
   );
