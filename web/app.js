@@ -88,7 +88,11 @@ onConnection({
     if (again) rejoin();
   },
   down() {
-    for (const r of state.rooms.values()) r.joined = false;
+    for (const r of state.rooms.values()) {
+      r.joined = false;
+      // Presence changes from now on replay over the member list of the rejoin.
+      state.joining.set(r.name, []);
+    }
     invalidate("conn", "members", "composer", "rooms");
   },
 });

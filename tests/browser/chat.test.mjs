@@ -8,7 +8,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { ROOT, Diagnostics, NativeChat, eventually, launchBrowser, openPage, openedPages, pageErrors, serveStatic, shownMessages, startGateway } from "./lib.mjs";
@@ -19,8 +20,11 @@ let gw;
 let browser;
 const cleanups = [];
 
+// A fresh store per run: the page shows a room's history, so an old run's messages would show.
+const dataDir = mkdtempSync(path.join(os.tmpdir(), "garou-chat-test-"));
+
 before(async () => {
-  gw = await startGateway(diag);
+  gw = await startGateway(diag, { data: path.join(dataDir, "data") });
   browser = await launchBrowser();
   diag.add("test", `gateway quic=${gw.quicAddr} http=${gw.http} sha256=${gw.sha256}`);
 });
@@ -30,6 +34,7 @@ after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
   await browser?.close().catch(() => {});
   await gw?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 /**

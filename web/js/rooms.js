@@ -3,7 +3,7 @@
 // an outbox that survives a reconnect.
 
 import { showError, toast } from "./util.js";
-import { state, online, room, insertEntry, clearEntries, messageEntry } from "./state.js";
+import { state, online, room, insertEntry, clearEntries, messageEntry, lowerBound } from "./state.js";
 import { invalidate, displayName } from "./render.js";
 
 /** Messages per history page. */
@@ -28,8 +28,13 @@ export function onSelect(fn) {
 export async function joinRoom(name, kind = null, { select = true } = {}) {
   const c = state.client;
   if (!c) throw Object.assign(new Error("Disconnected: not connected"), { code: "Disconnected" });
-  const ops = [];
+  // Member changes since the connection came back (or since now) replay over the join's
+  // snapshot; live entries that arrive before its answer is handled are kept as well.
+  const ops = state.joining.get(name) || [];
   state.joining.set(name, ops);
+  const known = state.rooms.get(name);
+  const resumeFrom = known && known.entries.length ? known.lastOffset : -1;
+  const liveFrom = known ? known.entries.length : 0;
   let info;
   try {
     info = kind ? await c.createRoom(name, kind) : await c.join(name);
@@ -48,21 +53,54 @@ export async function joinRoom(name, kind = null, { select = true } = {}) {
   // (Member events handled while the join was in flight are newer: replayed over it.)
   r.members = new Map(info.members.map((m) => [m.user, { ...m }]));
   for (const op of ops) op(r.members);
-  if (r.epoch != null && r.epoch !== info.epoch) clearEntries(r);
+  let from = resumeFrom;
+  if (r.epoch != null && r.epoch !== info.epoch) {
+    // Another numbering: what we had means nothing now, but live events of this join stay.
+    const live = known === r ? r.entries.slice(liveFrom).filter((e) => e.offset >= info.offset) : [];
+    clearEntries(r);
+    for (const e of live) insertEntry(r, e);
+    from = -1;
+  }
   r.epoch = info.epoch;
   if (select || !state.current) selectRoom(n);
   else invalidate("rooms");
   invalidate("members");
-  await fillHistory(r, info.offset, c);
+  await fillHistory(r, info.offset, c, from);
   await flushOutbox(r);
+  settle(r, info.offset, c);
   return info;
 }
 
+/**
+ * Ask again, a little later, for the messages just below the join's offset, and for the
+ * member list: a message being stored while we joined may not be in the history we got
+ * yet (it is not delivered live either, being older than the join), and presence that
+ * changed while we joined may not have been announced to us. Duplicates are dropped.
+ */
+function settle(r, joinOffset, c) {
+  for (const ms of [300, 1500]) {
+    setTimeout(async () => {
+      if (c !== state.client || state.rooms.get(r.name) !== r) return;
+      const below = r.entries[lowerBound(r.entries, joinOffset) - 1];
+      try {
+        const page = await c.history(r.name, { after: below ? below.offset : undefined, before: joinOffset, limit: below ? CATCH_UP_PAGE : PAGE });
+        if (page.epoch !== r.epoch) return;
+        let fresh = false;
+        for (const m of page.messages) fresh = insertEntry(r, messageEntry(m)) || fresh;
+        if (fresh && r.name === state.current) invalidate("log");
+      } catch (e) {
+        console.warn("history failed:", r.name, String(e && e.message));
+      }
+      if (ms > 1000) loadMembers(r.name);
+    }, ms);
+  }
+}
+
 /** Load the history a freshly joined room needs (see `joinRoom`). */
-async function fillHistory(r, joinOffset, c) {
+async function fillHistory(r, joinOffset, c, resumeFrom) {
   try {
-    if (r.entries.length && r.lastOffset >= 0) {
-      let after = r.lastOffset;
+    if (r.entries.length && resumeFrom >= 0) {
+      let after = resumeFrom;
       for (let pages = 0; after < joinOffset - 1; pages++) {
         if (pages === CATCH_UP_PAGES) {
           // Too much was missed: start again from the newest page.
