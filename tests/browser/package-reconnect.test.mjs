@@ -81,6 +81,10 @@ async function serve(label, { quic = "127.0.0.1:0", http = "127.0.0.1:0", data }
     quic: found.quic,
     http: found.http,
     sha256: found.sha256,
+    /** SIGSTOP / SIGCONT: freeze the process (sockets stay open, nothing answers). */
+    signal(sig) {
+      child.kill(sig);
+    },
     /** SIGKILL: no close frames, no goodbye; resolves once the process is gone. */
     async kill() {
       if (child.exitCode === null && !child.signalCode) child.kill("SIGKILL");
@@ -298,3 +302,46 @@ e2e("commands queued while disconnected are bounded by maxQueue and fail with ty
   }, { room });
   assert.deepEqual(result, { full: "QueueFull", count: 3, queued: ["Closed", "Closed", "Closed"], state: "closed" });
 });
+
+for (const transport of ["auto", "websocket"]) {
+  e2e(`a frozen gateway (SIGSTOP) is detected by the keep-alive pings, then rejoined (${transport})`, async () => {
+    const data = mkdtempSync(path.join(os.tmpdir(), "garou-pkg-data-"));
+    cleanups.push(async () => rmSync(data, { recursive: true, force: true }));
+    const gw = await serve(`gateway#frozen-${transport}`, { data });
+    cleanups.push(() => gw.kill());
+    const page = await packagePage(`page frozen ${transport}`);
+    const room = `frozen-${transport}`;
+    await page.evaluate(
+      async ({ url, room, transport }) => {
+        const c = await window.garou.GarouClient.connect({ url, nick: "fay", transport, backoffInitialMs: 200, backoffMaxMs: 1000 });
+        window.c = c;
+        window.events = [];
+        window.got = [];
+        c.on((ev) => window.events.push(ev));
+        c.on("message", (ev) => window.got.push(ev.text));
+        await c.join(room);
+      },
+      { url: `http://${gw.http}`, room, transport },
+    );
+    // Frozen: the sockets stay open and nothing closes them; only the silence tells.
+    gw.signal("SIGSTOP");
+    const lost = await eventually(
+      async () => {
+        const ev = (await page.evaluate(() => window.events)).find((e) => e.type === "disconnected");
+        assert.ok(ev, "no disconnected event yet");
+        return ev;
+      },
+      WAIT,
+      "the keep-alive to declare the frozen gateway dead",
+    );
+    assert.equal(lost.reason.code, "Timeout", JSON.stringify(lost));
+    assert.match(lost.reason.message, /no data from the server/);
+    assert.equal(lost.willReconnect, true);
+    gw.signal("SIGCONT");
+    await eventually(async () => assert.equal(await page.evaluate(() => window.c.state), "connected"), 30_000, "the client to reconnect");
+    const sent = await page.evaluate(({ room }) => window.c.send(room, "after the thaw").then((s) => s.room), { room });
+    assert.equal(sent, room);
+    await eventually(async () => assert.deepEqual(await page.evaluate(() => window.got), ["after the thaw"]), WAIT, "the message after the thaw");
+    await page.evaluate(() => window.c.close());
+  });
+}
