@@ -345,3 +345,55 @@ for (const transport of ["auto", "websocket"]) {
     await page.evaluate(() => window.c.close());
   });
 }
+
+e2e("a pinned certificate hash makes a restarted gateway's new certificate a terminal CertificateMismatch", async () => {
+  const data = mkdtempSync(path.join(os.tmpdir(), "garou-pkg-data-"));
+  cleanups.push(async () => rmSync(data, { recursive: true, force: true }));
+  const gw = await serve("gateway#pin", { data });
+  let gw2;
+  cleanups.push(async () => {
+    await gw.kill();
+    await gw2?.kill();
+  });
+  const page = await packagePage("page pin");
+  const first = await page.evaluate(
+    async ({ url, pin }) => {
+      const c = await window.garou.GarouClient.connect({ url, nick: "pia", certHash: pin, backoffInitialMs: 200, backoffMaxMs: 400 });
+      window.c = c;
+      window.events = [];
+      c.on((ev) => window.events.push(ev));
+      await c.join("pinned");
+      return c.transport;
+    },
+    { url: `http://${gw.http}`, pin: gw.sha256 },
+  );
+  assert.equal(first, "webtransport");
+  await gw.kill();
+  gw2 = await serve("gateway#pin2", { quic: gw.quic, http: gw.http, data });
+  assert.notEqual(gw2.sha256, gw.sha256);
+  const closed = await eventually(
+    async () => {
+      const ev = (await page.evaluate(() => window.events)).find((e) => e.type === "closed");
+      assert.ok(ev, "no closed event yet");
+      return ev;
+    },
+    WAIT,
+    "the client to give up on the new certificate",
+  );
+  diag.add("test", `closed: ${JSON.stringify(closed)}`);
+  assert.match(closed.reason, /pinned/);
+  const events = await page.evaluate(() => window.events);
+  const last = events.filter((e) => e.type === "reconnecting").pop();
+  assert.ok(last, "no reconnecting event");
+  assert.equal(await page.evaluate(() => window.c.state), "closed");
+  // Never over WebSocket behind the pin's back.
+  assert.ok(!events.some((e) => e.type === "connected" && e.reconnected), JSON.stringify(events));
+  const err = await page.evaluate(() => window.c.join("x").catch((e) => [e.name, e.code]));
+  assert.deepEqual(err, ["GarouError", "Disconnected"]);
+  // A fresh connect with the stale pin fails with the typed code.
+  const refused = await page.evaluate(
+    async ({ url, pin }) => window.garou.GarouClient.connect({ url, certHash: pin }).then(() => "connected", (e) => [e instanceof window.garou.GarouError, e.code]),
+    { url: `http://${gw2.http}`, pin: gw.sha256 },
+  );
+  assert.deepEqual(refused, [true, "CertificateMismatch"]);
+});

@@ -591,6 +591,9 @@ impl Inner {
             });
         }
         *self.last_error.borrow_mut() = info;
+        if self.phase.get() == Phase::Closed {
+            return;
+        }
         if first {
             spawn_local(self.clone().run_attempt());
         } else {
@@ -599,6 +602,9 @@ impl Inner {
     }
 
     fn schedule_retry(self: &Rc<Self>) {
+        if self.phase.get() == Phase::Closed {
+            return; // a `disconnected` listener closed the client
+        }
         let next = self.attempt.get() + 1;
         let delay = self.settings.backoff_ms(next, js_sys::Math::random());
         self.phase.set(Phase::Reconnecting);
