@@ -18,7 +18,7 @@ import { state } from "./js/state.js";
 import { connect, close, loadClient, onConnection, retryNow } from "./js/connection.js";
 import { onEvent, hooks } from "./js/events.js";
 import { actions, invalidate, jumpToEnd, renderMe, wireLog } from "./js/render.js";
-import { joinRoom, leaveRoom, loadOlder, onSelect, openDirect, refreshBrowse, selectRoom } from "./js/rooms.js";
+import { joinRoom, leaveRoom, loadOlder, onRejoined, onSelect, openDirect, refreshBrowse, selectRoom } from "./js/rooms.js";
 import {
   attachmentUrl,
   editor,
@@ -85,32 +85,15 @@ onConnection({
     showScreen("app");
     renderMe();
     invalidate("conn", "rooms", "room");
-    if (again) rejoin();
+    // (After a reconnect the client rejoins the rooms itself: see `rejoined`.)
+    if (again) refreshBrowse();
   },
   down() {
-    for (const r of state.rooms.values()) {
-      r.joined = false;
-      // Presence changes from now on replay over the member list of the rejoin.
-      state.joining.set(r.name, []);
-    }
-    invalidate("conn", "members", "composer", "rooms");
+    for (const r of state.rooms.values()) r.joined = false;
+    invalidate("conn", "members", "composer", "rooms", "log");
   },
+  rejoined: (ev) => onRejoined(ev).catch((e) => console.warn("rejoin of", ev.room, "failed:", String(e && e.message))),
 });
-
-/** After a reconnect: join every room again (the shown one first) and catch up. */
-async function rejoin() {
-  const names = [...state.rooms.values()].filter((r) => !r.pendingPeer).map((r) => r.name);
-  names.sort((a, b) => (a === state.current ? -1 : b === state.current ? 1 : 0));
-  for (const name of names) {
-    try {
-      await joinRoom(name, null, { select: false });
-    } catch (e) {
-      if (!state.client) return; // lost again: the next reconnect starts over
-      showError(e);
-    }
-  }
-  refreshBrowse();
-}
 
 async function login(nick, roomName, transport) {
   showScreen(params.has("nick") || params.has("token") ? "connecting" : "login");

@@ -1,12 +1,14 @@
-// The connection: loads the wasm client, connects, and when the connection is lost
-// connects again by itself (growing pauses, jittered, capped) until it works or the page
-// closes it. Each attempt goes through `GarouClient.connect`, which fetches the gateway's
-// current certificate hash (`/cert-hash`) first, so a gateway restarted with a new
-// self-signed certificate is trusted again without a reload.
+// The connection: loads the wasm client and connects once; the client then recovers by
+// itself (garou-wasm-client's reconnect: dead-peer pings, backoff with jitter, the
+// certificate hash fetched again before every WebTransport attempt — a gateway restarted
+// with a new self-signed certificate is trusted again without a reload —, rooms resumed
+// and unacknowledged sends re-sent with their original ids).
 //
-// The rest of the page sees `state.client` (null while down), `state.status`, and three
-// callbacks: `event(ev)` for every session event, `up(client, again)` once connected
-// (again = after a loss), `down(reason)` when the connection is lost.
+// The rest of the page sees `state.client` (one object for the page's life),
+// `state.status` ("connecting", "up", "reconnecting", "down") and these callbacks:
+// `event(ev)` for every session event, `up(client, again)` once connected (again = after a
+// loss), `down(reason)` when the connection is lost, `rejoined(ev)` for each room the
+// client joined again after a reconnect, `status(status, detail)` on every change.
 
 import { state } from "./state.js";
 
@@ -14,16 +16,11 @@ const params = new URLSearchParams(location.search);
 /** The gateway's HTTP origin: the page's own unless ?gateway= points elsewhere. */
 export const GATEWAY = params.get("gateway") || location.origin;
 
-const FIRST_RETRY_MS = 250;
-const MAX_RETRY_MS = 5000;
+/** Reconnect pacing for a page someone is looking at: first retry after 0.25-0.5 s, at most 2.5-5 s apart. */
+const RECONNECT = { backoffInitialMs: 500, backoffMaxMs: 5000 };
 
 let wasm = null;
-let options = null; // { nick, token, transport } of the first successful connect
-let handlers = { event() {}, up() {}, down() {}, status() {} };
-let attempt = 0;
-let timer = null;
-let closing = false;
-let connecting = false;
+let handlers = { event() {}, up() {}, down() {}, rejoined() {}, status() {} };
 
 /** Load (once) and return the wasm client class. */
 export async function loadClient() {
@@ -51,104 +48,84 @@ function setStatus(status, detail = "") {
   handlers.status(status, detail);
 }
 
+const reasonText = (r) => (r ? (r.code && r.message ? `${r.code}: ${r.message}` : r.message || r.code || String(r)) : "");
+
 /** The first connection: rejects with the reason (shown on the sign-in form). */
 export async function connect(opts) {
   const GarouClient = await loadClient();
   setStatus("connecting");
+  let client;
   try {
-    const client = await GarouClient.connect({ url: GATEWAY, ...opts });
-    options = opts;
-    adopt(client, false);
-    return client;
+    client = await GarouClient.connect({ url: GATEWAY, ...RECONNECT, ...opts });
   } catch (e) {
     setStatus("idle");
     throw e;
   }
-}
-
-function adopt(client, again) {
   state.client = client;
-  state.nick = client.nick;
-  state.userId = client.userId;
-  state.transport = client.transport;
-  state.fallbackReason = "";
-  attempt = 0;
+  identify(client, client.transport);
   client.on((ev) => {
-    if (client !== state.client) return; // an old session's last events
-    if (ev.type === "closed") {
-      lost(client, ev.reason);
-      return;
-    }
-    if (ev.type === "transport") {
-      state.transport = ev.transport;
-      state.fallbackReason = ev.fallback_reason || "";
-    }
     try {
-      handlers.event(ev);
+      if (!connectionEvent(client, ev)) handlers.event(ev);
     } catch (e) {
       console.error("event handler failed", ev, e);
     }
   });
   setStatus("up");
-  handlers.up(client, again);
+  handlers.up(client, false);
+  return client;
 }
 
-function lost(client, reason) {
-  state.client = null;
-  if (closing || reason === "closed by the client") {
-    setStatus("down", reason);
-    handlers.down(reason);
-    return;
-  }
-  console.info("garou: connection lost:", reason);
-  setStatus("reconnecting", reason);
-  handlers.down(reason);
-  schedule();
+function identify(client, transport) {
+  state.nick = client.nick;
+  state.userId = client.userId;
+  state.transport = transport;
 }
 
-function schedule() {
-  clearTimeout(timer);
-  const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** attempt);
-  attempt++;
-  timer = setTimeout(retry, base / 2 + Math.random() * (base / 2));
-}
-
-async function retry() {
-  timer = null;
-  if (closing || state.client || connecting || !options) return;
-  connecting = true;
-  try {
-    const GarouClient = await loadClient();
-    // The nick we had (it may have been changed since the first connect).
-    const client = await GarouClient.connect({ url: GATEWAY, ...options, nick: state.nick || options.nick });
-    connecting = false;
-    if (closing) {
-      client.close();
-      return;
-    }
-    adopt(client, true);
-  } catch (e) {
-    connecting = false;
-    // Everything is retried: a gateway that is down or restarting, and also a nick the
-    // server still holds for our previous, not yet timed out, session.
-    console.info("garou: reconnect attempt failed:", e && e.message ? e.message : e);
-    setStatus("reconnecting", String((e && e.message) || e).slice(0, 160));
-    schedule();
+/** Handle the connection's own events; false for the session's (rooms, messages, ...). */
+function connectionEvent(client, ev) {
+  switch (ev.type) {
+    case "disconnected":
+      console.info("garou: connection lost:", reasonText(ev.reason));
+      setStatus(ev.willReconnect ? "reconnecting" : "down", reasonText(ev.reason));
+      handlers.down(reasonText(ev.reason));
+      return true;
+    case "reconnecting":
+      setStatus("reconnecting", reasonText(ev.lastError));
+      return true;
+    case "connecting":
+      return true;
+    case "connected":
+      if (ev.reconnected) {
+        identify(client, ev.transport);
+        setStatus("up");
+        handlers.up(client, true);
+      }
+      return true;
+    case "transport":
+      state.transport = ev.transport;
+      state.fallbackReason = ev.fallback_reason || "";
+      return false;
+    case "rejoined":
+      handlers.rejoined(ev);
+      return true;
+    case "closed":
+      if (state.status !== "down") {
+        setStatus("down", ev.reason);
+        handlers.down(ev.reason);
+      }
+      return true;
+    default:
+      return false;
   }
 }
 
 /** Try again now (the banner's button, the browser coming back online). */
 export function retryNow() {
-  if (state.client || closing || !options) return;
-  attempt = 0;
-  clearTimeout(timer);
-  retry();
+  if (state.client && state.status === "reconnecting") state.client.reconnectNow();
 }
 
 /** Close for good (the page goes away). */
 export function close() {
-  closing = true;
-  clearTimeout(timer);
   state.client?.close();
 }
 

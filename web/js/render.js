@@ -521,7 +521,7 @@ export function renderOutbox(r) {
         h(
           "div",
           { class: "msg-body" },
-          h("div", { class: "msg-head" }, h("span", { class: "msg-author", text: state.nick }), h("span", { class: "msg-time", text: item.state === "waiting" ? "waiting for the connection…" : "sending…" })),
+          h("div", { class: "msg-head" }, h("span", { class: "msg-author", text: state.nick }), h("span", { class: "msg-time", text: online() ? "sending…" : "waiting for the connection…" })),
           h("div", { class: "msg-text", text: item.text }),
         ),
       ),

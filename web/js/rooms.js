@@ -66,9 +66,38 @@ export async function joinRoom(name, kind = null, { select = true } = {}) {
   else invalidate("rooms");
   invalidate("members");
   await fillHistory(r, info.offset, c, from);
-  await flushOutbox(r);
   settle(r, info.offset, c);
   return info;
+}
+
+/**
+ * The client joined a room again after a reconnect. Resumed: the missed events arrive as
+ * ordinary events. Not resumed (history trimmed, another epoch): load what is missing.
+ */
+export async function onRejoined(ev) {
+  const r = state.rooms.get(ev.room);
+  const c = state.client;
+  if (!r || !c) return;
+  if (ev.error) {
+    dropRoom(ev.room, `${displayName(r)}: ${ev.error.message || ev.error.code}`);
+    return;
+  }
+  r.joined = true;
+  loadMembers(r.name); // presence as it is now
+  if (!ev.resumed && ev.offset != null) {
+    let from = r.entries.length ? r.lastOffset : -1;
+    if (ev.epoch != null && r.epoch != null && ev.epoch !== r.epoch) {
+      const live = r.entries.filter((e) => e.offset >= ev.offset);
+      clearEntries(r);
+      for (const e of live) insertEntry(r, e);
+      from = -1;
+    }
+    if (ev.epoch != null) r.epoch = ev.epoch;
+    await fillHistory(r, ev.offset, c, from);
+  }
+  if (ev.offset != null) settle(r, ev.offset, c);
+  else setTimeout(() => loadMembers(r.name), 1500);
+  invalidate("rooms", "room", "log");
 }
 
 /**
@@ -228,11 +257,11 @@ let outboxSeq = 0;
 /**
  * Send `text` to the current room. It shows at once as pending under the log and is
  * replaced by the real message when the server's copy arrives. Written while
- * reconnecting, it is sent once the room is joined again.
+ * reconnecting, the client keeps it and sends it (once) when connected again.
  */
 export async function sendMessage(text) {
   const r = state.rooms.get(state.current);
-  if (!r) return;
+  if (!r || !state.client) return;
   if (r.pendingPeer) {
     if (!online()) throw Object.assign(new Error("Disconnected: not connected"), { code: "Disconnected" });
     const sent = await state.client.direct(r.pendingPeer, text);
@@ -245,35 +274,19 @@ export async function sendMessage(text) {
     selectRoom(sent.room);
     return;
   }
-  const item = { key: ++outboxSeq, text, state: "waiting", after: r.lastOffset, uncertain: false };
+  const item = { key: ++outboxSeq, text, state: "sending" };
   r.outbox.push(item);
   invalidate("log");
-  if (online() && r.joined) await trySend(r, item);
-}
-
-async function trySend(r, item) {
-  const c = state.client;
-  item.state = "sending";
-  item.after = Math.max(item.after, r.lastOffset);
-  invalidate("log");
   try {
-    const sent = await c.send(r.name, item.text);
-    // The message event (same offset) may already be here, or follows: drop the stand-in.
+    const sent = await state.client.send(r.name, text);
+    // The message event (same offset) may already be here, or follows: drop the stand-in then.
     item.id = sent.id;
     if (r.messages.has(sent.id)) removeItem(r, item);
     else item.state = "acked";
   } catch (e) {
-    const code = e && (e.code || String(e.message).split(":")[0]);
-    if (code === "Disconnected" || code === "Timeout" || code === "ShuttingDown") {
-      // The server may have stored it: checked against history after the reconnect.
-      item.state = "waiting";
-      item.uncertain = true;
-      invalidate("log");
-      return;
-    }
     removeItem(r, item);
     showError(e);
-    if (e) e.unsent = item.text;
+    if (e) e.unsent = text;
     throw e;
   }
 }
@@ -282,24 +295,6 @@ function removeItem(r, item) {
   const i = r.outbox.indexOf(item);
   if (i >= 0) r.outbox.splice(i, 1);
   invalidate("log");
-}
-
-/** After a (re)join: send what waits in the room's outbox, unless the server has it. */
-async function flushOutbox(r) {
-  for (const item of [...r.outbox]) {
-    if (!online() || !r.joined) return;
-    if (item.state === "sending" || item.state === "acked") continue;
-    if (item.uncertain) {
-      const mine = r.entries.some(
-        (e) => e.type === "msg" && e.offset > item.after && e.nick === state.nick && e.text === item.text,
-      );
-      if (mine) {
-        removeItem(r, item);
-        continue;
-      }
-    }
-    await trySend(r, item).catch(() => {});
-  }
 }
 
 /** A message arrived: its stand-in in the outbox (matched by id once acked) goes. */
