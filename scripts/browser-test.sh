@@ -27,6 +27,9 @@ cargo build -p garou-cli --locked
   exit 1
 }
 
+echo "== wasm package types (tsc --strict) and README/.d.ts agreement"
+bash scripts/wasm-types-check.sh
+
 echo "== browser tests"
 start=$(date +%s)
 cd tests/browser

@@ -64,6 +64,18 @@ find "$OUT" -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} + 2>/dev/nu
 mkdir -p "$OUT"
 "$WASM_BINDGEN" --target web --out-dir "$OUT" --out-name "$NAME" "$WASM"
 bindgen_size=$(stat -c %s "$OUT/${NAME}_bg.wasm")
+# GarouError (an Error subclass, so it is JS: src/web/js.rs inline_js) is exported from
+# the entry point. The .d.ts declares it (typescript_custom_section).
+snippet=$(cd "$OUT" && grep -rl "class GarouError extends Error" snippets | sort | head -n1)
+[ -n "$snippet" ] || { echo "error: no GarouError snippet in $OUT/snippets" >&2; exit 1; }
+printf '\nexport { GarouError } from "./%s";\n' "$snippet" >> "$OUT/$NAME.js"
+# `[Symbol.dispose]()` needs lib esnext.disposable: without it, the .d.ts does not compile
+# under `tsc --strict` without skipLibCheck (lib ES2023). The method stays in the JS
+# (where the runtime has Symbol.dispose); only its declaration goes.
+sed -i '/^ *\[Symbol\.dispose\](): void;$/d' "$OUT/$NAME.d.ts"
+if grep -q "Symbol.dispose" "$OUT/$NAME.d.ts"; then
+  echo "error: $OUT/$NAME.d.ts still mentions Symbol.dispose" >&2; exit 1
+fi
 step "wasm-opt -Os"
 "$WASM_OPT" -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
@@ -94,7 +106,8 @@ cat > "$OUT/package.json" <<EOF
     "${NAME}_bg.wasm",
     "${NAME}_bg.wasm.d.ts",
     "README.md",
-    "INPUTS.sha256"
+    "INPUTS.sha256",
+    "snippets/"
   ],
   "sideEffects": false
 }

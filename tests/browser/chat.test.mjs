@@ -8,10 +8,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
-import { ROOT, Diagnostics, NativeChat, eventually, launchBrowser, openPage, serveStatic, startGateway } from "./lib.mjs";
+import { ROOT, Diagnostics, NativeChat, eventually, launchBrowser, openPage, openedPages, pageErrors, serveStatic, shownMessages, startGateway } from "./lib.mjs";
 
 const WAIT = 10_000; // any single expectation
 const diag = new Diagnostics();
@@ -19,8 +20,11 @@ let gw;
 let browser;
 const cleanups = [];
 
+// A fresh store per run: the page shows a room's history, so an old run's messages would show.
+const dataDir = mkdtempSync(path.join(os.tmpdir(), "garou-chat-test-"));
+
 before(async () => {
-  gw = await startGateway(diag);
+  gw = await startGateway(diag, { data: path.join(dataDir, "data") });
   browser = await launchBrowser();
   diag.add("test", `gateway quic=${gw.quicAddr} http=${gw.http} sha256=${gw.sha256}`);
 });
@@ -30,14 +34,27 @@ after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
   await browser?.close().catch(() => {});
   await gw?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Run a test body; on failure print every page's console, the gateway's and the natives' output. */
+/**
+ * Run a test body; on failure print every page's console, the gateway's and the natives'
+ * output. A page error (uncaught exception or console.error) in a page the test opened
+ * fails it too.
+ */
 function e2e(name, body, timeout = 40_000) {
   test(name, { timeout }, async (t) => {
     const mark = diag.lines.length;
+    const pagesMark = openedPages.length;
     try {
       await body(t);
+      // (The example app is not the chat page: its console is its own business.)
+      const errors = pageErrors(pagesMark).filter((e) => !e.startsWith("example"));
+      assert.deepEqual(errors, [], `errors in the pages' consoles:\n${errors.join("\n")}`);
+      // No message shown twice or out of order on any chat page the test opened.
+      for (const { page, label } of openedPages.slice(pagesMark)) {
+        if (!page.isClosed() && !label.startsWith("example")) await shownMessages(page);
+      }
     } catch (e) {
       diag.add("test", `FAILED ${name}: ${e.stack || e}`);
       const lines = diag.lines;

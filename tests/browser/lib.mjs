@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const GAROU = process.env.GAROU_BIN || path.join(ROOT, "target/debug/garou");
+export const GAROU = process.env.GAROU_BIN || path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, "target"), "debug/garou");
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 const ANSI = /\x1b\[[0-9;]*m/g;
@@ -58,10 +58,17 @@ export class Diagnostics {
   }
 }
 
-/** `garou serve` on ephemeral loopback ports. */
-export async function startGateway(diag) {
+/**
+ * `garou serve` on loopback ports: ephemeral ones unless `quic`/`http` name them (a restart
+ * on the same ports), with the store in `data` (default: the gateway's own default) and
+ * `config` (a TOML file) if given.
+ */
+export async function startGateway(diag, { quic = "127.0.0.1:0", http = "127.0.0.1:0", data, config } = {}) {
   if (!existsSync(GAROU)) throw new Error(`${GAROU} is missing: run cargo build -p garou-cli`);
-  const child = spawn(GAROU, ["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"], {
+  const args = ["serve", "--quic", quic, "--http", http];
+  if (data) args.push("--data", data);
+  if (config) args.push("--config", config);
+  const child = spawn(GAROU, args, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", RUST_LOG: process.env.RUST_LOG || "info" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -99,6 +106,13 @@ export async function startGateway(diag) {
     httpAddr: found.http,
     http: `http://${found.http}`,
     sha256: found.sha256,
+    /** SIGKILL: no goodbye to anyone, as in a crash. */
+    async kill() {
+      if (child.exitCode !== null || child.signalCode) return;
+      const exited = once(child, "exit", 8_000, "gateway kill");
+      child.kill("SIGKILL");
+      await exited;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode) return;
       const exited = once(child, "exit", 8_000, "gateway shutdown");
@@ -173,12 +187,26 @@ export function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
-/** A fresh context and page whose console output and errors go to `diag` under `label`. */
-export async function openPage(browser, url, label, diag) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+/** Every page `openPage` opened, with the errors it reported (see `pageErrors`). */
+export const openedPages = [];
+
+/**
+ * A fresh context and page whose console output and errors go to `diag` under `label`.
+ * Uncaught exceptions and `console.error` lines are also kept on the page: `pageErrors`.
+ */
+export async function openPage(browser, url, label, diag, { viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
-  page.on("console", (msg) => diag.add(`${label} console.${msg.type()}`, msg.text()));
-  page.on("pageerror", (err) => diag.add(`${label} pageerror`, err.stack || String(err)));
+  const errors = [];
+  openedPages.push({ page, label, errors });
+  page.on("console", (msg) => {
+    diag.add(`${label} console.${msg.type()}`, msg.text());
+    if (msg.type() === "error") errors.push(`console.error: ${msg.text()}`);
+  });
+  page.on("pageerror", (err) => {
+    diag.add(`${label} pageerror`, err.stack || String(err));
+    errors.push(`pageerror: ${err.stack || err}`);
+  });
   page.on("requestfailed", (req) => diag.add(`${label} requestfailed`, `${req.url()} ${req.failure()?.errorText}`));
   page.on("response", (res) => res.status() >= 400 && diag.add(`${label} http ${res.status()}`, res.url()));
   page.on("crash", () => diag.add(label, "page crashed"));
@@ -219,4 +247,49 @@ export async function serveStatic(dir) {
     url: `http://127.0.0.1:${server.address().port}`,
     close: () => new Promise((r) => server.close(r)),
   };
+}
+
+/**
+ * The errors pages opened since `mark` (an `openedPages.length`) reported, except lines
+ * matching `allow` (e.g. the browser's own network errors while a gateway is down).
+ */
+export function pageErrors(mark = 0, allow = []) {
+  const out = [];
+  for (const { label, errors } of openedPages.slice(mark)) {
+    for (const e of errors) if (!allow.some((re) => re.test(e))) out.push(`${label}: ${e}`);
+  }
+  return out;
+}
+
+/**
+ * The messages a chat page shows, in DOM order: `{id, offset, nick, text}`. Fails when a
+ * message is shown twice (same id or offset) or out of order (offsets not increasing).
+ */
+export async function shownMessages(page) {
+  const list = await page.evaluate(() =>
+    [...document.querySelectorAll('#messages [data-testid="message"]')].map((el) => ({
+      id: Number(el.dataset.id),
+      offset: Number(el.dataset.offset),
+      nick: el.dataset.author,
+      text: el.querySelector('[data-testid="message-text"]')?.firstChild?.textContent ?? "",
+    })),
+  );
+  const ids = new Set();
+  for (let i = 0; i < list.length; i++) {
+    const m = list[i];
+    if (ids.has(m.id)) throw new Error(`message ${m.id} (${JSON.stringify(m.text)}) is shown twice`);
+    ids.add(m.id);
+    if (i > 0 && !(list[i - 1].offset < m.offset)) {
+      throw new Error(`messages out of order: offset ${list[i - 1].offset} (${JSON.stringify(list[i - 1].text)}) before ${m.offset} (${JSON.stringify(m.text)})`);
+    }
+  }
+  return list;
+}
+
+/** The page's horizontal overflow in CSS pixels (0 when it cannot scroll sideways). */
+export function horizontalOverflow(page) {
+  return page.evaluate(() => {
+    const el = document.scrollingElement;
+    return Math.max(el.scrollWidth - el.clientWidth, document.body.scrollWidth - window.innerWidth, 0);
+  });
 }

@@ -7,17 +7,82 @@ export type Role = "owner" | "admin" | "moderator" | "member" | "guest";
 export type RoomKind = "direct" | "group" | "channel";
 /** The transport a client runs on. */
 export type TransportKind = "webtransport" | "websocket";
+/**
+ * Where the client is: `connecting` (an attempt is under way: the first connect or a
+ * reconnect), `connected` (the session is ready), `reconnecting` (waiting out the backoff
+ * delay before the next attempt), `closed` (for good: `close()`, a terminal error, or a
+ * loss with `reconnect: false`).
+ */
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
 
-/** Options of `GarouClient.connect`. */
+/**
+ * Every `code` a `GarouError` (and a `GarouErrorInfo`) carries: the protocol's error codes,
+ * and `Closed` (the application closed the client), `QueueFull` (too many commands waiting
+ * while disconnected), `CertificateMismatch` (the gateway's certificate is not the pinned
+ * `certHash`), raised by this client only.
+ */
+export type GarouErrorCode =
+| "BadFrame" | "FrameTooLarge" | "BadPayload" | "UnsupportedVersion" | "OutOfState"
+| "AuthFailed" | "NickUnavailable" | "NoSuchRoom" | "RoomExists" | "NotMember" | "Forbidden"
+| "NoSuchMessage" | "NoSuchUser" | "RateLimited" | "SlowConsumer" | "LimitReached"
+| "InvalidArgument" | "Unsupported" | "Timeout" | "Disconnected" | "ShuttingDown" | "Internal"
+| "Banned" | "Muted" | "Kicked" | "Unavailable"
+| "Closed" | "QueueFull" | "CertificateMismatch";
+
+/** A typed error as events carry it. */
+export interface GarouErrorInfo { code: GarouErrorCode; message: string }
+
+/**
+ * What every rejected promise of this package carries. `message` is `"<code>: <reason>"`.
+ * Terminal codes (the client closes instead of reconnecting): `AuthFailed`, `Banned`,
+ * `Kicked`, `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
+ */
+export class GarouError extends Error {
+    constructor(code: GarouErrorCode, reason: string);
+    readonly name: "GarouError";
+    readonly code: GarouErrorCode;
+    /** The message without the code. */
+    readonly reason: string;
+}
+
+/** Options of `GarouClient.connect`. Durations are milliseconds. */
 export interface ConnectOptions {
     /** Gateway HTTP origin, e.g. "http://127.0.0.1:8080"; default `location.origin`. */
     url?: string;
+    /** More gateway origins: every attempt takes the next address in turn (`url` first). */
+    urls?: string[];
     /** Nick to authenticate with (open dev mode); default a random "guest-NNNN". */
     nick?: string;
     /** Signed token; takes precedence over `nick`. */
     token?: string;
     /** Default "auto": WebTransport when available and reachable, else WebSocket. */
     transport?: "auto" | "webtransport" | "websocket";
+    /** Reconnect by itself after a lost connection (default true). */
+    reconnect?: boolean;
+    /** Where the WebTransport certificate hash is fetched, before every attempt (default `<url>/cert-hash`). */
+    certHashUrl?: string;
+    /** Pin the certificate: 64 hex digits; a gateway reporting another hash fails with `CertificateMismatch`. */
+    certHash?: string;
+    /** First reconnect delay (default 1000); doubles per failed attempt. */
+    backoffInitialMs?: number;
+    /** Largest reconnect delay (default 60000). Each delay is drawn from the upper half of the current one. */
+    backoffMaxMs?: number;
+    /** A keep-alive ping this often while connected (default 1000). */
+    pingIntervalMs?: number;
+    /** No byte from the server for this long: the connection is dead (default 3000). */
+    deadAfterMs?: number;
+    /** A request without a reply for this long rejects with `Timeout` (default 10000). */
+    requestTimeoutMs?: number;
+    /** The Garou handshake must complete within this (default 10000). */
+    handshakeTimeoutMs?: number;
+    /** Commands waiting to be sent (disconnected or paced), at most (default 1000); more reject with `QueueFull`. */
+    maxQueue?: number;
+    /** Commands per second sent at most (default 50). */
+    sendRate?: number;
+    /** Commands sent at once before `sendRate` applies (default 50). */
+    sendBurst?: number;
+    /** Requests awaiting their reply, at most (default 100). */
+    maxInFlight?: number;
 }
 
 export interface RoomInfo { name: string; kind: RoomKind; members: number; title: string }
@@ -50,7 +115,7 @@ export interface UploadInfo { id: string; url: string }
 /** What `history` resolves to: messages oldest first. */
 export interface HistoryPage { room: string; epoch: number; messages: StoredMessage[] }
 
-/** Everything the `on()` handler receives. */
+/** Everything the listeners receive. */
 export type GarouEvent =
 | { type: "message"; room: string; offset: number; id: number; author: number; nick: string; ts: number; text: string; attachment?: string }
 | { type: "edit"; room: string; offset: number; id: number; by: number; ts: number; text: string }
@@ -68,10 +133,41 @@ export type GarouEvent =
 | { type: "transport"; transport: TransportKind; fallback_reason?: string }
 | { type: "welcome"; message: string }
 | { type: "error"; code: string; message: string }
-| { type: "closed"; reason: string };
+| { type: "closed"; reason: string }
+| { type: "connecting"; attempt: number; url: string }
+| { type: "connected"; transport: TransportKind; url: string; attempt: number; reconnected: boolean }
+| { type: "disconnected"; reason: GarouErrorInfo; willReconnect: boolean }
+| { type: "reconnecting"; attempt: number; delayMs: number; lastError: GarouErrorInfo }
+| { type: "rejoined"; room: string; resumed: boolean; offset?: number; epoch?: number; error?: GarouErrorInfo };
 
-/** Handler given to `GarouClient.on`. */
+/** The `type` of every event. */
+export type GarouEventType = GarouEvent["type"];
+/** The event object of type `K`. */
+export type GarouEventOf<K extends GarouEventType> = GarouEvent extends infer E
+    ? E extends { type: infer T } ? (K extends T ? E : never) : never
+    : never;
+/** A listener for every event (`on(listener)`). */
 export type GarouEventHandler = (event: GarouEvent) => void;
+/** A listener for events of type `K` (`on(type, listener)`). */
+export type GarouEventListener<K extends GarouEventType> = (event: GarouEventOf<K>) => void;
+
+export interface GarouClient {
+    /**
+     * Add a listener: for every event (`on(listener)`) or for one type (`on("message",
+     * listener)`). Any number of listeners, called in the order they were added; adding the
+     * same function twice for the same type calls it twice. Events emitted before the
+     * first listener was added are kept and delivered, in a microtask, to the listeners
+     * added by then (so several `on()` calls in a row all see them).
+     */
+    on(listener: GarouEventHandler): void;
+    on<K extends GarouEventType>(type: K, listener: GarouEventListener<K>): void;
+    /** Like `on`, but the listener is removed after its first call. */
+    once(listener: GarouEventHandler): void;
+    once<K extends GarouEventType>(type: K, listener: GarouEventListener<K>): void;
+    /** Remove a listener added with `on` or `once` (the last one added, for duplicates). */
+    off(listener: GarouEventHandler): void;
+    off<K extends GarouEventType>(type: K, listener: GarouEventListener<K>): void;
+}
 
 
 
@@ -81,10 +177,10 @@ export type GarouEventHandler = (event: GarouEvent) => void;
 export class GarouClient {
     private constructor();
     free(): void;
-    [Symbol.dispose](): void;
     /**
-     * Close the connection. Outstanding requests reject with `Disconnected`, and a
-     * `closed` event follows.
+     * Close the client for good: no reconnect. Requests in flight reject with
+     * `Disconnected`, queued commands with `Closed`; `disconnected` (if connected) and
+     * `closed` events follow.
      */
     close(): void;
     /**
@@ -151,14 +247,14 @@ export class GarouClient {
      */
     moderate(room: string, nick: string, action: string, secs: number, reason: string): Promise<void>;
     /**
-     * Set the event handler (one at a time; a second call replaces the first). Events
-     * that arrived before the first handler was set are delivered to it at once.
-     */
-    on(handler: GarouEventHandler): void;
-    /**
      * Add (`add` true) or remove a reaction.
      */
     react(room: string, id: number, emoji: string, add: boolean): Promise<void>;
+    /**
+     * While waiting out a reconnect delay: attempt now (e.g. when the browser reports
+     * that it is online again). Does nothing in any other state.
+     */
+    reconnectNow(): void;
     /**
      * Set a room's display title.
      */
@@ -177,19 +273,31 @@ export class GarouClient {
      */
     typing(room: string): void;
     /**
-     * Our current nick.
+     * Our current nick (the last known one while reconnecting).
      */
     readonly nick: string;
     /**
+     * Commands waiting to be sent (while disconnected, or paced).
+     */
+    readonly queued: number;
+    /**
+     * Where the client is: "connecting", "connected", "reconnecting" or "closed".
+     */
+    readonly state: ConnectionState;
+    /**
      * This session's ticket for the gateway's HTTP uploads and downloads
      * (`/api/uploads?ticket=`, `/api/uploads/{id}?ticket=`), valid while the connection
-     * lives; empty until the server's welcome arrived (right after `connect`).
+     * lives (a reconnect brings a new one); empty until the server's welcome arrived.
      */
     readonly ticket: string;
     /**
-     * The transport in use.
+     * The transport in use (of the last connection while reconnecting).
      */
     readonly transport: TransportKind;
+    /**
+     * The gateway origin of the current (or last) connection.
+     */
+    readonly url: string;
     /**
      * Our user id.
      */
@@ -218,23 +326,29 @@ export interface InitOutput {
     readonly garouclient_markRead: (a: number, b: number, c: number, d: number) => void;
     readonly garouclient_moderate: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number) => any;
     readonly garouclient_nick: (a: number) => [number, number];
-    readonly garouclient_on: (a: number, b: any) => void;
+    readonly garouclient_off: (a: number, b: any, c: number) => [number, number];
+    readonly garouclient_on: (a: number, b: any, c: number) => [number, number];
+    readonly garouclient_once: (a: number, b: any, c: number) => [number, number];
+    readonly garouclient_queued: (a: number) => number;
     readonly garouclient_react: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
+    readonly garouclient_reconnectNow: (a: number) => void;
     readonly garouclient_renameRoom: (a: number, b: number, c: number, d: number, e: number) => any;
     readonly garouclient_send: (a: number, b: number, c: number, d: number, e: number, f: number, g: number) => any;
     readonly garouclient_setNick: (a: number, b: number, c: number) => any;
+    readonly garouclient_state: (a: number) => [number, number];
     readonly garouclient_ticket: (a: number) => [number, number];
     readonly garouclient_transport: (a: number) => [number, number];
     readonly garouclient_typing: (a: number, b: number, c: number) => void;
+    readonly garouclient_url: (a: number) => [number, number];
     readonly garouclient_userId: (a: number) => number;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined___js_sys_f2248913486b8f06___Function_fn_wasm_bindgen_177a629aab31bcb6___JsValue_____wasm_bindgen_177a629aab31bcb6___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__32: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__33: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__38: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__39: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__30: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__31: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__36: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__37: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_: (a: number, b: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;

@@ -1,4 +1,6 @@
 /* @ts-self-types="./garou_wasm_client.d.ts" */
+import { garouError } from './snippets/garou-wasm-client-87a56fb6e2fa2073/inline0.js';
+
 
 /**
  * A connection to a Garou gateway. Create it with `GarouClient.connect(options)`.
@@ -21,8 +23,9 @@ export class GarouClient {
         wasm.__wbg_garouclient_free(ptr, 0);
     }
     /**
-     * Close the connection. Outstanding requests reject with `Disconnected`, and a
-     * `closed` event follows.
+     * Close the client for good: no reconnect. Requests in flight reject with
+     * `Disconnected`, queued commands with `Closed`; `disconnected` (if connected) and
+     * `closed` events follow.
      */
     close() {
         wasm.garouclient_close(this.__wbg_ptr);
@@ -256,7 +259,7 @@ export class GarouClient {
         return ret;
     }
     /**
-     * Our current nick.
+     * Our current nick (the last known one while reconnecting).
      * @returns {string}
      */
     get nick() {
@@ -272,12 +275,47 @@ export class GarouClient {
         }
     }
     /**
-     * Set the event handler (one at a time; a second call replaces the first). Events
-     * that arrived before the first handler was set are delivered to it at once.
-     * @param {GarouEventHandler} handler
+     * Remove a listener added with `on` or `once`.
+     * @param {any} a
+     * @param {Function | null} [b]
      */
-    on(handler) {
-        wasm.garouclient_on(this.__wbg_ptr, handler);
+    off(a, b) {
+        const ret = wasm.garouclient_off(this.__wbg_ptr, a, isLikeNone(b) ? 0 : addToExternrefTable0(b));
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Add a listener: `on(listener)` for every event, `on(type, listener)` for one type.
+     * Events emitted before the first listener was added are delivered in a microtask
+     * to the listeners added by then.
+     * @param {any} a
+     * @param {Function | null} [b]
+     */
+    on(a, b) {
+        const ret = wasm.garouclient_on(this.__wbg_ptr, a, isLikeNone(b) ? 0 : addToExternrefTable0(b));
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Like `on`, for one call only.
+     * @param {any} a
+     * @param {Function | null} [b]
+     */
+    once(a, b) {
+        const ret = wasm.garouclient_once(this.__wbg_ptr, a, isLikeNone(b) ? 0 : addToExternrefTable0(b));
+        if (ret[1]) {
+            throw takeFromExternrefTable0(ret[0]);
+        }
+    }
+    /**
+     * Commands waiting to be sent (while disconnected, or paced).
+     * @returns {number}
+     */
+    get queued() {
+        const ret = wasm.garouclient_queued(this.__wbg_ptr);
+        return ret >>> 0;
     }
     /**
      * Add (`add` true) or remove a reaction.
@@ -303,6 +341,13 @@ export class GarouClient {
         }
         const ret = wasm.garouclient_react(this.__wbg_ptr, ptr0, len0, val3, ptr1, len1, val4);
         return ret;
+    }
+    /**
+     * While waiting out a reconnect delay: attempt now (e.g. when the browser reports
+     * that it is online again). Does nothing in any other state.
+     */
+    reconnectNow() {
+        wasm.garouclient_reconnectNow(this.__wbg_ptr);
     }
     /**
      * Set a room's display title.
@@ -363,9 +408,25 @@ export class GarouClient {
         return ret;
     }
     /**
+     * Where the client is: "connecting", "connected", "reconnecting" or "closed".
+     * @returns {ConnectionState}
+     */
+    get state() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.garouclient_state(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
      * This session's ticket for the gateway's HTTP uploads and downloads
      * (`/api/uploads?ticket=`, `/api/uploads/{id}?ticket=`), valid while the connection
-     * lives; empty until the server's welcome arrived (right after `connect`).
+     * lives (a reconnect brings a new one); empty until the server's welcome arrived.
      * @returns {string}
      */
     get ticket() {
@@ -381,7 +442,7 @@ export class GarouClient {
         }
     }
     /**
-     * The transport in use.
+     * The transport in use (of the last connection while reconnecting).
      * @returns {TransportKind}
      */
     get transport() {
@@ -404,6 +465,22 @@ export class GarouClient {
         const ptr0 = passStringToWasm0(room, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         wasm.garouclient_typing(this.__wbg_ptr, ptr0, len0);
+    }
+    /**
+     * The gateway origin of the current (or last) connection.
+     * @returns {string}
+     */
+    get url() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.garouclient_url(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
     }
     /**
      * Our user id.
@@ -460,6 +537,10 @@ function __wbg_get_imports() {
         },
         __wbg___wbindgen_is_undefined_be5b34249ff1fc15: function(arg0) {
             const ret = arg0 === undefined;
+            return ret;
+        },
+        __wbg___wbindgen_jsval_eq_38d7bfbe4cc84039: function(arg0, arg1) {
+            const ret = arg0 === arg1;
             return ret;
         },
         __wbg___wbindgen_jsval_loose_eq_b2f214e2e4b30e36: function(arg0, arg1) {
@@ -530,11 +611,19 @@ function __wbg_get_imports() {
             const ret = arg0.datagrams;
             return ret;
         },
+        __wbg_done_57e08d0be6e30c02: function(arg0) {
+            const ret = arg0.done;
+            return ret;
+        },
         __wbg_error_9b95f63d905893d2: function(arg0, arg1) {
             console.error(arg0, arg1);
         },
-        __wbg_fetch_15ca2871c9144208: function(arg0, arg1) {
-            const ret = fetch(getStringFromWasm0(arg0, arg1));
+        __wbg_fetch_dd3e9b306d6951ad: function(arg0, arg1, arg2) {
+            const ret = fetch(getStringFromWasm0(arg0, arg1), arg2);
+            return ret;
+        },
+        __wbg_garouError_b7098c88be5037bc: function(arg0, arg1, arg2, arg3) {
+            const ret = garouError(getStringFromWasm0(arg0, arg1), getStringFromWasm0(arg2, arg3));
             return ret;
         },
         __wbg_garouclient_new: function(arg0) {
@@ -553,6 +642,10 @@ function __wbg_get_imports() {
             const ret = Reflect.get(arg0, arg1);
             return ret;
         }, arguments); },
+        __wbg_get_635eea311fa1a291: function() { return handleError(function (arg0, arg1) {
+            const ret = Reflect.get(arg0, arg1);
+            return ret;
+        }, arguments); },
         __wbg_get_close_code_bd1f91ab79ba4b46: function(arg0) {
             const ret = arg0.closeCode;
             return isLikeNone(ret) ? Number.MAX_SAFE_INTEGER : (ret) >>> 0;
@@ -563,6 +656,10 @@ function __wbg_get_imports() {
             var len1 = WASM_VECTOR_LEN;
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
             getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
+        },
+        __wbg_get_unchecked_e6325ad374eff861: function(arg0, arg1) {
+            const ret = arg0[arg1 >>> 0];
+            return ret;
         },
         __wbg_get_with_ref_key_fc601247060b7204: function(arg0, arg1) {
             const ret = arg0[arg1];
@@ -612,11 +709,23 @@ function __wbg_get_imports() {
             const ret = result;
             return ret;
         },
+        __wbg_isArray_bcf1376d0d732d08: function(arg0) {
+            const ret = Array.isArray(arg0);
+            return ret;
+        },
+        __wbg_iterator_e4c5e8f68ada7b58: function() {
+            const ret = Symbol.iterator;
+            return ret;
+        },
         __wbg_json_8d1f3da8fcd11229: function() { return handleError(function (arg0) {
             const ret = arg0.json();
             return ret;
         }, arguments); },
         __wbg_length_186163212ffe79c3: function(arg0) {
+            const ret = arg0.length;
+            return ret;
+        },
+        __wbg_length_b03a0fabb109b1e9: function(arg0) {
             const ret = arg0.length;
             return ret;
         },
@@ -694,6 +803,14 @@ function __wbg_get_imports() {
         },
         __wbg_new_with_options_2b7d4e52be27db43: function() { return handleError(function (arg0, arg1, arg2) {
             const ret = new WebTransport(getStringFromWasm0(arg0, arg1), arg2);
+            return ret;
+        }, arguments); },
+        __wbg_next_178c1651c11432b3: function(arg0) {
+            const ret = arg0.next;
+            return ret;
+        },
+        __wbg_next_af5ac6a08bb0a717: function() { return handleError(function (arg0) {
+            const ret = arg0.next();
             return ret;
         }, arguments); },
         __wbg_now_043d245551b22f9c: function(arg0) {
@@ -844,6 +961,10 @@ function __wbg_get_imports() {
             const ret = arg0.then(arg1);
             return ret;
         },
+        __wbg_value_e0f328965e184931: function(arg0) {
+            const ret = arg0.value;
+            return ret;
+        },
         __wbg_warn_42702744b2284b6f: function(arg0, arg1) {
             console.warn(arg0, arg1);
         },
@@ -860,42 +981,42 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 104, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 135, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 15, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 16, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 15, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__30);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 15, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__36);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__31);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 15, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__37);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportBidirectionalStream")], shim_idx: 15, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__32);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportBidirectionalStream")], shim_idx: 16, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__38);
             return ret;
         },
         __wbindgen_generic_0000000000000007: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportSendStream")], shim_idx: 15, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__33);
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("WebTransportSendStream")], shim_idx: 16, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__39);
             return ret;
         },
         __wbindgen_generic_0000000000000008: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 13, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 14, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke_______true_);
             return ret;
         },
@@ -932,12 +1053,12 @@ function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_
     wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true_(arg0, arg1, arg2);
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__30(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__30(arg0, arg1, arg2);
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__36(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__36(arg0, arg1, arg2);
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__31(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__31(arg0, arg1, arg2);
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__37(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_CloseEvent__CloseEvent______true__37(arg0, arg1, arg2);
 }
 
 function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___wasm_bindgen_177a629aab31bcb6___JsValue__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true_(arg0, arg1, arg2) {
@@ -954,15 +1075,15 @@ function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_
     }
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__32(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__32(arg0, arg1, arg2);
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__38(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__38(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
 }
 
-function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__33(arg0, arg1, arg2) {
-    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__33(arg0, arg1, arg2);
+function wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__39(arg0, arg1, arg2) {
+    const ret = wasm.wasm_bindgen_177a629aab31bcb6___convert__closures_____invoke___web_sys_6280971fd6e68042___features__gen_WebTransportCloseInfo__WebTransportCloseInfo__core_9369f11bc16453f___result__Result_____wasm_bindgen_177a629aab31bcb6___JsError___true__39(arg0, arg1, arg2);
     if (ret[1]) {
         throw takeFromExternrefTable0(ret[0]);
     }
@@ -1300,3 +1421,5 @@ async function __wbg_init_once(module_or_path) {
 }
 
 export { initSync, __wbg_init as default };
+
+export { GarouError } from "./snippets/garou-wasm-client-87a56fb6e2fa2073/inline0.js";

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod recovery;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]

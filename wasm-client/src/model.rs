@@ -244,6 +244,60 @@ pub enum JsEvent {
     Closed {
         reason: String,
     },
+    /// A connection attempt starts (the first one, or a reconnect).
+    Connecting {
+        attempt: u32,
+        url: String,
+    },
+    /// The session is ready (again): `reconnected` after a lost connection.
+    Connected {
+        transport: &'static str,
+        url: String,
+        attempt: u32,
+        reconnected: bool,
+    },
+    /// The connection was lost (or closed): `willReconnect` unless it was terminal.
+    Disconnected {
+        reason: JsErrorInfo,
+        #[serde(rename = "willReconnect")]
+        will_reconnect: bool,
+    },
+    /// The next attempt starts after `delayMs`.
+    Reconnecting {
+        attempt: u32,
+        #[serde(rename = "delayMs")]
+        delay_ms: u32,
+        #[serde(rename = "lastError")]
+        last_error: JsErrorInfo,
+    },
+    /// A room was joined again after a reconnect. `resumed`: the server replayed what was
+    /// missed (nothing lost); else reload the room's history. `error` if the rejoin failed.
+    Rejoined {
+        room: String,
+        resumed: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<JsErrorInfo>,
+    },
+}
+
+/// A typed error as events carry it (`GarouErrorInfo` in the TypeScript types).
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct JsErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+impl JsErrorInfo {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> JsErrorInfo {
+        JsErrorInfo {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// What the driver does with one session [`Event`].
@@ -562,8 +616,22 @@ pub fn map_event(ev: Event) -> Mapped {
             req,
             result: result.map(reply),
         },
-        // This client does not reconnect by itself, so it never resumes rooms.
-        Event::Rejoined { .. } => Mapped::Ignore,
+        Event::Rejoined { room, result } => Mapped::Event(match result {
+            Ok(info) => JsEvent::Rejoined {
+                room,
+                resumed: info.resumed,
+                offset: Some(n(info.offset)),
+                epoch: Some(n(info.epoch)),
+                error: None,
+            },
+            Err(f) => JsEvent::Rejoined {
+                room,
+                resumed: false,
+                offset: None,
+                epoch: None,
+                error: Some(JsErrorInfo::new(code_name(f.code), f.message)),
+            },
+        }),
         Event::Room { event, .. } => room_event(event).map_or(Mapped::Ignore, Mapped::Event),
         Event::Typing { room, user, nick } => Mapped::Event(JsEvent::Typing {
             room,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::model::TransportKind;
 
 /// `connect()` options, as given by JS (`ConnectOptions` in the TypeScript types).
-#[derive(Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Deserialize, Default, Clone, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ConnectOptions {
     /// Gateway HTTP origin, e.g. `http://127.0.0.1:8080`; default `location.origin`.
@@ -18,6 +18,24 @@ pub struct ConnectOptions {
     pub token: Option<String>,
     /// `"auto"` (default), `"webtransport"` or `"websocket"`.
     pub transport: Option<String>,
+    /// More gateway origins, tried in turn after `url` when reconnecting.
+    pub urls: Option<Vec<String>>,
+    /// Reconnect by itself after a lost connection (default true).
+    pub reconnect: Option<bool>,
+    /// Where to fetch the WebTransport certificate hash (default `<url>/cert-hash`).
+    pub cert_hash_url: Option<String>,
+    /// A pinned certificate hash: a gateway reporting another one is refused.
+    pub cert_hash: Option<String>,
+    pub backoff_initial_ms: Option<f64>,
+    pub backoff_max_ms: Option<f64>,
+    pub ping_interval_ms: Option<f64>,
+    pub dead_after_ms: Option<f64>,
+    pub request_timeout_ms: Option<f64>,
+    pub handshake_timeout_ms: Option<f64>,
+    pub max_queue: Option<f64>,
+    pub send_rate: Option<f64>,
+    pub send_burst: Option<f64>,
+    pub max_in_flight: Option<f64>,
 }
 
 impl ConnectOptions {

@@ -13,7 +13,33 @@ extern "C" {
     #[wasm_bindgen(js_name = clearTimeout)]
     pub(crate) fn clear_timeout(id: &JsValue);
     #[wasm_bindgen(js_name = fetch)]
-    pub(crate) fn fetch(url: &str) -> Promise;
+    fn fetch_with(url: &str, init: &JsValue) -> Promise;
+}
+
+// The error class every rejected promise carries. It lives in JS (a Rust type cannot
+// extend `Error`); scripts/build-wasm.sh re-exports it from the package entry point.
+#[wasm_bindgen(inline_js = "export class GarouError extends Error {
+  constructor(code, reason) {
+    super(code + ': ' + reason);
+    this.name = 'GarouError';
+    this.code = code;
+    this.reason = reason;
+  }
+}
+export function garouError(code, reason) {
+  return new GarouError(code, reason);
+}
+")]
+extern "C" {
+    #[wasm_bindgen(js_name = garouError)]
+    fn garou_error(code: &str, reason: &str) -> JsValue;
+}
+
+/// `fetch(url, {cache: "no-store"})`: a certificate hash must never come from a cache.
+pub(crate) fn fetch(url: &str) -> Promise {
+    let init = js_sys::Object::new();
+    let _ = Reflect::set(&init, &JsValue::from_str("cache"), &JsValue::from_str("no-store"));
+    fetch_with(url, &init)
 }
 
 fn global_get(name: &str) -> JsValue {
@@ -95,12 +121,10 @@ pub(crate) fn describe(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// The `Error` a rejected promise carries: message `"<Code>: <message>"`, plus a `code`
-/// property with the code name.
+/// The `GarouError` a rejected promise carries: message `"<Code>: <message>"`, `code`
+/// the code name, `reason` the message alone.
 pub(crate) fn error(code: &str, message: &str) -> JsValue {
-    let e = js_sys::Error::new(&format!("{code}: {message}"));
-    let _ = Reflect::set(&e, &JsValue::from_str("code"), &JsValue::from_str(code));
-    e.into()
+    garou_error(code, message)
 }
 
 /// Truncate `s` to at most `max` bytes at a char boundary (close reasons are capped).

@@ -13,7 +13,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use super::js::{describe, truncate, with_timeout};
-use super::{Inner, Input};
+use super::{Input, Sink};
 use crate::wire::{lane_tag, WsDemux, WsInput};
 
 pub(crate) struct WsLink {
@@ -27,7 +27,7 @@ pub(crate) struct WsLink {
 type Opening = Rc<RefCell<Option<(Function, Function)>>>;
 
 /// Open `url` and wait (at most `timeout_ms`) until it is open.
-pub(crate) async fn connect(url: &str, inner: &Rc<Inner>, timeout_ms: u32) -> Result<WsLink, String> {
+pub(crate) async fn connect(url: &str, inner: &Sink, timeout_ms: u32) -> Result<WsLink, String> {
     let ws = WebSocket::new(url).map_err(|e| format!("new WebSocket({url}): {}", describe(&e)))?;
     ws.set_binary_type(BinaryType::Arraybuffer);
 

@@ -18,7 +18,7 @@ use web_sys::{
 };
 
 use super::js::{describe, fetch, truncate, with_timeout, Clock};
-use super::{Inner, Input};
+use super::{Input, Sink};
 use crate::wire::{endpoint, parse_sha256_hex, CertHash};
 
 enum Uni {
@@ -36,7 +36,7 @@ pub(crate) struct WtLink {
     uni: Rc<RefCell<HashMap<Lane, Uni>>>,
     /// Reports from the readers and the `closed` watcher reach the session only while set.
     live: Rc<Cell<bool>>,
-    inner: Rc<Inner>,
+    inner: Sink,
 }
 
 /// Queue a write; the writer keeps writes in order. A failed write means the stream or
@@ -71,6 +71,22 @@ struct OpenError {
     message: String,
     raw: JsValue,
     handshake: bool,
+    /// The gateway reports a certificate other than the pinned one.
+    mismatch: bool,
+}
+
+/// Where the certificate hash comes from: `url` (default `<origin>/cert-hash`), fetched
+/// before every attempt, and an optional pinned hash it must equal.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CertSource {
+    pub(crate) url: Option<String>,
+    pub(crate) pin: Option<String>,
+}
+
+/// Why `connect` failed; `mismatch`: the certificate is not the pinned one (terminal).
+pub(crate) struct WtError {
+    pub(crate) message: String,
+    pub(crate) mismatch: bool,
 }
 
 impl OpenError {
@@ -79,6 +95,7 @@ impl OpenError {
             message,
             raw: JsValue::UNDEFINED,
             handshake: false,
+            mismatch: false,
         }
     }
     fn js(message: String, raw: JsValue) -> OpenError {
@@ -86,16 +103,22 @@ impl OpenError {
             message,
             raw,
             handshake: false,
+            mismatch: false,
         }
     }
 }
 
 /// Fetch `/cert-hash`, open the session (all within `budget_ms`), open the control stream
 /// and start the readers. On failure the cause is logged with `console.warn`.
-pub(crate) async fn connect(origin: &str, inner: &Rc<Inner>, budget_ms: u32) -> Result<WtLink, String> {
+pub(crate) async fn connect(
+    origin: &str,
+    cert_source: &CertSource,
+    inner: &Sink,
+    budget_ms: u32,
+) -> Result<WtLink, WtError> {
     let clock = Clock::new();
     let t0 = clock.now_ms();
-    let result = open(origin, inner, budget_ms, &clock).await;
+    let result = open(origin, cert_source, inner, budget_ms, &clock).await;
     if let Err(e) = &result {
         let elapsed = clock.now_ms().saturating_sub(t0);
         let mut text = format!("garou: WebTransport failed after {elapsed} ms: {}", e.message);
@@ -110,14 +133,26 @@ pub(crate) async fn connect(origin: &str, inner: &Rc<Inner>, budget_ms: u32) -> 
         }
         web_sys::console::warn_2(&JsValue::from_str(&text), &e.raw);
     }
-    result.map_err(|e| e.message)
+    result.map_err(|e| WtError {
+        message: e.message,
+        mismatch: e.mismatch,
+    })
 }
 
-async fn open(origin: &str, inner: &Rc<Inner>, budget_ms: u32, clock: &Clock) -> Result<WtLink, OpenError> {
+async fn open(
+    origin: &str,
+    cert_source: &CertSource,
+    inner: &Sink,
+    budget_ms: u32,
+    clock: &Clock,
+) -> Result<WtLink, OpenError> {
     let t0 = clock.now_ms();
     let plain = OpenError::plain;
 
-    let cert_url = endpoint(origin, "/cert-hash").map_err(plain)?;
+    let cert_url = match &cert_source.url {
+        Some(u) => u.clone(),
+        None => endpoint(origin, "/cert-hash").map_err(plain)?,
+    };
     let timeout = format!("GET {cert_url} timed out after {budget_ms} ms");
     let resp = JsFuture::from(with_timeout(&fetch(&cert_url), budget_ms, &timeout))
         .await
@@ -135,6 +170,17 @@ async fn open(origin: &str, inner: &Rc<Inner>, budget_ms: u32, clock: &Clock) ->
     let cert: CertHash = serde_wasm_bindgen::from_value(json)
         .map_err(|e| plain(format!("GET {cert_url}: unexpected JSON: {e}")))?;
     let hash = parse_sha256_hex(&cert.sha256).map_err(plain)?;
+    if let Some(pin) = &cert_source.pin {
+        if parse_sha256_hex(pin).map_err(plain)? != hash {
+            return Err(OpenError {
+                mismatch: true,
+                ..plain(format!(
+                    "GET {cert_url}: the gateway's certificate (sha-256 {}) is not the pinned one ({pin})",
+                    cert.sha256
+                ))
+            });
+        }
+    }
 
     let h = WebTransportHash::new();
     h.set_algorithm("sha-256");
@@ -172,6 +218,7 @@ async fn open(origin: &str, inner: &Rc<Inner>, budget_ms: u32, clock: &Clock) ->
             message: format!("WebTransport {url} (sha-256 {sha}): {}", describe(&e)),
             raw: e,
             handshake: true,
+            mismatch: false,
         });
     }
     let bidi = match JsFuture::from(wt.create_bidirectional_stream()).await {
@@ -335,7 +382,7 @@ impl WtLink {
     }
 }
 
-async fn open_uni(wt: WebTransport, lane: Lane, map: Rc<RefCell<HashMap<Lane, Uni>>>, inner: Rc<Inner>) {
+async fn open_uni(wt: WebTransport, lane: Lane, map: Rc<RefCell<HashMap<Lane, Uni>>>, inner: Sink) {
     let writer = JsFuture::from(wt.create_unidirectional_stream())
         .await
         .and_then(|s| s.get_writer());
