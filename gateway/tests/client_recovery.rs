@@ -23,7 +23,7 @@ use tokio::time::{timeout, Instant};
 /// Every text of `room`'s history, oldest first, read through the client.
 async fn all_texts(client: &garou_client::Client, room: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut after = None;
+    let mut after = Some(0); // oldest first
     loop {
         let page = timeout(WAIT, client.history(room, None, after, 1000))
             .await
@@ -209,6 +209,28 @@ async fn a_gateway_crash_and_restart_under_a_50_per_second_bot_loses_and_duplica
 
 // ------------------------------------------------------------------ certificate pin
 
+/// A gateway on `addr` (the port a stopped one used) with data in `data`, once the port
+/// is free again.
+async fn restart_on(addr: std::net::SocketAddr, data: Option<std::path::PathBuf>) -> Gateway {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let cfg = garou_gateway::config::ServerConfig {
+            quic: addr,
+            http: "127.0.0.1:0".parse().unwrap(),
+            data: data.clone().unwrap_or_else(|| tempfile::tempdir().unwrap().keep()),
+            ..Default::default()
+        };
+        match Gateway::start(cfg).await {
+            Ok(gw) => return gw,
+            Err(e) if Instant::now() < deadline => {
+                println!("restart: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("gateway restarts: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_certificate_pin_mismatch_is_a_typed_terminal_error() {
     let gw = gateway(|_| {}).await;
@@ -228,7 +250,7 @@ async fn a_certificate_pin_mismatch_is_a_typed_terminal_error() {
     c.join("r").await.unwrap();
     let (addr, pin) = (gw.quic_addr, gw.cert_sha256);
     gw.shutdown().await;
-    let gw2 = gateway(|cfg| cfg.quic = addr).await;
+    let gw2 = restart_on(addr, None).await;
     assert_ne!(gw2.cert_sha256, pin, "a new self-signed certificate");
     let error = wait_update(&mut events, |u| match u {
         Update::Stopped { error } => Some(error),
@@ -389,12 +411,7 @@ async fn an_upload_interrupted_by_a_gateway_restart_resumes_where_it_stopped() {
         .expect("a MiB goes out")
         .unwrap();
     gw.shutdown().await;
-    let dir = data_dir.clone();
-    let gw = gateway(move |cfg| {
-        cfg.quic = addr;
-        cfg.data = dir;
-    })
-    .await;
+    let gw = restart_on(addr, Some(data_dir.clone())).await;
     let done = timeout(Duration::from_secs(60), up)
         .await
         .expect("upload in time")
