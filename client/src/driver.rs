@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use garou_protocol::client::CONTROL;
 use garou_protocol::{
-    ClientConfig, ClientSession, Credentials, Decoder, ErrorCode, Event, Failure, Lane, ReqId,
-    ResumeState, SessionError, Transmit,
+    ClientConfig, ClientSession, Credentials, Decoder, ErrorCode, Event, Failure, Lane, ReqId, ResumeState,
+    SessionError, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
@@ -241,7 +241,8 @@ impl Driver {
                         } else {
                             debug!(server = %self.opts.servers[i], "connect failed: {error}");
                         }
-                        let (terminal, refused) = (error.is_terminal(), matches!(error, ClientError::Refused(_)));
+                        let (terminal, refused) =
+                            (error.is_terminal(), matches!(error, ClientError::Refused(_)));
                         last = Some(error);
                         if terminal || notify.as_ref().is_none_or(|n| n.is_closed()) {
                             round = u32::MAX;
@@ -364,7 +365,11 @@ impl Driver {
             return;
         };
         let now = Instant::now();
-        while self.offline.front().is_some_and(|(_, _, at)| now.duration_since(*at) >= limit) {
+        while self
+            .offline
+            .front()
+            .is_some_and(|(_, _, at)| now.duration_since(*at) >= limit)
+        {
             if let Some((_, tx, _)) = self.offline.pop_front() {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
@@ -783,7 +788,11 @@ impl Driver {
                 Event::Throttled { retry_after_ms } => {
                     let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
                     pacer.throttled(Duration::from_millis(u64::from(retry_after_ms)), Instant::now());
-                    warn!(retry_after_ms, rate = pacer.rate(), "throttled by the server: pacing slower");
+                    warn!(
+                        retry_after_ms,
+                        rate = pacer.rate(),
+                        "throttled by the server: pacing slower"
+                    );
                     drop(pacer);
                     self.push(ClientEvent::Session(ev));
                 }
@@ -847,7 +856,12 @@ impl Driver {
             self.on_command(c, cmd);
         }
         let flush_all = async {
-            while let Some(t) = c.stalled.take().map(|st| st.t).or_else(|| c.session.poll_transmit()) {
+            while let Some(t) = c
+                .stalled
+                .take()
+                .map(|st| st.t)
+                .or_else(|| c.session.poll_transmit())
+            {
                 match t.lane {
                     Lane::Datagram => c.link.send_datagram(t.data),
                     lane => {

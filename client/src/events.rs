@@ -80,7 +80,9 @@ impl Item {
     fn raw(self) -> ClientEvent {
         match self {
             Item::Event(e) => e,
-            Item::Disconnected(e) => ClientEvent::Disconnected { reason: e.to_string() },
+            Item::Disconnected(e) => ClientEvent::Disconnected {
+                reason: e.to_string(),
+            },
             Item::Reconnecting { attempt, delay, .. } => ClientEvent::Reconnecting { attempt, delay },
             Item::Stopped(e) => ClientEvent::Disconnected {
                 reason: format!("stopped for good: {e}"),
@@ -120,7 +122,15 @@ impl Item {
             Item::Event(ClientEvent::Reconnected { .. }) => Update::Reconnected,
             Item::Event(other) => Update::Other(other),
             Item::Disconnected(error) => Update::Disconnected { error },
-            Item::Reconnecting { attempt, delay, error } => Update::Reconnecting { attempt, delay, error },
+            Item::Reconnecting {
+                attempt,
+                delay,
+                error,
+            } => Update::Reconnecting {
+                attempt,
+                delay,
+                error,
+            },
             Item::Stopped(error) => Update::Stopped { error },
         }
     }

@@ -111,7 +111,11 @@ impl Op {
             Op::Join(room) => s.join(room, now),
             Op::CreateRoom(room, kind) => s.create_room(room, *kind, now),
             Op::Leave(room) => s.leave(room, now),
-            Op::Send { room, text, attachment } => s.send_with_attachment(room, text, attachment.as_deref(), now),
+            Op::Send {
+                room,
+                text,
+                attachment,
+            } => s.send_with_attachment(room, text, attachment.as_deref(), now),
             Op::Direct { to, text } => s.direct(to, text, now),
             Op::Edit { room, id, text } => s.edit(room, *id, text, now),
             Op::Delete { room, id } => s.delete(room, *id, now),
@@ -333,7 +337,11 @@ impl Client {
     /// did; [`Events`](crate::Events) also reports it
     /// ([`Update::Stopped`](crate::Update::Stopped)).
     pub fn stopped(&self) -> Option<ClientError> {
-        self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Send a direct message to a user by nick; `Sent::room` is the direct room. Kept and
@@ -597,7 +605,12 @@ impl<T> Request<T> {
             Ok(()) => PendingState::Waiting(rx),
             // The driver is gone: closed, or stopped on a terminal error.
             Err(_) => {
-                let stopped = self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let stopped = self
+                    .shared
+                    .stopped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 PendingState::Failed(Some(stopped.unwrap_or(ClientError::Closed)))
             }
         };

@@ -153,11 +153,15 @@ impl ClientOptions {
         }
         if let Some(r) = &self.rate {
             if !(r.per_sec.is_finite() && r.per_sec > 0.0) || r.burst == 0 {
-                return Err(ClientError::Config("rate: need per_sec > 0 and burst >= 1".into()));
+                return Err(ClientError::Config(
+                    "rate: need per_sec > 0 and burst >= 1".into(),
+                ));
             }
         }
         if self.connect_retry.attempts == 0 {
-            return Err(ClientError::Config("connect_retry.attempts must be at least 1".into()));
+            return Err(ClientError::Config(
+                "connect_retry.attempts must be at least 1".into(),
+            ));
         }
         Ok(())
     }

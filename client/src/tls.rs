@@ -138,7 +138,10 @@ pub(crate) fn build(
 /// give up on a silent path after `idle_timeout` (a gateway that died without closing,
 /// e.g. killed, is noticed that fast and the client reconnects), allow datagrams (typing,
 /// presence), and let the server open enough uni streams for its shards plus hot rooms.
-fn transport_config(keep_alive: Duration, idle_timeout: Duration) -> Result<quinn::TransportConfig, ClientError> {
+fn transport_config(
+    keep_alive: Duration,
+    idle_timeout: Duration,
+) -> Result<quinn::TransportConfig, ClientError> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(keep_alive));
     let idle = quinn::IdleTimeout::try_from(idle_timeout)
@@ -170,8 +173,9 @@ impl ServerCertVerifier for Recording {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
         if let Err(e) = &r {
             let hash = hex::encode(cert_hash(end_entity.as_ref()));
-            self.failures
-                .record(format!("certificate rejected ({e}); the server presented sha256 {hash}"));
+            self.failures.record(format!(
+                "certificate rejected ({e}); the server presented sha256 {hash}"
+            ));
         }
         r
     }

@@ -130,7 +130,9 @@ impl UploadJob {
         done: oneshot::Sender<Result<Uploaded, ClientError>>,
     ) -> Result<UploadJob, (ClientError, oneshot::Sender<Result<Uploaded, ClientError>>)> {
         let described = match &source {
-            UploadSource::Bytes { name, data } => Ok((name.clone(), data.len() as u64, Sha256::digest(data).into())),
+            UploadSource::Bytes { name, data } => {
+                Ok((name.clone(), data.len() as u64, Sha256::digest(data).into()))
+            }
             UploadSource::File(path) => hash_file(path).await,
         };
         match described {
@@ -174,7 +176,11 @@ async fn hash_file(path: &std::path::Path) -> Result<(String, u64, [u8; 32]), Cl
 }
 
 /// The bytes of `source` at `offset`, at most `CHUNK` of them.
-pub(crate) async fn read_chunk(source: &UploadSource, offset: u64, size: u64) -> Result<Vec<u8>, ClientError> {
+pub(crate) async fn read_chunk(
+    source: &UploadSource,
+    offset: u64,
+    size: u64,
+) -> Result<Vec<u8>, ClientError> {
     let len = (size.saturating_sub(offset)).min(CHUNK as u64) as usize;
     match source {
         UploadSource::Bytes { data, .. } => {

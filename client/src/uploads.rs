@@ -38,7 +38,10 @@ enum State {
     /// Needs an `UploadStart` on the next ready session.
     Queued,
     Starting(ReqId),
-    Sending { upload: String, task: JoinHandle<()> },
+    Sending {
+        upload: String,
+        task: JoinHandle<()>,
+    },
     Completing(ReqId),
 }
 
@@ -268,17 +271,16 @@ impl Uploads {
         let Some((key, generation, result)) = done else {
             return Ok(());
         };
-        let Some(i) = self
-            .jobs
-            .iter()
-            .position(|j| j.key == key && j.generation == generation && matches!(j.state, State::Sending { .. }))
-        else {
+        let Some(i) = self.jobs.iter().position(|j| {
+            j.key == key && j.generation == generation && matches!(j.state, State::Sending { .. })
+        }) else {
             return Ok(()); // an older connection's stream
         };
         match result {
             Ok(()) => {
                 let req = self.alloc_req();
-                let State::Sending { upload, .. } = std::mem::replace(&mut self.jobs[i].state, State::Completing(req))
+                let State::Sending { upload, .. } =
+                    std::mem::replace(&mut self.jobs[i].state, State::Completing(req))
                 else {
                     unreachable!("checked above")
                 };

@@ -60,7 +60,11 @@ async fn a_bot_sending_300_per_second_one_at_a_time_is_never_kicked() {
         gw.limits.stats.throttles.load(Ordering::Relaxed)
     );
     assert!(bot.is_connected());
-    assert_eq!(gw.limits.stats.rate_limited.load(Ordering::Relaxed), 0, "closed for its rate");
+    assert_eq!(
+        gw.limits.stats.rate_limited.load(Ordering::Relaxed),
+        0,
+        "closed for its rate"
+    );
     while let Some(ev) = events.try_next() {
         assert!(
             !matches!(ev, garou_client::ClientEvent::Disconnected { .. }),
@@ -96,24 +100,29 @@ fn spawn_server(data: &std::path::Path, quic: &str) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn garou serve");
+    let stderr = child.stderr.take();
+    // Owned (and killed on drop) before anything can fail.
+    let mut server = Server {
+        child,
+        quic: String::new(),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in BufReader::new(stderr.unwrap()).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    loop {
+    while server.quic.is_empty() {
         let line = rx.recv_timeout(WAIT).expect("gateway starts");
         if let Some(i) = line.find("quic_addr=") {
-            let quic = line[i + "quic_addr=".len()..]
+            server.quic = line[i + "quic_addr=".len()..]
                 .split_whitespace()
                 .next()
                 .unwrap()
                 .to_owned();
-            return Server { child, quic };
         }
     }
+    server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +226,9 @@ async fn restart_on(addr: std::net::SocketAddr, data: Option<std::path::PathBuf>
         let cfg = garou_gateway::config::ServerConfig {
             quic: addr,
             http: "127.0.0.1:0".parse().unwrap(),
-            data: data.clone().unwrap_or_else(|| tempfile::tempdir().unwrap().keep()),
+            data: data
+                .clone()
+                .unwrap_or_else(|| tempfile::tempdir().unwrap().keep()),
             ..Default::default()
         };
         match Gateway::start(cfg).await {
@@ -287,7 +298,9 @@ async fn wait_update<T>(events: &mut garou_client::Events, mut pick: impl FnMut(
 // ------------------------------------------------------------------ uploads
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// GET `path` from the gateway's HTTP side; the body.
@@ -337,7 +350,10 @@ async fn upload_and_attachment_round_trip() {
     let done = timeout(WAIT, up).await.expect("upload in time").expect("upload");
     assert_eq!(done.size, data.len() as u64);
     let p = *progress.borrow();
-    assert_eq!((p.sent, p.total, p.starts, p.resumed_from), (300_000, 300_000, 1, 0));
+    assert_eq!(
+        (p.sent, p.total, p.starts, p.resumed_from),
+        (300_000, 300_000, 1, 0)
+    );
     alice
         .send_with_attachment("files", "see attached", done.id.clone())
         .await
@@ -417,7 +433,10 @@ async fn an_upload_interrupted_by_a_gateway_restart_resumes_where_it_stopped() {
         .expect("upload in time")
         .expect("upload");
     let p = *progress.borrow();
-    println!("upload resumed at {} of {} bytes after {} starts", p.resumed_from, p.total, p.starts);
+    println!(
+        "upload resumed at {} of {} bytes after {} starts",
+        p.resumed_from, p.total, p.starts
+    );
     assert_eq!(p.starts, 2, "{p:?}");
     assert!(p.resumed_from > 0, "started over instead of resuming: {p:?}");
     assert_eq!(done.size, data.len() as u64);
@@ -425,6 +444,70 @@ async fn an_upload_interrupted_by_a_gateway_restart_resumes_where_it_stopped() {
     c.send_with_attachment("r", "big", done.id.clone()).await.unwrap();
     let got = http_get(&gw, &format!("{}?ticket={}", done.url, c.ticket())).await;
     assert!(got == data, "the resumed file is the original");
+    c.close().await;
+    gw.shutdown().await;
+}
+
+// ------------------------------------------------------------------ offline queue, connect retry
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_disconnected_wait_in_a_bounded_queue_and_go_out_after_the_reconnect() {
+    let gw = gateway(|_| {}).await;
+    let addr = gw.quic_addr;
+    let mut o = ClientOptions::with_nick(addr.to_string(), "q").trust(Trust::Insecure);
+    o.offline_queue = 5;
+    o.backoff_min = Duration::from_millis(200);
+    o.backoff_max = Duration::from_millis(500);
+    let (c, mut events) = connect(o).await.unwrap();
+    c.join("later").await.unwrap();
+    gw.shutdown().await;
+    wait_update(&mut events, |u| {
+        matches!(u, Update::Disconnected { .. }).then_some(())
+    })
+    .await;
+    let mut queued = Vec::new();
+    for i in 0..5 {
+        queued.push(c.send("later", format!("q{i}")).submit().await);
+    }
+    match c.send("later", "one too many").await {
+        Err(ClientError::QueueFull(5)) => {}
+        other => panic!("{other:?}"),
+    }
+    // Other requests are not queued: they say the client is disconnected.
+    assert_eq!(c.list_rooms().await.unwrap_err(), ClientError::Disconnected);
+    let gw = restart_on(addr, None).await;
+    for p in queued {
+        timeout(WAIT * 2, p)
+            .await
+            .expect("sent after the reconnect")
+            .unwrap();
+    }
+    let texts = all_texts(&c, "later").await;
+    assert_eq!(texts, ["q0", "q1", "q2", "q3", "q4"]);
+    c.close().await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn connect_retries_while_the_nick_is_still_taken() {
+    let gw = gateway(|_| {}).await;
+    let (old, _e) = client(&gw, "phoenix").await;
+    let retry = ConnectRetry {
+        attempts: 10,
+        max_elapsed: Duration::from_secs(30),
+    };
+    let mut o = options(&gw, "phoenix").connect_retry(retry);
+    o.backoff_min = Duration::from_millis(100);
+    o.backoff_max = Duration::from_millis(400);
+    let new = tokio::spawn(connect(o));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.close().await;
+    let (c, _events) = timeout(WAIT, new)
+        .await
+        .expect("connected in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.nick(), "phoenix");
     c.close().await;
     gw.shutdown().await;
 }
