@@ -13,8 +13,16 @@
 //! those messages with their original request and client ids. The reply channels of those
 //! sends are kept meanwhile ([`Carried`]): a send resolves with its original ack once a
 //! new session is up, or fails with `Disconnected` if none is ready within
-//! `request_timeout` of the disconnect (it is then dropped from the state, never sent
-//! again).
+//! `offline_timeout` (when set) of the disconnect (it is then dropped from the state,
+//! never sent again). Messages handed off while no session is ready wait in the bounded
+//! offline queue and are issued, in order, once one is.
+//!
+//! Pacing: every frame the server counts takes a token of the [`Pacer`] when it is moved
+//! to its lane; without one it waits (and no new command is taken meanwhile), so a
+//! request's timeout starts about when it can go out, and the burst of rejoins and
+//! re-sends after a reconnect goes out at the client's rate. A server `Throttle` pauses
+//! the pacer and halves its rate. Terminal errors (certificate, credentials, ban) stop
+//! the client: everything waiting fails with the error and the application is told.
 //!
 //! Backpressure, without any unbounded buffer: reading room streams and datagrams pauses
 //! as soon as an event waits for room in the channel; the control stream keeps being read

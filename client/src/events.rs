@@ -20,6 +20,9 @@ pub enum ClientEvent {
     /// The connection was lost (or could not be kept). Requests in flight failed with
     /// [`ClientError::Disconnected`](crate::ClientError::Disconnected), except sends, which
     /// wait to be re-sent by the next session (see [`Client::send`](crate::Client::send)).
+    /// When the client stops for good on a terminal error, a last `Disconnected` whose
+    /// reason starts with "stopped for good" says so before the stream ends
+    /// ([`Update::Stopped`] carries the typed error).
     Disconnected {
         /// Why, as text ([`Update::Disconnected`] carries the typed error).
         reason: String,
@@ -200,8 +203,9 @@ pub enum Update {
         error: Option<ClientError>,
     },
     /// The client stopped for good on a terminal error (a certificate that does not match
-    /// the pin, credentials refused, banned) or because reconnecting is disabled. Queued
-    /// messages failed with `error`; the stream ends after this.
+    /// the pin, credentials refused, banned). Queued messages failed with `error`; the
+    /// stream ends after this. (Without reconnecting, the stream simply ends after
+    /// [`Update::Disconnected`].)
     Stopped {
         /// Why.
         error: ClientError,

@@ -269,9 +269,10 @@ impl Client {
     /// the same client id so the server never stores it twice, as soon as the client has
     /// reconnected (after rejoining its rooms); the future then resolves with the
     /// original ack. It fails with [`ClientError::Disconnected`] (and is not sent again)
-    /// only if no new session is up within `request_timeout` of the disconnect (checked
-    /// between connection attempts), or when reconnecting is disabled. At most
-    /// 10,000 unacknowledged messages are kept this way; any beyond fail at a disconnect.
+    /// only when reconnecting is disabled, or when no new session is up within
+    /// [`ClientOptions::offline_timeout`](crate::ClientOptions::offline_timeout) if one is
+    /// set. At most 10,000 unacknowledged messages are kept this way; any beyond fail at a
+    /// disconnect.
     ///
     /// While no session is up (reconnecting, or the handshake still running) the message
     /// waits in a bounded queue ([`ClientOptions::offline_queue`](crate::ClientOptions::offline_queue))

@@ -25,9 +25,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! It also paces itself under the gateway's command rate (and honours its `Throttle`), so
+//! it is never closed for sending too fast; queues messages while no session is up;
+//! stops with a typed error where retrying cannot help (a certificate that does not match
+//! its pin, credentials refused); and uploads files resumably ([`Client::upload`]).
+//! [`Events::next_update`] gives the common events flat ([`Update`]).
+//!
 //! Modules: [`options`](ClientOptions) (settings), `tls` ([`Trust`]), `handle`
-//! ([`Client`], [`Request`], [`Pending`]), `events` ([`Events`]), `driver` (the task that
-//! owns the session), `link` (one QUIC connection and its I/O tasks), `backoff`.
+//! ([`Client`], [`Request`], [`Pending`]), `events` ([`Events`], [`Update`]), `driver`
+//! (the task that owns the session), `link` (one QUIC connection and its I/O tasks),
+//! `rate` (client-side pacing), `upload` / `uploads` (the upload API and its driver
+//! side), `backoff`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -93,8 +101,9 @@ pub enum ClientError {
     #[error("server error: {0}")]
     Failure(Failure),
     /// The connection was lost before the reply came; the request may or may not have
-    /// taken effect. Also returned for requests made while reconnecting, and for sends
-    /// that could not be re-sent in time (see [`Client::send`]).
+    /// taken effect. Also returned for requests other than messages made while
+    /// reconnecting (messages wait in the offline queue), and for messages that could not
+    /// be re-sent (reconnecting disabled, or `offline_timeout` passed; see [`Client::send`]).
     #[error("disconnected")]
     Disconnected,
     /// The client was closed.
