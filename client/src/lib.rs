@@ -207,6 +207,33 @@ mod tests {
         assert_eq!(e.code(), Some(ErrorCode::NoSuchRoom));
     }
 
+    #[test]
+    fn terminal_errors_are_those_a_retry_cannot_fix() {
+        let refused = |code| {
+            ClientError::Refused(Failure {
+                code,
+                message: "x".into(),
+            })
+        };
+        for e in [
+            ClientError::Certificate("pin".into()),
+            refused(ErrorCode::AuthFailed),
+            refused(ErrorCode::Banned),
+            ClientError::Config("x".into()),
+        ] {
+            assert!(e.is_terminal(), "{e:?}");
+        }
+        for e in [
+            refused(ErrorCode::NickUnavailable),
+            ClientError::Connect("x".into()),
+            ClientError::Lost("x".into()),
+            ClientError::Timeout,
+            ClientError::QueueFull(1),
+        ] {
+            assert!(!e.is_terminal(), "{e:?}");
+        }
+    }
+
     #[tokio::test]
     async fn bad_options_fail_fast() {
         let mut o = ClientOptions::with_nick("127.0.0.1:1", "a");

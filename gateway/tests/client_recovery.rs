@@ -511,3 +511,18 @@ async fn connect_retries_while_the_nick_is_still_taken() {
     c.close().await;
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn refused_credentials_are_terminal_even_with_a_patient_retry() {
+    let gw = gateway(|c| c.auth.secret = Some("recovery-secret".into())).await;
+    let mut o = options(&gw, "x").connect_retry(ConnectRetry::patient());
+    o.credentials = garou_protocol::Credentials::Token("not-a-jwt".into());
+    match timeout(WAIT, connect(o)).await.expect("no retrying") {
+        Err(e @ ClientError::Refused(_)) => {
+            assert_eq!(e.code(), Some(garou_protocol::ErrorCode::AuthFailed));
+            assert!(e.is_terminal());
+        }
+        other => panic!("{other:?}"),
+    }
+    gw.shutdown().await;
+}
