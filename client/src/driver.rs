@@ -13,8 +13,16 @@
 //! those messages with their original request and client ids. The reply channels of those
 //! sends are kept meanwhile ([`Carried`]): a send resolves with its original ack once a
 //! new session is up, or fails with `Disconnected` if none is ready within
-//! `request_timeout` of the disconnect (it is then dropped from the state, never sent
-//! again).
+//! `offline_timeout` (when set) of the disconnect (it is then dropped from the state,
+//! never sent again). Messages handed off while no session is ready wait in the bounded
+//! offline queue and are issued, in order, once one is.
+//!
+//! Pacing: every frame the server counts takes a token of the [`Pacer`] when it is moved
+//! to its lane; without one it waits (and no new command is taken meanwhile), so a
+//! request's timeout starts about when it can go out, and the burst of rejoins and
+//! re-sends after a reconnect goes out at the client's rate. A server `Throttle` pauses
+//! the pacer and halves its rate. Terminal errors (certificate, credentials, ban) stop
+//! the client: everything waiting fails with the error and the application is told.
 //!
 //! Backpressure, without any unbounded buffer: reading room streams and datagrams pauses
 //! as soon as an event waits for room in the channel; the control stream keeps being read
@@ -29,7 +37,7 @@ use std::time::Duration;
 
 use garou_protocol::client::CONTROL;
 use garou_protocol::{
-    ClientConfig, ClientSession, Credentials, ErrorCode, Event, Failure, Lane, ReqId, ResumeState,
+    ClientConfig, ClientSession, Credentials, Decoder, ErrorCode, Event, Failure, Lane, ReqId, ResumeState,
     SessionError, Transmit,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -37,10 +45,13 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::backoff::backoff_random;
-use crate::events::ClientEvent;
-use crate::handle::{CloseRequest, Command, Identity, ReplyResult, Shared};
+use crate::events::{ClientEvent, Item};
+use crate::handle::{CloseRequest, Command, Identity, Op, ReplyResult, Shared};
 use crate::link::{Inbound, Link};
 use crate::options::ClientOptions;
+use crate::rate::{Pacer, SharedPacer};
+use crate::tls::CertFailures;
+use crate::uploads::Uploads;
 use crate::ClientError;
 
 /// How long a graceful close waits for queued frames to reach the server.
@@ -56,26 +67,51 @@ enum Outcome {
     Lost { error: ClientError, ready: bool },
 }
 
+/// A frame held back: it waits for a token of the pacer (`charged == false`, until
+/// `Conn::pace_at`) or, with its token taken, for room in its lane queue.
+struct Stall {
+    t: Transmit,
+    charged: bool,
+}
+
 /// One connection's state.
 struct Conn {
     link: Link,
     session: ClientSession,
     pending: HashMap<ReqId, oneshot::Sender<ReplyResult>>,
-    /// A frame whose lane queue was full; nothing else is sent until it goes.
-    stalled: Option<Transmit>,
+    /// A frame held back; nothing else is sent (nor new commands taken) until it goes.
+    stalled: Option<Stall>,
+    /// When the pacer has a token for the stalled frame.
+    pace_at: Option<Instant>,
+    /// Splits the control stream into frames, so upload replies are taken out before
+    /// the rest goes to the session (which does not know the upload requests).
+    tap: Decoder,
     ready: bool,
     /// The reason from the server's Shutdown frame, which explains the close that follows.
     shutdown: Option<String>,
 }
 
+/// A message waiting for a session, with when it was queued.
+type Queued = (Op, oneshot::Sender<ReplyResult>, Instant);
+
 pub(crate) struct Driver {
     opts: ClientOptions,
     quic: quinn::ClientConfig,
+    /// Why the last handshake refused the server's certificate.
+    certs: CertFailures,
+    /// Paces every counted frame (shared with the upload tasks).
+    pacer: SharedPacer,
+    /// Messages handed off while no session was ready, oldest first.
+    offline: VecDeque<Queued>,
+    /// Uploads until they complete, across connections.
+    uploads: Uploads,
+    /// Set once the client stops for good: what new requests fail with.
+    stopping: Option<ClientError>,
     cmds: mpsc::Receiver<Command>,
     close_rx: mpsc::Receiver<CloseRequest>,
-    events: mpsc::Sender<ClientEvent>,
+    events: mpsc::Sender<Item>,
     /// Events waiting for room in `events`.
-    outbox: VecDeque<ClientEvent>,
+    outbox: VecDeque<Item>,
     /// How many events the control stream added to `outbox` since it was last empty
     /// (an upper bound: some may have been delivered). Reading the control stream pauses
     /// at `event_buffer`; room events in `outbox` do not count, since one chunk of a room
@@ -153,14 +189,20 @@ impl Driver {
     pub(crate) fn new(
         opts: ClientOptions,
         quic: quinn::ClientConfig,
+        certs: CertFailures,
         cmds: mpsc::Receiver<Command>,
         close_rx: mpsc::Receiver<CloseRequest>,
-        events: mpsc::Sender<ClientEvent>,
+        events: mpsc::Sender<Item>,
         shared: Arc<Shared>,
     ) -> Self {
         Driver {
+            pacer: Pacer::shared(opts.rate),
+            offline: VecDeque::new(),
+            uploads: Uploads::default(),
+            stopping: None,
             opts,
             quic,
+            certs,
             cmds,
             close_rx,
             events,
@@ -186,57 +228,74 @@ impl Driver {
             .unwrap_or_else(far_future)
     }
 
-    /// Connect (servers in order), report readiness through `ready`, then keep the client
-    /// connected until it is closed.
+    /// Connect (servers in order, in rounds as `connect_retry` allows), report readiness
+    /// through `ready`, then keep the client connected until it is closed or stops.
     pub(crate) async fn run(mut self, ready: oneshot::Sender<Result<(), ClientError>>) {
         let mut notify = Some(ready);
-        let mut last = None;
-        let mut lost = None;
-        for i in 0..self.opts.servers.len() {
-            self.server = i;
-            match self.attempt(&mut notify, false).await {
-                Outcome::Closed => return,
-                Outcome::Lost { error, ready: true } => {
-                    lost = Some(error);
-                    break;
-                }
-                Outcome::Lost { error, ready: false } => {
-                    // The last failure is returned to the caller; earlier ones are worth a
-                    // warning since we move on to a fallback.
-                    if i + 1 < self.opts.servers.len() {
-                        warn!(server = %self.opts.servers[i], "connect failed, trying the next server: {error}");
-                    } else {
-                        debug!(server = %self.opts.servers[i], "connect failed: {error}");
-                    }
-                    // A refusal (credentials, nick) would be the same on every gateway.
-                    let refused = matches!(error, ClientError::Refused(_));
-                    last = Some(error);
-                    if refused || notify.as_ref().is_none_or(|n| n.is_closed()) {
-                        break;
+        let started = Instant::now();
+        let retry = self.opts.connect_retry;
+        let mut round = 0u32;
+        let lost = 'connect: loop {
+            round += 1;
+            let mut last = None;
+            for i in 0..self.opts.servers.len() {
+                self.server = i;
+                match self.attempt(&mut notify, false).await {
+                    Outcome::Closed => return,
+                    Outcome::Lost { error, ready: true } => break 'connect error,
+                    Outcome::Lost { error, ready: false } => {
+                        if i + 1 < self.opts.servers.len() {
+                            warn!(server = %self.opts.servers[i], "connect failed, trying the next server: {error}");
+                        } else {
+                            debug!(server = %self.opts.servers[i], "connect failed: {error}");
+                        }
+                        let (terminal, refused) =
+                            (error.is_terminal(), matches!(error, ClientError::Refused(_)));
+                        last = Some(error);
+                        if terminal || notify.as_ref().is_none_or(|n| n.is_closed()) {
+                            round = u32::MAX;
+                            break;
+                        }
+                        // A refusal would be the same on every gateway of the cluster.
+                        if refused {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        let Some(mut error) = lost else {
-            if let Some(n) = notify.take() {
-                let _ = n.send(Err(last.unwrap_or(ClientError::Closed)));
+            let error = last.unwrap_or(ClientError::Closed);
+            if round >= retry.attempts || started.elapsed() >= retry.max_elapsed {
+                if let Some(n) = notify.take() {
+                    let _ = n.send(Err(error));
+                }
+                return;
             }
-            return;
+            let delay = backoff_random(round, self.opts.backoff_min, self.opts.backoff_max);
+            info!(round, ?delay, "connect failed, retrying: {error}");
+            let Some(n) = notify.as_mut() else { return };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = n.closed() => return,
+            }
         };
+        let mut error = lost;
         loop {
             info!("disconnected: {error}");
-            self.push(ClientEvent::Disconnected {
-                reason: error.to_string(),
-            });
+            self.push(Item::Disconnected(error.clone()));
             if !self.opts.reconnect {
                 break;
             }
             let mut attempt = 0u32;
+            let mut last: Option<ClientError> = None;
             error = loop {
                 attempt = attempt.saturating_add(1);
                 let delay = backoff_random(attempt, self.opts.backoff_min, self.opts.backoff_max);
                 debug!(attempt, ?delay, "reconnecting");
-                self.push(ClientEvent::Reconnecting { attempt, delay });
+                self.push(Item::Reconnecting {
+                    attempt,
+                    delay,
+                    error: last.take(),
+                });
                 if !self.idle(Some(Instant::now() + delay)).await {
                     return;
                 }
@@ -246,15 +305,89 @@ impl Driver {
                     Outcome::Lost { error, ready: true } => break error,
                     Outcome::Lost { error, ready: false } => {
                         warn!(server = %self.opts.servers[self.server], attempt, "reconnect failed: {error}");
+                        if error.is_terminal() {
+                            self.stop(error).await;
+                            return;
+                        }
+                        last = Some(error);
                     }
                 }
             };
         }
         // Not reconnecting: the carried sends will never be re-sent; hand over the last
         // events, refuse commands, then end.
-        self.carried.fail_all(ClientError::Disconnected);
-        self.resume.unacked.clear();
+        self.fail_waiting(ClientError::Disconnected);
         self.idle(None).await;
+    }
+
+    /// Stop for good on a terminal error: everything waiting fails with it, the
+    /// application is told, the event stream ends once delivered.
+    async fn stop(&mut self, error: ClientError) {
+        warn!("stopping for good: {error}");
+        *self.shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.clone());
+        self.fail_waiting(error.clone());
+        self.push(Item::Stopped(error));
+        self.idle(None).await;
+    }
+
+    /// Fail every message and upload waiting for a session with `error`; new ones fail
+    /// with it too from now on.
+    fn fail_waiting(&mut self, error: ClientError) {
+        self.stopping = Some(error.clone());
+        self.carried.fail_all(error.clone());
+        self.resume.unacked.clear();
+        for (_, tx, _) in self.offline.drain(..) {
+            let _ = tx.send(Err(error.clone()));
+        }
+        self.uploads.fail_all(&error);
+    }
+
+    /// A command while no session is ready: messages and uploads wait (bounded), other
+    /// requests fail with `Disconnected`, fire-and-forget ones are dropped.
+    fn on_command_offline(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request { op, reply } => {
+                if let Some(e) = &self.stopping {
+                    let _ = reply.send(Err(e.clone()));
+                } else if !op.is_message() {
+                    let _ = reply.send(Err(ClientError::Disconnected));
+                } else if self.offline.len() >= self.opts.offline_queue {
+                    let _ = reply.send(Err(ClientError::QueueFull(self.offline.len())));
+                } else {
+                    self.offline.push_back((op, reply, Instant::now()));
+                }
+            }
+            Command::Upload(job) => match &self.stopping {
+                Some(e) => {
+                    let _ = job.done.send(Err(e.clone()));
+                }
+                None => self.uploads.add(*job),
+            },
+            Command::Typing(_) | Command::Delivered(..) | Command::Read(..) => {}
+        }
+    }
+
+    /// Fail the offline messages that waited longer than `offline_timeout`.
+    fn expire_offline(&mut self) {
+        let Some(limit) = self.opts.offline_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        while self
+            .offline
+            .front()
+            .is_some_and(|(_, _, at)| now.duration_since(*at) >= limit)
+        {
+            if let Some((_, tx, _)) = self.offline.pop_front() {
+                let _ = tx.send(Err(ClientError::Disconnected));
+            }
+        }
+    }
+
+    /// When the oldest offline message expires.
+    fn offline_deadline(&self) -> Option<Instant> {
+        let limit = self.opts.offline_timeout?;
+        self.offline.front().map(|(_, _, at)| *at + limit)
     }
 
     /// Give up on the carried sends whose time is up: they fail and are not re-sent.
@@ -275,7 +408,11 @@ impl Driver {
         loop {
             self.deliver();
             self.expire_carried();
-            let give_up = self.carried.next_deadline();
+            self.expire_offline();
+            let give_up = match (self.carried.next_deadline(), self.offline_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if until.is_none() && (self.outbox.is_empty() || !self.events_open) {
                 return false;
             }
@@ -290,10 +427,7 @@ impl Driver {
                 }
                 cmd = self.cmds.recv() => match cmd {
                     None => return false,
-                    Some(Command::Request { reply, .. }) => {
-                        let _ = reply.send(Err(ClientError::Disconnected));
-                    }
-                    Some(_) => {}
+                    Some(cmd) => self.on_command_offline(cmd),
                 },
                 _ = sleep_until(until.unwrap_or_else(far_future)), if until.is_some() => return true,
                 _ = sleep_until(give_up.unwrap_or_else(far_future)), if give_up.is_some() => {}
@@ -322,8 +456,10 @@ impl Driver {
         let span = info_span!("connection", server = %server, session = tracing::field::Empty);
         async {
             let deadline = Instant::now() + self.opts.connect_timeout;
+            let _ = self.certs.take();
             let link = {
-                let open = Link::open(&server, &self.opts, self.quic.clone(), deadline);
+                let opts = self.opts.clone();
+                let open = Link::open(&server, &opts, self.quic.clone(), deadline);
                 tokio::pin!(open);
                 loop {
                     tokio::select! {
@@ -336,23 +472,27 @@ impl Driver {
                         }
                         cmd = self.cmds.recv() => match cmd {
                             None => return Outcome::Closed,
-                            Some(Command::Request { reply, .. }) => {
-                                let _ = reply.send(Err(ClientError::Disconnected));
-                            }
-                            Some(_) => {}
+                            Some(cmd) => self.on_command_offline(cmd),
                         },
                     }
                 }
             };
             let link = match link {
                 Ok(link) => link,
-                Err(error) => return Outcome::Lost { error, ready: false },
+                Err(error) => {
+                    // A refused certificate is not an unreachable server: say so, typed.
+                    let error = match self.certs.take() {
+                        Some(why) => ClientError::Certificate(format!("{server}: {why}")),
+                        None => error,
+                    };
+                    return Outcome::Lost { error, ready: false };
+                }
             };
             self.expire_carried();
             let mut config = ClientConfig::with_nick("");
             config.credentials = self.credentials();
             config.client_name = self.opts.client_name.clone();
-            config.request_timeout_ms = self.opts.request_timeout.as_millis() as u64;
+            config.request_timeout_ms = self.opts.effective_request_timeout().as_millis() as u64;
             config.client_id_base = self.client_id_base;
             config.resume = self.resume.clone();
             let mut conn = Conn {
@@ -360,6 +500,8 @@ impl Driver {
                 session: ClientSession::new(config, self.now_ms()),
                 pending: HashMap::new(),
                 stalled: None,
+                pace_at: None,
+                tap: Decoder::new(garou_protocol::DEFAULT_MAX_FRAME),
                 ready: false,
                 shutdown: None,
             };
@@ -379,10 +521,20 @@ impl Driver {
     ) -> Outcome {
         loop {
             self.pump(c, notify, reconnect);
-            flush(c);
+            if c.ready {
+                self.uploads.start_queued(&mut c.link, &self.pacer);
+                self.intake_offline(c);
+            }
+            self.flush(c);
             self.deliver();
-            let stalled_tx = c.stalled.as_ref().and_then(|t| c.link.lane(t.lane));
+            let lane_tx = match &c.stalled {
+                Some(st) if st.charged => c.link.lane(st.t.lane),
+                _ => None,
+            };
+            let pace_at = c.stalled.as_ref().filter(|st| !st.charged).and(c.pace_at);
             let timer = c.session.poll_timeout().map(|ms| self.instant(ms));
+            // New commands only once the offline queue went out and nothing waits.
+            let take_cmds = c.stalled.is_none() && (!c.ready || self.offline.is_empty());
             // Not `biased`: a steady flow on one branch (room events, or a burst of
             // commands) must not starve the others or the timer.
             tokio::select! {
@@ -400,10 +552,18 @@ impl Driver {
                         return self.lose(c, error, code);
                     }
                 }
-                permit = async { stalled_tx.as_ref().expect("guarded").reserve().await }, if stalled_tx.is_some() => {
-                    let t = c.stalled.take().expect("stalled frame");
+                permit = async { lane_tx.as_ref().expect("guarded").reserve().await }, if lane_tx.is_some() => {
+                    let st = c.stalled.take().expect("stalled frame");
                     if let Ok(permit) = permit {
-                        permit.send(t.data);
+                        permit.send(st.t.data);
+                    }
+                }
+                _ = sleep_until(pace_at.unwrap_or_else(far_future)), if pace_at.is_some() => {
+                    c.pace_at = None;
+                }
+                done = self.uploads.next_done() => {
+                    if let Err(error) = self.uploads.chunks_done(done, &mut c.link, &self.pacer) {
+                        warn!("upload stream failed: {error}");
                     }
                 }
                 done = self.close_rx.recv() => {
@@ -413,7 +573,7 @@ impl Driver {
                     }
                     return Outcome::Closed;
                 }
-                cmd = self.cmds.recv(), if c.stalled.is_none() => match cmd {
+                cmd = self.cmds.recv(), if take_cmds => match cmd {
                     None => {
                         self.close(c).await;
                         return Outcome::Closed;
@@ -445,6 +605,68 @@ impl Driver {
         }
     }
 
+    /// Hand the messages queued while offline to the session, in order, as fast as the
+    /// pacer lets them out (so their request timeouts start when they can be sent).
+    fn intake_offline(&mut self, c: &mut Conn) {
+        self.expire_offline();
+        while c.stalled.is_none() {
+            let Some((op, reply, _)) = self.offline.pop_front() else {
+                return;
+            };
+            let req = op.issue(&mut c.session, self.now_ms());
+            c.pending.insert(req, reply);
+            self.flush(c);
+        }
+    }
+
+    /// Move the session's frames into the lane queues until one is full or the pacer
+    /// has no token. Handshake frames and stream headers are not counted by the server.
+    fn flush(&mut self, c: &mut Conn) {
+        let counted = c.session.is_ready();
+        loop {
+            let (t, mut charged) = match c.stalled.take() {
+                Some(st) => (st.t, st.charged),
+                None => match c.session.poll_transmit() {
+                    Some(t) => (t, false),
+                    None => return,
+                },
+            };
+            let header = t.data.first() == Some(&(garou_protocol::FrameType::StreamHeader as u8));
+            if !charged && counted && !header {
+                let now = Instant::now();
+                let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
+                if !pacer.try_take(now) {
+                    if t.lane == Lane::Datagram {
+                        continue; // lossy anyway: over the rate it is dropped
+                    }
+                    c.pace_at = Some(pacer.ready_at(now));
+                    c.stalled = Some(Stall { t, charged: false });
+                    return;
+                }
+            }
+            charged = true;
+            if t.lane == Lane::Datagram {
+                c.link.send_datagram(t.data);
+                continue;
+            }
+            let Some(tx) = c.link.lane(t.lane) else {
+                continue;
+            };
+            match tx.try_send(t.data) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(data)) => {
+                    c.stalled = Some(Stall {
+                        t: Transmit { lane: t.lane, data },
+                        charged,
+                    });
+                    return;
+                }
+                // The writer died with the connection; `closed()` reports it.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
     fn on_inbound_opt(&mut self, c: &mut Conn, i: Option<Inbound>) -> Result<(), (ClientError, u16)> {
         match i {
             Some(i) => self.on_inbound(c, i),
@@ -457,6 +679,23 @@ impl Driver {
     fn on_inbound(&mut self, c: &mut Conn, i: Inbound) -> Result<(), (ClientError, u16)> {
         let now = self.now_ms();
         let r = match i {
+            Inbound::Data(CONTROL, data) => {
+                c.tap.push(&data);
+                loop {
+                    let frame = match c.tap.next_frame() {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(SessionError::Decode(e)),
+                    };
+                    if let Some(reply) = self.uploads.intercept(&frame) {
+                        self.uploads.on_reply(reply, &mut c.link, &self.pacer);
+                        continue;
+                    }
+                    if let Err(e) = c.session.on_stream_data(CONTROL, &frame.to_bytes(), now) {
+                        break Err(e);
+                    }
+                }
+            }
             Inbound::Data(id, data) => c.session.on_stream_data(id, &data, now),
             Inbound::Datagram(d) => c.session.on_datagram(&d, now),
             Inbound::End(CONTROL) => {
@@ -480,10 +719,16 @@ impl Driver {
 
     fn on_command(&mut self, c: &mut Conn, cmd: Command) {
         match cmd {
+            // Until the session is ready, messages wait in the offline queue (a failed
+            // handshake would fail them otherwise).
+            Command::Request { op, reply } if !c.ready && op.is_message() => {
+                self.on_command_offline(Command::Request { op, reply })
+            }
             Command::Request { op, reply } => {
                 let req = op.issue(&mut c.session, self.now_ms());
                 c.pending.insert(req, reply);
             }
+            Command::Upload(job) => self.uploads.add(*job),
             Command::Typing(room) => c.session.typing(&room),
             Command::Delivered(room, id) => c.session.delivered(&room, id),
             Command::Read(room, id) => c.session.read(&room, id),
@@ -527,6 +772,7 @@ impl Driver {
                         session,
                         user,
                         nick: nick.clone(),
+                        ticket: c.session.ticket().to_owned(),
                     });
                     self.shared.connected.store(true, Ordering::Release);
                     self.push(ClientEvent::Session(ev));
@@ -539,6 +785,23 @@ impl Driver {
                 }
                 Event::Shutdown { ref reason } => {
                     c.shutdown = Some(reason.clone());
+                    self.push(ClientEvent::Session(ev));
+                }
+                Event::Welcome(_) => {
+                    let mut id = self.shared.identity();
+                    id.ticket = c.session.ticket().to_owned();
+                    self.shared.set_identity(id);
+                    self.push(ClientEvent::Session(ev));
+                }
+                Event::Throttled { retry_after_ms } => {
+                    let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
+                    pacer.throttled(Duration::from_millis(u64::from(retry_after_ms)), Instant::now());
+                    warn!(
+                        retry_after_ms,
+                        rate = pacer.rate(),
+                        "throttled by the server: pacing slower"
+                    );
+                    drop(pacer);
                     self.push(ClientEvent::Session(ev));
                 }
                 other => self.push(ClientEvent::Session(other)),
@@ -566,9 +829,13 @@ impl Driver {
         c.link.close(code, &error.to_string());
         let state = c.session.suspend(&error.to_string());
         self.pump(c, &mut None, false);
+        self.uploads.connection_lost();
         // Sends carried over keep their reply channel; those of an earlier connection that
         // never got ready keep their original deadline.
-        let give_up = Instant::now() + self.opts.request_timeout;
+        let give_up = self
+            .opts
+            .offline_timeout
+            .map_or_else(far_future, |t| Instant::now() + t);
         for u in &state.unacked {
             if let Some(tx) = c.pending.remove(&u.req()) {
                 self.carried.insert(u.req(), tx, give_up);
@@ -591,11 +858,18 @@ impl Driver {
     /// streams, close with 0 "bye".
     async fn close(&mut self, c: &mut Conn) {
         info!("closing");
+        self.uploads.fail_all(&ClientError::Closed);
+        self.uploads.connection_lost();
         while let Ok(cmd) = self.cmds.try_recv() {
             self.on_command(c, cmd);
         }
         let flush_all = async {
-            while let Some(t) = c.stalled.take().or_else(|| c.session.poll_transmit()) {
+            while let Some(t) = c
+                .stalled
+                .take()
+                .map(|st| st.t)
+                .or_else(|| c.session.poll_transmit())
+            {
                 match t.lane {
                     Lane::Datagram => c.link.send_datagram(t.data),
                     lane => {
@@ -622,6 +896,7 @@ impl Driver {
         for (_, tx) in c.pending.drain() {
             let _ = tx.send(Err(ClientError::Closed));
         }
+        self.fail_waiting(ClientError::Closed);
         self.shared.connected.store(false, Ordering::Release);
         if c.link.owns_endpoint {
             let _ = tokio::time::timeout(DRAIN_WAIT, c.link.endpoint.wait_idle()).await;
@@ -629,15 +904,14 @@ impl Driver {
     }
 
     /// Queue an event for the application (dropped if it no longer listens).
-    fn push(&mut self, ev: ClientEvent) {
+    fn push(&mut self, ev: impl Into<Item>) {
         if !self.events_open {
             return;
         }
+        let ev = ev.into();
         // Keep only the latest of consecutive reconnect notices, so a client that is not
         // read while the server stays away does not pile them up.
-        if let (ClientEvent::Reconnecting { .. }, Some(ClientEvent::Reconnecting { .. })) =
-            (&ev, self.outbox.back())
-        {
+        if let (Item::Reconnecting { .. }, Some(Item::Reconnecting { .. })) = (&ev, self.outbox.back()) {
             self.outbox.pop_back();
         }
         self.outbox.push_back(ev);
@@ -669,7 +943,7 @@ impl Driver {
         }
     }
 
-    fn deliver_one(&mut self, permit: Option<mpsc::OwnedPermit<ClientEvent>>) {
+    fn deliver_one(&mut self, permit: Option<mpsc::OwnedPermit<Item>>) {
         match (permit, self.outbox.pop_front()) {
             (Some(p), Some(ev)) => {
                 p.send(ev);
@@ -680,28 +954,6 @@ impl Driver {
                 self.outbox.clear();
             }
             (Some(_), None) => {}
-        }
-    }
-}
-
-/// Move the session's frames into the lane queues until one is full.
-fn flush(c: &mut Conn) {
-    while let Some(t) = c.stalled.take().or_else(|| c.session.poll_transmit()) {
-        if t.lane == Lane::Datagram {
-            c.link.send_datagram(t.data);
-            continue;
-        }
-        let Some(tx) = c.link.lane(t.lane) else {
-            continue;
-        };
-        match tx.try_send(t.data) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(data)) => {
-                c.stalled = Some(Transmit { lane: t.lane, data });
-                return;
-            }
-            // The writer died with the connection; `closed()` reports it.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }
@@ -720,14 +972,14 @@ fn session_error(e: SessionError) -> (ClientError, u16) {
 }
 
 /// Why the connection closed, as a client error. A close by the server with an
-/// authentication or nick error code is a refusal.
+/// authentication, nick or ban error code is a refusal (terminal but for the nick).
 fn lost_reason(conn: &quinn::Connection) -> ClientError {
     match conn.close_reason() {
         Some(quinn::ConnectionError::ApplicationClosed(close)) => {
             let reason = String::from_utf8_lossy(&close.reason).into_owned();
             let code = close.error_code.into_inner();
             match u16::try_from(code).ok().and_then(ErrorCode::from_u16) {
-                Some(c @ (ErrorCode::AuthFailed | ErrorCode::NickUnavailable)) => {
+                Some(c @ (ErrorCode::AuthFailed | ErrorCode::NickUnavailable | ErrorCode::Banned)) => {
                     ClientError::Refused(Failure {
                         code: c,
                         message: reason,

@@ -31,8 +31,9 @@ use garou_protocol::{
     ClientSession, JoinInfo, MemberInfo, ModAction, MsgId, Offset, Reply, ReqId, Role, RoomInfo, RoomKind,
     StoredMessage, UserId,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::upload::{Upload, UploadJob, UploadProgress, UploadSource};
 use crate::ClientError;
 
 /// How long [`Client::close`] waits for the driver to flush and close.
@@ -50,6 +51,7 @@ pub(crate) enum Op {
     Send {
         room: String,
         text: String,
+        attachment: Option<String>,
     },
     Direct {
         to: String,
@@ -109,7 +111,11 @@ impl Op {
             Op::Join(room) => s.join(room, now),
             Op::CreateRoom(room, kind) => s.create_room(room, *kind, now),
             Op::Leave(room) => s.leave(room, now),
-            Op::Send { room, text } => s.send(room, text, now),
+            Op::Send {
+                room,
+                text,
+                attachment,
+            } => s.send_with_attachment(room, text, attachment.as_deref(), now),
             Op::Direct { to, text } => s.direct(to, text, now),
             Op::Edit { room, id, text } => s.edit(room, *id, text, now),
             Op::Delete { room, id } => s.delete(room, *id, now),
@@ -138,6 +144,13 @@ impl Op {
     }
 }
 
+impl Op {
+    /// A message (kept and re-sent across reconnects, queued while disconnected).
+    pub(crate) fn is_message(&self) -> bool {
+        matches!(self, Op::Send { .. } | Op::Direct { .. })
+    }
+}
+
 /// Messages from handles to the driver task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -148,6 +161,7 @@ pub(crate) enum Command {
     Typing(String),
     Delivered(String, MsgId),
     Read(String, MsgId),
+    Upload(Box<UploadJob>),
 }
 
 /// A close request; the driver answers on the channel once the connection is closed.
@@ -161,6 +175,8 @@ pub(crate) struct Identity {
     pub session: u64,
     pub user: UserId,
     pub nick: String,
+    /// The session's ticket for the gateway's HTTP uploads and downloads.
+    pub ticket: String,
 }
 
 /// State shared between the driver and every handle.
@@ -168,6 +184,8 @@ pub(crate) struct Identity {
 pub(crate) struct Shared {
     pub identity: Mutex<Identity>,
     pub connected: AtomicBool,
+    /// The terminal error the client stopped on.
+    pub stopped: Mutex<Option<ClientError>>,
 }
 
 impl Shared {
@@ -182,14 +200,18 @@ impl Shared {
 /// A message the server accepted: where it went and the id and offset it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
+    /// The room it went to (for a direct message: the direct room).
     pub room: String,
+    /// The server's id of the message.
     pub id: MsgId,
+    /// Its offset in the room.
     pub offset: Offset,
 }
 
 /// A page of a room's history, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History {
+    /// The room.
     pub room: String,
     /// The room's epoch: offsets compare only within one epoch.
     pub epoch: u64,
@@ -211,6 +233,7 @@ impl Client {
     fn request<T>(&self, op: Op, map: fn(Reply) -> Result<T, Reply>) -> Request<T> {
         Request {
             tx: self.tx.clone(),
+            shared: self.shared.clone(),
             op,
             map,
         }
@@ -246,15 +269,80 @@ impl Client {
     /// the same client id so the server never stores it twice, as soon as the client has
     /// reconnected (after rejoining its rooms); the future then resolves with the
     /// original ack. It fails with [`ClientError::Disconnected`] (and is not sent again)
-    /// only if no new session is up within `request_timeout` of the disconnect (checked
-    /// between connection attempts), or when reconnecting is disabled. At most
-    /// 10,000 unacknowledged messages are kept this way; any beyond fail at a disconnect.
+    /// only when reconnecting is disabled, or when no new session is up within
+    /// [`ClientOptions::offline_timeout`](crate::ClientOptions::offline_timeout) if one is
+    /// set. At most 10,000 unacknowledged messages are kept this way; any beyond fail at a
+    /// disconnect.
+    ///
+    /// While no session is up (reconnecting, or the handshake still running) the message
+    /// waits in a bounded queue ([`ClientOptions::offline_queue`](crate::ClientOptions::offline_queue))
+    /// and is sent after the reconnect; when that queue is full the send fails at once
+    /// with [`ClientError::QueueFull`]. On a terminal error (certificate, credentials,
+    /// ban) every waiting message fails with that error. Messages are paced to the
+    /// client's rate ([`ClientOptions::rate`](crate::ClientOptions::rate)), so sending
+    /// faster than the server allows makes sends wait, never gets the client closed.
     pub fn send(&self, room: impl Into<String>, text: impl Into<String>) -> Request<Sent> {
         let op = Op::Send {
             room: room.into(),
             text: text.into(),
+            attachment: None,
         };
         self.request(op, sent)
+    }
+
+    /// Post a message with an attachment: the id of a completed upload of ours
+    /// ([`Uploaded::id`](crate::Uploaded::id)). Kept, queued and re-sent like
+    /// [`Client::send`].
+    pub fn send_with_attachment(
+        &self,
+        room: impl Into<String>,
+        text: impl Into<String>,
+        upload: impl Into<String>,
+    ) -> Request<Sent> {
+        let op = Op::Send {
+            room: room.into(),
+            text: text.into(),
+            attachment: Some(upload.into()),
+        };
+        self.request(op, sent)
+    }
+
+    /// Upload bytes or a file (see [`UploadSource`]) with its MIME `content_type`;
+    /// the returned [`Upload`] resolves once the server has it all and verified it, and
+    /// reports progress meanwhile. The upload survives reconnects (it resumes where the
+    /// server's copy stopped) and is paced like every other frame. Uploading the same
+    /// source again (same name, size and content) after a crash resumes it too.
+    pub fn upload(&self, source: UploadSource, content_type: impl Into<String>) -> Upload {
+        let (progress_tx, progress) = watch::channel(UploadProgress::default());
+        let (done_tx, done) = oneshot::channel();
+        let tx = self.tx.clone();
+        let content_type = content_type.into();
+        tokio::spawn(async move {
+            match UploadJob::prepare(source, content_type, progress_tx, done_tx).await {
+                Ok(job) => {
+                    if let Err(mpsc::error::SendError(Command::Upload(job))) =
+                        tx.send(Command::Upload(Box::new(job))).await
+                    {
+                        let _ = job.done.send(Err(ClientError::Closed));
+                    }
+                }
+                Err((e, done)) => {
+                    let _ = done.send(Err(e));
+                }
+            }
+        });
+        Upload { progress, done }
+    }
+
+    /// The terminal error the client stopped on (certificate, credentials, ban), if it
+    /// did; [`Events`](crate::Events) also reports it
+    /// ([`Update::Stopped`](crate::Update::Stopped)).
+    pub fn stopped(&self) -> Option<ClientError> {
+        self.shared
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Send a direct message to a user by nick; `Sent::room` is the direct room. Kept and
@@ -448,6 +536,13 @@ impl Client {
         self.shared.identity().session
     }
 
+    /// The current session's ticket for the gateway's HTTP side: downloads of
+    /// attachments (`GET /api/uploads/{id}?ticket=`) and browser-style uploads. Empty
+    /// until the server's Welcome arrived; a new session (after a reconnect) gets a new one.
+    pub fn ticket(&self) -> String {
+        self.shared.identity().ticket
+    }
+
     /// Whether a session is up right now (false while reconnecting or after close).
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Acquire)
@@ -489,6 +584,7 @@ fn done(r: Reply) -> Result<(), Reply> {
 #[must_use = "a Request does nothing until awaited or submitted"]
 pub struct Request<T> {
     tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
     op: Op,
     map: fn(Reply) -> Result<T, Reply>,
 }
@@ -508,7 +604,16 @@ impl<T> Request<T> {
         let (reply, rx) = oneshot::channel();
         let state = match self.tx.send(Command::Request { op: self.op, reply }).await {
             Ok(()) => PendingState::Waiting(rx),
-            Err(_) => PendingState::Failed(Some(ClientError::Closed)),
+            // The driver is gone: closed, or stopped on a terminal error.
+            Err(_) => {
+                let stopped = self
+                    .shared
+                    .stopped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                PendingState::Failed(Some(stopped.unwrap_or(ClientError::Closed)))
+            }
         };
         Pending { state, map: self.map }
     }

@@ -25,10 +25,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! It also paces itself under the gateway's command rate (and honours its `Throttle`), so
+//! it is never closed for sending too fast; queues messages while no session is up;
+//! stops with a typed error where retrying cannot help (a certificate that does not match
+//! its pin, credentials refused); and uploads files resumably ([`Client::upload`]).
+//! [`Events::next_update`] gives the common events flat ([`Update`]).
+//!
 //! Modules: [`options`](ClientOptions) (settings), `tls` ([`Trust`]), `handle`
-//! ([`Client`], [`Request`], [`Pending`]), `events` ([`Events`]), `driver` (the task that
-//! owns the session), `link` (one QUIC connection and its I/O tasks), `backoff`.
+//! ([`Client`], [`Request`], [`Pending`]), `events` ([`Events`], [`Update`]), `driver`
+//! (the task that owns the session), `link` (one QUIC connection and its I/O tasks),
+//! `rate` (client-side pacing), `upload` / `uploads` (the upload API and its driver
+//! side), `backoff`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod backoff;
 mod driver;
@@ -36,7 +45,10 @@ mod events;
 mod handle;
 mod link;
 mod options;
+mod rate;
 mod tls;
+mod upload;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -44,10 +56,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 pub use backoff::backoff;
-pub use events::{ClientEvent, Events};
+pub use events::{ClientEvent, Events, Update};
 pub use handle::{Client, History, Pending, Request, Sent};
-pub use options::{ClientOptions, DEFAULT_PORT};
-pub use tls::{cert_hash, quic_client_config, Trust};
+pub use options::{ClientOptions, ConnectRetry, RateLimit, DEFAULT_PORT};
+pub use tls::{cert_hash, quic_client_config, quic_client_config_with, Trust};
+pub use upload::{Upload, UploadProgress, UploadSource, Uploaded};
 
 /// The protocol crate, re-exported so applications need only one dependency.
 pub use garou_protocol as protocol;
@@ -88,13 +101,27 @@ pub enum ClientError {
     #[error("server error: {0}")]
     Failure(Failure),
     /// The connection was lost before the reply came; the request may or may not have
-    /// taken effect. Also returned for requests made while reconnecting, and for sends
-    /// that could not be re-sent in time (see [`Client::send`]).
+    /// taken effect. Also returned for requests other than messages made while
+    /// reconnecting (messages wait in the offline queue), and for messages that could not
+    /// be re-sent (reconnecting disabled, or `offline_timeout` passed; see [`Client::send`]).
     #[error("disconnected")]
     Disconnected,
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// The server's certificate is not the one trusted (another pin after a gateway
+    /// restart with a new self-signed certificate, an unknown issuer, a wrong name).
+    /// Terminal: the client does not retry; the message says what the server presented.
+    #[error("untrusted server certificate: {0}")]
+    Certificate(String),
+    /// A message could not even be queued: no session is up and
+    /// [`ClientOptions::offline_queue`] messages already wait for one.
+    #[error("send queue full ({0} messages wait for a connection)")]
+    QueueFull(usize),
+    /// An upload could not read its source (the file), or the source changed while it was
+    /// sent.
+    #[error("upload source: {0}")]
+    Source(String),
 }
 
 impl ClientError {
@@ -104,6 +131,17 @@ impl ClientError {
             ErrorCode::Disconnected => ClientError::Disconnected,
             ErrorCode::Timeout => ClientError::Timeout,
             _ => ClientError::Failure(f),
+        }
+    }
+
+    /// Whether retrying cannot help: a certificate that does not match, credentials
+    /// refused, banned, bad options, or the client is closed. The client stops on these
+    /// instead of reconnecting.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            ClientError::Certificate(_) | ClientError::Config(_) | ClientError::Closed => true,
+            ClientError::Refused(f) => f.code != ErrorCode::NickUnavailable,
+            _ => false,
         }
     }
 
@@ -120,26 +158,28 @@ impl ClientError {
 ///
 /// Resolves once the session is ready, with the handle and its event stream; the
 /// connection is then kept up in a background task (reconnecting as configured) until
-/// [`Client::close`] or until every `Client` clone is dropped. Fails with
-/// [`ClientError::Refused`] if the server rejects the credentials or nick,
+/// [`Client::close`] or until every `Client` clone is dropped. Each round tries every
+/// server in turn; with [`ClientOptions::connect_retry`] more rounds follow, with backoff
+/// and jitter (by default there is one round: a typo in an address fails fast). Fails
+/// with [`ClientError::Refused`] if the server rejects the credentials or nick,
+/// [`ClientError::Certificate`] if its certificate is not trusted (never retried),
 /// [`ClientError::Connect`] / [`ClientError::Lost`] / [`ClientError::Timeout`] if no
-/// server could be reached. The first connect does not retry with backoff: the caller
-/// decides (a typo in an address should fail fast).
+/// server could be reached.
 ///
 /// Must be called inside a tokio runtime.
 pub async fn connect(opts: ClientOptions) -> Result<(Client, Events), ClientError> {
     opts.validate()?;
-    let quic = tls::quic_client_config(&opts.trust)?;
+    let (quic, certs) = tls::build(&opts.trust, opts.keep_alive, opts.idle_timeout)?;
     let (tx, cmds) = mpsc::channel(COMMAND_QUEUE);
     let (close_tx, close_rx) = mpsc::channel(4);
     let (ev_tx, rx) = mpsc::channel(opts.event_buffer);
     let shared = Arc::new(handle::Shared::default());
     let (ready_tx, ready_rx) = oneshot::channel();
     let span = tracing::info_span!("garou_client", first = %opts.servers[0]);
-    let driver = driver::Driver::new(opts, quic, cmds, close_rx, ev_tx, shared.clone());
+    let driver = driver::Driver::new(opts, quic, certs, cmds, close_rx, ev_tx, shared.clone());
     tokio::spawn(driver.run(ready_tx).instrument(span));
     match ready_rx.await {
-        Ok(Ok(())) => Ok((Client { tx, close_tx, shared }, Events { rx })),
+        Ok(Ok(())) => Ok((Client { tx, close_tx, shared }, Events::new(rx))),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ClientError::Closed),
     }
@@ -165,6 +205,33 @@ mod tests {
         );
         let e = ClientError::from_failure(f(ErrorCode::NoSuchRoom));
         assert_eq!(e.code(), Some(ErrorCode::NoSuchRoom));
+    }
+
+    #[test]
+    fn terminal_errors_are_those_a_retry_cannot_fix() {
+        let refused = |code| {
+            ClientError::Refused(Failure {
+                code,
+                message: "x".into(),
+            })
+        };
+        for e in [
+            ClientError::Certificate("pin".into()),
+            refused(ErrorCode::AuthFailed),
+            refused(ErrorCode::Banned),
+            ClientError::Config("x".into()),
+        ] {
+            assert!(e.is_terminal(), "{e:?}");
+        }
+        for e in [
+            refused(ErrorCode::NickUnavailable),
+            ClientError::Connect("x".into()),
+            ClientError::Lost("x".into()),
+            ClientError::Timeout,
+            ClientError::QueueFull(1),
+        ] {
+            assert!(!e.is_terminal(), "{e:?}");
+        }
     }
 
     #[tokio::test]

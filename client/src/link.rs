@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use crate::options::{split_host_port, ClientOptions};
+use crate::rate::{Pacer, SharedPacer};
 use crate::ClientError;
 
 /// Frames queued per outgoing lane before the driver stops taking new commands.
@@ -141,6 +142,32 @@ impl Link {
         }));
         self.lanes.insert(lane, tx.clone());
         Some(tx)
+    }
+
+    /// Open a client uni stream that starts with `header` and carries the frames sent to
+    /// the returned queue, each after a token of `pacer`.
+    pub fn open_paced_uni(&mut self, header: Bytes, pacer: SharedPacer) -> mpsc::Sender<Bytes> {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(LANE_QUEUE);
+        let conn = self.conn.clone();
+        self.writers.push(tokio::spawn(async move {
+            let mut stream = match conn.open_uni().await {
+                Ok(s) => s,
+                Err(e) => return debug!("cannot open stream: {e}"),
+            };
+            if stream.write_all(&header).await.is_err() {
+                return;
+            }
+            while let Some(frame) = rx.recv().await {
+                Pacer::take(&pacer).await;
+                if let Err(e) = stream.write_all(&frame).await {
+                    return debug!("write failed: {e}");
+                }
+            }
+            if stream.finish().is_ok() {
+                let _ = stream.stopped().await;
+            }
+        }));
+        tx
     }
 
     /// Send one datagram; too large or unsupported ones are dropped (they are lossy anyway).

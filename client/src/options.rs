@@ -34,8 +34,36 @@ pub struct ClientOptions {
     /// Largest reconnect delay. Default 60 s.
     pub backoff_max: Duration,
     /// A request without a reply after this long fails with [`ClientError::Timeout`].
-    /// Default 10 s.
+    /// Default 10 s. Never shorter in effect than twice `idle_timeout` plus a second
+    /// ([`ClientOptions::effective_request_timeout`]): a dead connection must be noticed
+    /// (and its sends carried over to the next one) before a request on it times out.
     pub request_timeout: Duration,
+    /// How often QUIC probes the path when nothing else is sent. Default 1 s.
+    pub keep_alive: Duration,
+    /// A connection on which nothing arrives for this long is dead (a crashed gateway,
+    /// a cut network) and the client reconnects. Default 3 s: with the 1 s keep-alive a
+    /// dead gateway is noticed within about 3 s. (QUIC uses the smaller of this and the
+    /// server's own idle timeout.)
+    pub idle_timeout: Duration,
+    /// Client-side pacing of every frame the server counts against its command rate
+    /// (commands, acks, upload chunks, typing, pings), so the client is throttled by
+    /// itself instead of by the server and never closed for its rate. Default: the
+    /// gateway's default per-session limits with a margin ([`RateLimit::default`]);
+    /// `None` sends as fast as the application asks (the server's Throttle is still
+    /// honoured). On a server `Throttle` the client pauses as told and halves its rate,
+    /// then recovers it gradually.
+    pub rate: Option<RateLimit>,
+    /// Retries of the first connect ([`crate::connect`]). Default: one attempt per server,
+    /// no retry (a typo in an address fails fast); see [`ConnectRetry::patient`].
+    pub connect_retry: ConnectRetry,
+    /// Messages ([`Client::send`](crate::Client::send), [`Client::direct`](crate::Client::direct),
+    /// uploads) queued while no session is up, sent in order after the reconnect. Beyond
+    /// it a send fails at once with [`ClientError::QueueFull`]. Default 1,000.
+    pub offline_queue: usize,
+    /// How long a message waits for a new session before it fails with
+    /// [`ClientError::Disconnected`]. Default `None`: it waits until the client
+    /// reconnects, is closed, or stops on a terminal error.
+    pub offline_timeout: Option<Duration>,
     /// Bound on one connection attempt: QUIC handshake plus Hello/Auth/ShardAssignment.
     /// Default 10 s.
     pub connect_timeout: Duration,
@@ -64,6 +92,12 @@ impl ClientOptions {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(3),
+            rate: Some(RateLimit::default()),
+            connect_retry: ConnectRetry::default(),
+            offline_queue: 1000,
+            offline_timeout: None,
             connect_timeout: Duration::from_secs(10),
             event_buffer: 1024,
             client_name: concat!("garou-client/", env!("CARGO_PKG_VERSION")).into(),
@@ -80,6 +114,19 @@ impl ClientOptions {
     pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
         self
+    }
+
+    /// Builder-style setter for [`ClientOptions::connect_retry`].
+    pub fn connect_retry(mut self, retry: ConnectRetry) -> Self {
+        self.connect_retry = retry;
+        self
+    }
+
+    /// The request timeout in effect: `request_timeout`, but at least
+    /// `2 × idle_timeout + 1 s`.
+    pub fn effective_request_timeout(&self) -> Duration {
+        self.request_timeout
+            .max(self.idle_timeout.saturating_mul(2) + Duration::from_secs(1))
     }
 
     /// Builder-style: add a fallback server.
@@ -101,6 +148,21 @@ impl ClientOptions {
         if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
             return Err(ClientError::Config("need 0 < backoff_min <= backoff_max".into()));
         }
+        if self.keep_alive.is_zero() || self.idle_timeout <= self.keep_alive {
+            return Err(ClientError::Config("need 0 < keep_alive < idle_timeout".into()));
+        }
+        if let Some(r) = &self.rate {
+            if !(r.per_sec.is_finite() && r.per_sec > 0.0) || r.burst == 0 {
+                return Err(ClientError::Config(
+                    "rate: need per_sec > 0 and burst >= 1".into(),
+                ));
+            }
+        }
+        if self.connect_retry.attempts == 0 {
+            return Err(ClientError::Config(
+                "connect_retry.attempts must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -115,6 +177,62 @@ impl ClientOptions {
         } else {
             host
         })
+    }
+}
+
+/// Client-side frame rate (a token bucket). See [`ClientOptions::rate`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Frames per second, sustained.
+    pub per_sec: f64,
+    /// Frames that may go at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    /// 90 frames/s with bursts of 150: under the gateway's default per-session limit
+    /// (100/s, burst 200, `[limits] commands_per_sec` / `command_burst`), leaving room for
+    /// jitter on the way. Raise it for a gateway configured with higher limits.
+    fn default() -> Self {
+        RateLimit {
+            per_sec: 90.0,
+            burst: 150,
+        }
+    }
+}
+
+/// How [`crate::connect`] retries before the first session is up.
+///
+/// Each attempt tries every server in turn; between attempts the client waits with the
+/// same backoff as reconnects (`backoff_min` doubling to `backoff_max`, with jitter).
+/// Terminal failures are never retried: a certificate that does not match
+/// ([`ClientError::Certificate`]), refused credentials (`AuthFailed`), a ban. A nick in
+/// use is retried (a crashed client's session keeps its nick until the gateway notices).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectRetry {
+    /// Rounds over the server list, at least 1 (1 = no retry).
+    pub attempts: u32,
+    /// No new round starts after this long since `connect` was called.
+    pub max_elapsed: Duration,
+}
+
+impl Default for ConnectRetry {
+    /// One round, no retry.
+    fn default() -> Self {
+        ConnectRetry {
+            attempts: 1,
+            max_elapsed: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConnectRetry {
+    /// For bots and services: up to 10 rounds within 2 minutes.
+    pub fn patient() -> Self {
+        ConnectRetry {
+            attempts: 10,
+            max_elapsed: Duration::from_secs(120),
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! In every mode the TLS 1.3 handshake signature is still verified, so the peer must hold
 //! the private key of the certificate it shows.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -58,54 +59,148 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The quinn client configuration for `trust` (ALPN and transport settings included):
 /// what [`crate::connect`] uses, for tools that drive a raw quinn connection themselves.
+/// Transport: 2 s keep-alive, 10 s idle timeout (see [`quic_client_config_with`]).
 pub fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientError> {
+    quic_client_config_with(trust, Duration::from_secs(2), Duration::from_secs(10))
+}
+
+/// [`quic_client_config`] with the given keep-alive interval and idle timeout.
+pub fn quic_client_config_with(
+    trust: &Trust,
+    keep_alive: Duration,
+    idle_timeout: Duration,
+) -> Result<quinn::ClientConfig, ClientError> {
+    Ok(build(trust, keep_alive, idle_timeout)?.0)
+}
+
+/// The reason of the last certificate the verifier refused (cleared by the driver before
+/// each attempt), so a failed handshake can be told apart from an unreachable server.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CertFailures(Arc<Mutex<Option<String>>>);
+
+impl CertFailures {
+    /// Take the recorded refusal, if any.
+    pub(crate) fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn record(&self, why: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+}
+
+/// The configuration and the recorder of certificate refusals it reports to.
+pub(crate) fn build(
+    trust: &Trust,
+    keep_alive: Duration,
+    idle_timeout: Duration,
+) -> Result<(quinn::ClientConfig, CertFailures), ClientError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ClientError::Config(format!("TLS setup: {e}")))?;
-    let mut tls = match trust {
+    let failures = CertFailures::default();
+    let inner: Arc<dyn ServerCertVerifier> = match trust {
         Trust::System => {
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
-            builder.with_root_certificates(roots).with_no_client_auth()
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| ClientError::Config(format!("TLS roots: {e}")))?
         }
-        Trust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinVerifier {
-                pin: None,
-                algs: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
-        Trust::CertHash(hash) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinVerifier {
-                pin: Some(*hash),
-                algs: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
+        Trust::Insecure => Arc::new(PinVerifier {
+            pin: None,
+            algs: provider.signature_verification_algorithms,
+        }),
+        Trust::CertHash(hash) => Arc::new(PinVerifier {
+            pin: Some(*hash),
+            algs: provider.signature_verification_algorithms,
+        }),
     };
+    let verifier = Recording {
+        inner,
+        failures: failures.clone(),
+    };
+    let mut tls = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| ClientError::Config(format!("TLS config unusable for QUIC: {e}")))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport_config()));
-    Ok(config)
+    config.transport_config(Arc::new(transport_config(keep_alive, idle_timeout)?));
+    Ok((config, failures))
 }
 
-/// Transport settings: keep NATs and the server's idle timer happy with a 2 s keep-alive,
-/// give up on a silent path after 10 s (a gateway that died without closing, e.g. killed,
-/// is noticed that fast and the client reconnects), allow datagrams (typing, presence), and let the
-/// server open enough uni streams for its shards plus hot rooms.
-fn transport_config() -> quinn::TransportConfig {
+/// Transport settings: keep NATs and the server's idle timer happy with the keep-alive,
+/// give up on a silent path after `idle_timeout` (a gateway that died without closing,
+/// e.g. killed, is noticed that fast and the client reconnects), allow datagrams (typing,
+/// presence), and let the server open enough uni streams for its shards plus hot rooms.
+fn transport_config(
+    keep_alive: Duration,
+    idle_timeout: Duration,
+) -> Result<quinn::TransportConfig, ClientError> {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
-    t.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(std::time::Duration::from_secs(10)).expect("10 s fits"),
-    ));
+    t.keep_alive_interval(Some(keep_alive));
+    let idle = quinn::IdleTimeout::try_from(idle_timeout)
+        .map_err(|_| ClientError::Config(format!("idle_timeout {idle_timeout:?} is too large")))?;
+    t.max_idle_timeout(Some(idle));
     t.datagram_receive_buffer_size(Some(1 << 20));
     t.max_concurrent_uni_streams(256u32.into());
-    t
+    Ok(t)
+}
+
+/// Delegates to the verifier of the trust mode and records why a certificate was refused.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    failures: CertFailures,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let r = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        if let Err(e) = &r {
+            let hash = hex::encode(cert_hash(end_entity.as_ref()));
+            self.failures.record(format!(
+                "certificate rejected ({e}); the server presented sha256 {hash}"
+            ));
+        }
+        r
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate (`pin: None`) or only the pinned one, and verifies handshake

@@ -181,14 +181,14 @@ async fn certificate_trust_is_enforced_without_hanging() {
         o.connect_timeout = Duration::from_secs(60);
         timeout(WAIT, connect(o))
     };
-    // A pinned hash that is not the gateway's: a connect error, not a hang or a timeout.
+    // A pinned hash that is not the gateway's: a certificate error, not a hang or a timeout.
     match attempt(Trust::CertHash([0; 32]), "dave").await.expect("no hang") {
-        Err(ClientError::Connect(why)) => assert!(!why.contains("no QUIC handshake"), "{why}"),
+        Err(ClientError::Certificate(why)) => assert!(!why.contains("no QUIC handshake"), "{why}"),
         other => panic!("wrong pin accepted: {other:?}"),
     }
     // The system roots do not know the gateway's self-signed certificate.
     match attempt(Trust::System, "erin").await.expect("no hang") {
-        Err(ClientError::Connect(_)) => {}
+        Err(ClientError::Certificate(_)) => {}
         other => panic!("self-signed certificate accepted by the system roots: {other:?}"),
     }
     assert_eq!(gw.hub.connection_count(), 0, "no session was set up");
