@@ -5,6 +5,7 @@
 //!
 //! Timing is reported (printed), never asserted.
 
+#[path = "../../gateway/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader};
