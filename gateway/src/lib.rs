@@ -9,11 +9,11 @@
 //! - [`chat`]: the `garou chat` terminal client (on `garou-client`).
 #![forbid(unsafe_code)]
 
-pub mod admin_api;
 pub mod auth;
 pub mod bench;
 pub mod chat;
 pub mod config;
+pub mod conn;
 pub mod http;
 pub mod hub;
 pub mod limits;

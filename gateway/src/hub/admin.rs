@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use super::commit::{Commit, Refusal};
 use super::{no_room, now_ms, Hub};
-use crate::session::outbound::ConnId;
+use crate::conn::ConnId;
 use crate::store::Op;
 
 /// Where and since when each session is connected (the hub's [`Conn`] does not carry it).
 ///
-/// [`Conn`]: crate::session::outbound::Conn
+/// [`Conn`]: crate::conn::Conn
 #[derive(Default)]
 pub struct Peers(Mutex<HashMap<ConnId, (SocketAddr, u64)>>);
 
@@ -37,7 +37,7 @@ impl Peers {
 /// Counts read at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Sessions per transport, in [`crate::metrics::TRANSPORTS`] order.
+    /// Sessions per transport, in [`crate::conn::TRANSPORTS`] order.
     pub sessions: [usize; 3],
     pub rooms: usize,
     pub hot_rooms: usize,
@@ -94,7 +94,7 @@ impl Hub {
             ..Snapshot::default()
         };
         for c in self.conns.lock().values() {
-            snap.sessions[crate::metrics::transport_index(c.transport)] += 1;
+            snap.sessions[crate::conn::transport_index(c.transport)] += 1;
         }
         let rooms: Vec<_> = self.rooms.read().values().cloned().collect();
         snap.rooms = rooms.len();

@@ -15,6 +15,7 @@ mod moderation;
 pub mod permissions;
 pub mod rate;
 pub mod room;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 pub mod window;
@@ -29,7 +30,7 @@ use garou_protocol::*;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::ServerConfig;
-use crate::session::outbound::{Conn, ConnId};
+use crate::conn::{Conn, ConnId};
 use crate::store::{Op, Retention, Store};
 use commit::{Committer, Refusal};
 use permissions::Action;
@@ -188,13 +189,15 @@ pub struct Hub {
     /// Seconds added to the clock (tests move time instead of sleeping).
     skew: AtomicU64,
     /// Session tickets and upload locks.
-    uploads: crate::uploads::Registry,
+    uploads: crate::uploads::registry::Registry,
     /// Anonymous guests (a leaf lock: may be taken while a room is locked).
     guests: RwLock<HashSet<UserId>>,
     /// Session addresses for the admin API.
     peers: admin::Peers,
     /// The budget of every room's in-memory window together.
     windows: window::Windows,
+    /// What the hub counts about itself (rendered by `/metrics`).
+    stats: Arc<stats::Stats>,
 }
 
 /// A continuation that sends `msg` to `conn` (once the committer ran it).
@@ -291,7 +294,8 @@ impl Hub {
     /// Load users, rooms, memberships and recent messages from `store`, and start the
     /// committer (on the current tokio runtime).
     pub async fn open(cfg: HubConfig, store: Arc<dyn Store>) -> Result<Arc<Hub>, crate::store::StoreError> {
-        let (commits, committer) = Committer::new(store.clone());
+        let stats = Arc::new(stats::Stats::default());
+        let (commits, committer) = Committer::new(store.clone(), stats.clone());
         let mut users = Users::default();
         for (id, nick) in store.users().await? {
             users.by_nick.insert(nick.clone(), id);
@@ -311,6 +315,7 @@ impl Hub {
                 cfg.num_shards,
                 cfg.rate_window_secs,
                 cfg.recent_messages,
+                stats.clone(),
             ));
             let window = room.state.lock().window();
             let recent = store
@@ -380,6 +385,7 @@ impl Hub {
             guests: RwLock::new(HashSet::new()),
             peers: Default::default(),
             windows,
+            stats,
         }))
     }
 
@@ -933,6 +939,7 @@ impl Hub {
             self.cfg.num_shards,
             self.cfg.rate_window_secs,
             self.cfg.recent_messages,
+            self.stats.clone(),
         ))
     }
 
@@ -1006,7 +1013,7 @@ impl Hub {
         // The session has checked that it is a complete upload of the sender's (uploads.rs).
         if attachment
             .as_deref()
-            .is_some_and(|a| !crate::uploads::valid_id(a))
+            .is_some_and(|a| !crate::uploads::registry::valid_id(a))
         {
             return err(ErrorCode::InvalidArgument, "the attachment is not an upload id");
         }
@@ -1601,7 +1608,7 @@ impl Hub {
             .messages(room_name, before, after, limit.clamp(1, 1000))
             .await
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
-        crate::metrics::store_history(started.elapsed());
+        self.stats.store_history(started.elapsed());
         Ok((room.epoch, messages))
     }
 
@@ -1620,8 +1627,13 @@ impl Hub {
         &self.store
     }
 
+    /// What the hub counts about itself (fan-outs, publish and store latency).
+    pub fn stats(&self) -> &stats::Stats {
+        &self.stats
+    }
+
     /// Session tickets and upload locks.
-    pub fn uploads(&self) -> &crate::uploads::Registry {
+    pub fn uploads(&self) -> &crate::uploads::registry::Registry {
         &self.uploads
     }
 

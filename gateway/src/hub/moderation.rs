@@ -10,7 +10,7 @@ use super::commit::Refusal;
 use super::permissions::{self, Action};
 use super::room::{Member, RoomState};
 use super::{err, no_room, not_member, now_ms, Hub, Reply};
-use crate::session::outbound::Conn;
+use crate::conn::Conn;
 use crate::store::{Op, SanctionKind};
 
 /// Longest moderation reason kept, in characters.

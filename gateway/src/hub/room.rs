@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 
 use super::commit::{Commit, Committer, Refusal};
 use super::rate::RateWindow;
+use super::stats::Stats;
 use super::window::{Evictions, Windows};
-use crate::session::outbound::Conn;
+use crate::conn::Conn;
 use crate::store::{Op, StoreError};
 
 /// Messages remembered per room for edits, deletes, reactions, receipts and idempotent
@@ -51,6 +52,8 @@ pub struct Room {
     /// Display title (RenameRoom); empty shows the name.
     pub title: Mutex<String>,
     pub state: Mutex<RoomState>,
+    /// The hub's counters (fan-outs).
+    stats: Arc<Stats>,
 }
 
 /// A member's place in the room.
@@ -114,6 +117,7 @@ impl Room {
         num_shards: u16,
         rate_window_secs: u64,
         window: usize,
+        stats: Arc<Stats>,
     ) -> Room {
         Room {
             name: name.into(),
@@ -123,6 +127,7 @@ impl Room {
             member_count: AtomicU32::new(0),
             forgotten: AtomicBool::new(false),
             title: Mutex::new(String::new()),
+            stats,
             state: Mutex::new(RoomState {
                 offset: 0,
                 durable: 0,
@@ -347,7 +352,7 @@ impl Room {
             for sub in &st.subs {
                 sub.conn.deliver(&sub.tx, frame);
             }
-            crate::metrics::fanout(st.subs.len(), arrived);
+            self.stats.fanout(st.subs.len(), arrived);
         }
         if let Some((conn, msg)) = reply {
             conn.control(&msg);

@@ -86,7 +86,15 @@ mod tests {
     use garou_protocol::RoomKind;
 
     fn room(name: &str, window: usize) -> Arc<Room> {
-        Arc::new(Room::new(name, RoomKind::Group, 1, 16, 10, window))
+        Arc::new(Room::new(
+            name,
+            RoomKind::Group,
+            1,
+            16,
+            10,
+            window,
+            Default::default(),
+        ))
     }
 
     fn recent(offset: u64) -> Recent {
