@@ -6,7 +6,8 @@
 //! `http`, `server`. A module "names" another when a `crate::` path in its code (comments
 //! aside) starts with it, `use crate::{a, b}` included. This is what keeps a second node,
 //! or another driver of the hub, addable without bolting on: nothing under the hub reaches
-//! back up.
+//! back up. Inside the hub, the room core (`hub/room/core.rs`) decides without a
+//! connection, the runtime, the clock or the store: its driver carries its effects out.
 
 use std::path::{Path, PathBuf};
 
@@ -200,4 +201,80 @@ fn the_checker_fails_on_an_upward_name() {
     .unwrap();
     let found = violations(dir.path(), &["hub"], ABOVE_HUB, &["uploads::registry"]);
     assert_eq!(found, ["hub/mod.rs names crate::metrics::fanout"]);
+}
+
+/// What the room core must not touch: connections, the runtime, the clock, the store.
+const IMPURE: &[&str] = &[
+    "tokio",
+    "spawn",
+    "Instant",
+    "SystemTime",
+    "now_ms()",
+    "Conn",
+    "Store",
+    "Committer",
+    ".await",
+];
+
+/// Every impure word the code of `file` (comments aside) uses, and every module it names
+/// beyond what the core may: the rows it builds, refusals, permissions, the rate window.
+fn impurities(file: &Path) -> Vec<String> {
+    let code = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let code: String = code
+        .lines()
+        .map(|l| l.find("//").map_or(l, |i| &l[..i]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found: Vec<String> = IMPURE
+        .iter()
+        .filter(|w| code.contains(*w))
+        .map(|w| format!("uses {w}"))
+        .collect();
+    let allowed = [
+        "store::Op",
+        "store::SanctionKind",
+        "hub::commit::Refusal",
+        "hub::permissions",
+        "hub::rate",
+    ];
+    for named in crate_paths(&code) {
+        if !allowed.iter().any(|m| within(&named, m)) {
+            found.push(format!("names crate::{named}"));
+        }
+    }
+    if code.contains("super::") {
+        found.push("names its driver (super::)".into());
+    }
+    found
+}
+
+#[test]
+fn the_room_core_decides_without_connections_runtime_clock_or_store() {
+    let found = impurities(&src().join("hub/room/core.rs"));
+    assert!(
+        found.is_empty(),
+        "the room core is not pure:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_purity_check_fails_on_a_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("core.rs");
+    std::fs::write(
+        &file,
+        "use crate::conn::Conn; // a connection\nfn f() { tokio::spawn(async {}); let t = std::time::Instant::now(); }\n",
+    )
+    .unwrap();
+    let found = impurities(&file);
+    for word in [
+        "uses tokio",
+        "uses spawn",
+        "uses Instant",
+        "uses Conn",
+        "names crate::conn::Conn",
+    ] {
+        assert!(found.iter().any(|f| f == word), "{word} not found in {found:?}");
+    }
 }

@@ -145,10 +145,10 @@ impl Hub {
                     name: r.name.to_string(),
                     kind: kind_name(r.kind),
                     title,
-                    members: st.members.len(),
+                    members: st.core.members.len(),
                     online: online.len(),
-                    hot: st.hot,
-                    last_offset: st.offset,
+                    hot: st.core.hot,
+                    last_offset: st.core.offset,
                 }
             })
             .collect();
@@ -183,7 +183,7 @@ impl Hub {
         let room = self.room(name).ok_or_else(|| no_room(name))?;
         let (offset, members) = {
             let mut st = room.state.lock();
-            if st.closed {
+            if st.core.closed {
                 return Err(no_room(name));
             }
             let event = |offset| {
@@ -196,7 +196,7 @@ impl Hub {
             // Both queue slots are taken first: the deletion must follow the event.
             let cleanup = self.commits.reserve()?;
             let offset = room.publish(&mut st, &self.commits, event, Vec::new(), None)?;
-            st.closed = true;
+            st.core.closed = true;
             let room_after = room.clone();
             let forget: Box<dyn FnOnce() + std::marker::Send> = Box::new(move || {
                 let mut st = room_after.state.lock();
@@ -209,13 +209,13 @@ impl Hub {
                 then: Some(forget),
                 refused: None,
             });
-            if st.hot {
-                st.hot = false;
+            if st.core.hot {
+                st.core.hot = false;
                 if self.hot.lock().remove(&room.name) {
                     self.hot_count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 }
             }
-            (offset, st.members.keys().copied().collect::<Vec<_>>())
+            (offset, st.core.members.keys().copied().collect::<Vec<_>>())
         };
         {
             let mut rooms = self.rooms.write();

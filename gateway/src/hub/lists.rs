@@ -59,7 +59,7 @@ impl Hub {
     pub(super) fn list_users(&self, conn: &Conn, m: ListUsers) -> Reply {
         let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         let st = room.state.lock();
-        if room.kind == RoomKind::Direct && st.role_of(conn.user).is_none() {
+        if room.kind == RoomKind::Direct && st.core.role_of(conn.user).is_none() {
             return Err(not_member(&m.room));
         }
         Ok(Some(
@@ -106,7 +106,7 @@ impl Hub {
     ) -> Result<(u64, Vec<StoredMessage>), Refusal> {
         let room = self.room(room_name).ok_or_else(|| no_room(room_name))?;
         if let Some(user) = reader {
-            if room.state.lock().role_of(user).is_none() {
+            if room.state.lock().core.role_of(user).is_none() {
                 return Err(not_member(room_name));
             }
         }

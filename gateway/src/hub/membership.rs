@@ -7,8 +7,9 @@ use std::sync::Arc;
 use garou_protocol::*;
 
 use super::permissions;
-use super::room::{self, Member, Room};
-use super::{err, no_room, not_member, Hub, Reply, MAX_REPLAY};
+use super::room::core::Joining;
+use super::room::{self, Room};
+use super::{err, no_room, Hub, Reply, MAX_REPLAY};
 use crate::conn::Conn;
 use crate::store::Op;
 
@@ -87,113 +88,75 @@ impl Hub {
         };
         let nick = self.nick_of(conn.user);
         let mut st = room.state.lock();
-        let joined = |st: &room::RoomState, role, offset, resumed| {
-            Message::from(Joined {
-                req,
-                room: room.info(),
-                role,
-                offset,
-                members: room.members(st),
-                epoch: room.epoch,
-                resumed,
-                unread: st.unread(conn.user),
-            })
-        };
-        if st.banned.contains(&conn.user) {
-            return err(ErrorCode::Banned, format!("you are banned from {name}"));
-        }
-        let Some(role) = st.role_of(conn.user) else {
-            if room.kind == RoomKind::Direct {
-                return err(ErrorCode::Forbidden, "direct rooms have exactly two members");
-            }
-            let max_members = self.cfg.max_members_per_room;
-            if max_members > 0 && st.members.len() >= max_members {
-                return err(
-                    ErrorCode::LimitReached,
-                    format!("room {name} is full ({max_members} members)"),
-                );
+        let max_members = self.cfg.max_members_per_room;
+        let role = match st
+            .core
+            .joining(conn.user, since, room.epoch, max_members, MAX_REPLAY)?
+        {
+            Joining::Again { role, resume } => {
+                room.subscribe(&mut st, conn);
+                if let Some(s) = resume {
+                    self.replay(&room, &st, conn, s.offset);
+                }
+                let first = resume.map_or(st.core.offset, |s| s.offset) + 1;
+                return Ok(Some(room.joined(
+                    &st,
+                    req,
+                    conn.user,
+                    role,
+                    first,
+                    resume.is_some(),
+                )));
             }
             // A new member: the first event it delivers is its own MemberJoined. Guests
             // read only; a token's grant for the room beats the kind's default.
-            let role = if guest {
-                Role::Guest
-            } else if created {
-                Role::Owner
-            } else {
-                grant.unwrap_or_else(|| permissions::join_role(room.kind))
-            };
-            let member = Member {
-                nick: nick.clone(),
-                role,
-            };
-            room.set_member(&mut st, conn.user, member);
-            room.subscribe(&mut st, conn);
-            let mut ops = Vec::new();
-            if created {
-                ops.push(Op::Room {
-                    name: name.to_owned(),
-                    kind: room.kind,
-                    epoch: room.epoch,
-                });
-            }
-            ops.push(Op::Member {
-                room: name.to_owned(),
-                user: conn.user,
-                role,
-            });
-            let first = st.offset + 1;
-            let reply = joined(&st, role, first, false);
-            let event = |offset| {
-                MemberJoined {
-                    room: name.to_owned(),
-                    offset,
-                    user: conn.user,
-                    nick: nick.clone(),
-                    role,
-                }
-                .into()
-            };
-            room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), reply)))?;
-            drop(st);
-            self.user_rooms(conn.user, |r| {
-                r.insert(room.name.clone());
-            });
-            return Ok(None);
+            Joining::New if guest => Role::Guest,
+            Joining::New if created => Role::Owner,
+            Joining::New => grant.unwrap_or_else(|| permissions::join_role(room.kind)),
         };
-        // An existing member (a rejoin): resume after `since` when the history allows.
-        let resumable = since.filter(|s| {
-            s.epoch == room.epoch
-                && s.offset + 1 >= st.first_offset
-                && s.offset <= st.offset
-                && st.offset - s.offset <= MAX_REPLAY
-        });
-        room.subscribe(&mut st, conn);
-        let (first, resumed) = match resumable {
-            Some(s) => (s.offset + 1, true),
-            None => (st.offset + 1, false),
-        };
-        if let Some(s) = resumable {
-            // Durable events come from the store; later ones reach this new subscriber
-            // through the committer like any other. The client orders them by offset.
-            let upto = st.durable;
-            if upto > s.offset {
-                let tx = conn.lane(&room.lane(st.hot));
-                let (store, room_name) = (self.store.clone(), name.to_owned());
-                tokio::spawn(async move {
-                    match store.events(&room_name, s.offset, upto).await {
-                        Ok(frames) => {
-                            for f in frames {
-                                if tx.send(f).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, room = room_name, "replay failed"),
-                    }
-                });
-            }
+        let mut ops = Vec::new();
+        if created {
+            ops.push(Op::Room {
+                name: name.to_owned(),
+                kind: room.kind,
+                epoch: room.epoch,
+            });
         }
-        Ok(Some(joined(&st, role, first, resumed)))
+        let (slot, now) = (self.commits.reserve(), self.now());
+        let mut publish = st.core.admit(conn.user, &nick, role, ops, slot, now)?;
+        room.subscribe(&mut st, conn);
+        let first = publish.event.offset;
+        publish.reply = Some(room.joined(&st, req, conn.user, role, first, false));
+        room.execute(publish, Some(conn), None, None);
+        drop(st);
+        self.user_rooms(conn.user, |r| {
+            r.insert(room.name.clone());
+        });
+        Ok(None)
+    }
+
+    /// Replay to `conn` the durable events of `room` after `since`: they come from the
+    /// store; later ones reach this new subscriber through the committer like any other.
+    /// The client orders them by offset.
+    fn replay(&self, room: &Room, st: &room::RoomState, conn: &Conn, since: Offset) {
+        let upto = st.core.durable;
+        if upto <= since {
+            return;
+        }
+        let tx = conn.lane(&room.lane(st.core.hot));
+        let (store, room_name) = (self.store.clone(), room.name.to_string());
+        tokio::spawn(async move {
+            match store.events(&room_name, since, upto).await {
+                Ok(frames) => {
+                    for f in frames {
+                        if tx.send(f).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, room = room_name, "replay failed"),
+            }
+        });
     }
 
     pub(super) fn new_room(&self, name: &str, kind: RoomKind) -> Arc<Room> {
@@ -219,31 +182,10 @@ impl Hub {
         let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         {
             let mut st = room.state.lock();
-            let member = st
-                .members
-                .get(&conn.user)
-                .cloned()
-                .ok_or_else(|| not_member(&m.room))?;
-            let ops = vec![Op::RemoveMember {
-                room: m.room.clone(),
-                user: conn.user,
-            }];
-            let reply = Left {
-                req: m.req,
-                room: m.room.clone(),
-            }
-            .into();
-            let event = |offset| {
-                MemberLeft {
-                    room: m.room.clone(),
-                    offset,
-                    user: conn.user,
-                    nick: member.nick,
-                }
-                .into()
-            };
-            room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), reply)))?;
-            room.remove_member(&mut st, conn.user);
+            let publish = st
+                .core
+                .leave(conn.user, m.req, self.commits.reserve(), self.now())?;
+            room.execute(publish, Some(conn), None, None);
             // The leaver's client stops tracking the room on the Left reply.
             room.unsubscribe(&mut st, |c| c.user == conn.user);
         }
@@ -256,55 +198,15 @@ impl Hub {
     pub(super) fn set_role(&self, conn: &Arc<Conn>, m: SetRole) -> Reply {
         let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         let mut st = room.state.lock();
-        let actor = st.role_of(conn.user).ok_or_else(|| not_member(&m.room))?;
-        let Some((&user, member)) = st.members.iter().find(|(_, mem)| mem.nick == m.nick) else {
-            return err(
-                ErrorCode::NoSuchUser,
-                format!("{} is not a member of {}", m.nick, m.room),
-            );
-        };
-        if m.role > Role::Guest && self.is_guest(user) {
-            return err(
-                ErrorCode::Forbidden,
-                format!("{} is an anonymous guest: read-only until they sign in", m.nick),
-            );
-        }
-        if !permissions::may_change_role(room.kind, actor, member.role, m.role) {
-            return err(
-                ErrorCode::Forbidden,
-                format!(
-                    "a {} may not make a {} a {}",
-                    actor.as_str(),
-                    member.role.as_str(),
-                    m.role.as_str()
-                ),
-            );
-        }
-        let nick = member.nick.clone();
-        let ops = vec![Op::Member {
-            room: m.room.clone(),
-            user,
-            role: m.role,
-        }];
-        let event = |offset| {
-            MemberUpdated {
-                room: m.room.clone(),
-                offset,
-                user,
-                nick: nick.clone(),
-                role: m.role,
-            }
-            .into()
-        };
-        let done = Done { req: m.req }.into();
-        room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), done)))?;
-        room.set_member(&mut st, user, Member { nick, role: m.role });
+        let (slot, now) = (self.commits.reserve(), self.now());
+        let publish = st.core.set_role(conn.user, m, |u| self.is_guest(u), slot, now)?;
+        room.execute(publish, Some(conn), None, None);
         Ok(None)
     }
 
     /// Whether `user` is a member of `room`.
     pub fn is_member(&self, room: &str, user: UserId) -> bool {
         self.room(room)
-            .is_some_and(|r| r.state.lock().role_of(user).is_some())
+            .is_some_and(|r| r.state.lock().core.role_of(user).is_some())
     }
 }

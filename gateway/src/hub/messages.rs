@@ -7,9 +7,9 @@ use std::sync::Arc;
 use garou_protocol::*;
 
 use super::commit::{self, Refusal};
-use super::permissions::{self, Action};
-use super::room::{self, Member, Recent, Room};
-use super::{err, moderation, no_room, not_member, now_ms, Hub, Reply};
+use super::room::core::{Effects, Post, Sent};
+use super::room::{self, Room};
+use super::{err, no_room, now_ms, Hub, Reply};
 use crate::conn::Conn;
 use crate::store::{Op, Store};
 
@@ -79,91 +79,42 @@ impl Hub {
             return err(ErrorCode::InvalidArgument, "the attachment is not an upload id");
         }
         let room = self.room(name).ok_or_else(|| no_room(name))?;
-        let now = self.now_sec();
+        let now = self.now();
         let mut st = room.state.lock();
-        let role = st.role_of(conn.user).ok_or_else(|| not_member(name))?;
-        if !permissions::allowed(room.kind, role, Action::Post) {
-            return err(
-                ErrorCode::Forbidden,
-                format!("a {} may not post in {name}", role.as_str()),
-            );
-        }
-        moderation::check_muted(&st, conn.user, name)?;
-        let ack = |id, offset| {
-            Message::from(MessageAck {
-                req,
-                room: name.to_owned(),
-                id,
-                offset,
-            })
-        };
-        // A retry (after a reconnect) of a message we already have: the first ack again,
-        // once that message is durable. (Messages the window forgot were looked up in the
-        // store before this: see [`Hub::stored_ack`].)
-        if let Some(&(id, offset)) = st.client_ids.get(&(conn.user, client_id)) {
-            if offset <= st.durable {
-                return Ok(Some(ack(id, offset)));
-            }
-            let then = self.ack_when_durable(&room, conn, (client_id, id, offset), ack(id, offset));
-            self.commits.push(Vec::new(), Some(then))?;
-            return Ok(None);
-        }
-        let nick = st.members[&conn.user].nick.clone();
-        let id = self.next_id();
-        let ts_ms = now_ms();
-        let offset = st.offset + 1;
-        let row = Op::Message {
-            id,
-            room: name.to_owned(),
-            offset,
+        let post = Post {
+            req,
             author: conn.user,
-            nick: nick.clone(),
-            ts_ms,
-            text: text.clone(),
             client_id,
-            attachment: attachment.clone(),
+            text,
+            attachment,
         };
-        let event = |offset| {
-            RoomMessage {
-                room: name.to_owned(),
-                offset,
-                id,
-                author: conn.user,
-                nick,
-                ts_ms,
-                text,
-                attachment,
+        let threshold = self.cfg.hot_room_threshold;
+        match st
+            .core
+            .send(post, self.commits.reserve(), || self.next_id(), threshold, now)?
+        {
+            Sent::Ack(ack) => Ok(Some(ack)),
+            Sent::Pending { id, offset, ack } => {
+                // A retry of a message still on its way to the store.
+                let then = self.ack_when_durable(&room, conn, (client_id, id, offset), ack);
+                self.commits.push(Vec::new(), Some(then))?;
+                Ok(None)
             }
-            .into()
-        };
-        let on_refused = self.message_refused(&room, conn, req, client_id, id);
-        room.publish_with(
-            &mut st,
-            &self.commits,
-            event,
-            vec![row],
-            Some((conn.clone(), ack(id, offset))),
-            None,
-            Some(on_refused),
-        )?;
-        let recent = Recent {
-            author: conn.user,
-            offset,
-            client_id,
-            deleted: false,
-            reactions: Vec::new(),
-        };
-        let evicted = room.remember_within(&mut st, id, recent, &self.windows);
-        st.rate.record(now);
-        if !st.hot && st.rate.rate(now) > self.cfg.hot_room_threshold && self.reserve_hot() {
-            tracing::info!(room = name, "room promoted to its own stream");
-            room.promote(&mut st);
-            self.hot.lock().insert(room.name.clone());
+            Sent::New { publish, id, hot, .. } => {
+                let on_refused = self.message_refused(&room, conn, req, client_id, id);
+                room.execute(publish, Some(conn), None, Some(on_refused));
+                let evicted = room.within_budget(&mut st, id, &self.windows);
+                if hot && self.reserve_hot() {
+                    tracing::info!(room = name, "room promoted to its own stream");
+                    room.promote(&mut st);
+                    self.hot.lock().insert(room.name.clone());
+                }
+                self.maybe_trim(&room, &st);
+                drop(st);
+                evicted.apply();
+                Ok(None)
+            }
         }
-        self.maybe_trim(&room, &st);
-        drop(st);
-        evicted.apply();
-        Ok(None)
     }
 
     /// What a refused message does (see [`room::Room::publish_with`]): leave the window,
@@ -180,7 +131,7 @@ impl Hub {
     ) -> room::OnRefused {
         let (room, conn, store) = (room.clone(), conn.clone(), self.store.clone());
         Box::new(move |e: &crate::store::StoreError| {
-            room.state.lock().forget(id);
+            room.state.lock().core.forget(id);
             if !e.is_conflict() {
                 let msg = "the message could not be stored";
                 return conn.control(&Error::reply(req, ErrorCode::Internal, msg));
@@ -206,7 +157,7 @@ impl Hub {
     ) -> commit::Then {
         let (room, conn, store) = (room.clone(), conn.clone(), self.store.clone());
         Box::new(move || {
-            let kept = room.state.lock().client_ids.get(&(conn.user, client_id)) == Some(&(id, offset));
+            let kept = room.state.lock().core.client_ids.get(&(conn.user, client_id)) == Some(&(id, offset));
             if kept {
                 return conn.control(&ack);
             }
@@ -236,7 +187,9 @@ impl Hub {
         }
         {
             let st = room.state.lock();
-            if st.role_of(conn.user).is_none() || st.client_ids.contains_key(&(conn.user, client_id)) {
+            if st.core.role_of(conn.user).is_none()
+                || st.core.client_ids.contains_key(&(conn.user, client_id))
+            {
                 return None; // refused, or answered from the window, by the hub
             }
         }
@@ -308,34 +261,16 @@ impl Hub {
                 });
             }
             for (user, nick, conns) in [(me.0, &me.1, vec![conn.clone()]), (them.0, &them.1, their_conns)] {
-                if st.role_of(user).is_some() {
+                if st.core.role_of(user).is_some() {
                     continue;
                 }
                 added = true;
-                let member = Member {
-                    nick: nick.clone(),
-                    role: Role::Member,
-                };
-                room.set_member(&mut st, user, member);
+                let (ops, slot) = (std::mem::take(&mut ops), self.commits.reserve());
+                let publish = st.core.admit(user, nick, Role::Member, ops, slot, self.now())?;
                 for c in &conns {
                     room.subscribe(&mut st, c);
                 }
-                ops.push(Op::Member {
-                    room: name.clone(),
-                    user,
-                    role: Role::Member,
-                });
-                let event = |offset| {
-                    MemberJoined {
-                        room: name.clone(),
-                        offset,
-                        user,
-                        nick: nick.clone(),
-                        role: Role::Member,
-                    }
-                    .into()
-                };
-                room.publish(&mut st, &self.commits, event, std::mem::take(&mut ops), None)?;
+                room.execute(publish, None, None, None);
             }
             // The sender may have this direct room open on another connection only.
             room.subscribe(&mut st, conn);
@@ -351,157 +286,51 @@ impl Hub {
         self.send(conn, m.req, &name, m.client_id, m.text, None)
     }
 
-    /// Who may change message `id` of `room`, and how: the shared checks of edit, delete
-    /// and react. Returns the room and its locked state for the change.
-    pub(super) fn message_action(
-        &self,
-        conn: &Conn,
-        room: &str,
-        id: MsgId,
-        own: Action,
-        any: Action,
-    ) -> Result<Arc<Room>, Refusal> {
-        let r = self.room(room).ok_or_else(|| no_room(room))?;
-        {
-            let st = r.state.lock();
-            let role = st.role_of(conn.user).ok_or_else(|| not_member(room))?;
-            let Some(recent) = st.recent.get(&id).filter(|x| !x.deleted) else {
-                return err(ErrorCode::NoSuchMessage, format!("no message {id} in {room}"));
-            };
-            let action = if recent.author == conn.user { own } else { any };
-            if !permissions::allowed(r.kind, role, action) {
-                return err(
-                    ErrorCode::Forbidden,
-                    format!("a {} may not do that here", role.as_str()),
-                );
-            }
-            if matches!(action, Action::EditOwn | Action::EditAny | Action::React) {
-                moderation::check_muted(&st, conn.user, room)?;
-            }
-        }
-        Ok(r)
-    }
-
     pub(super) fn edit(&self, conn: &Arc<Conn>, m: Edit) -> Reply {
         self.check_text(&m.text)?;
-        let room = self.message_action(conn, &m.room, m.id, Action::EditOwn, Action::EditAny)?;
+        let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         let mut st = room.state.lock();
-        let ops = vec![Op::Edit {
-            id: m.id,
-            text: m.text.clone(),
-        }];
-        let event = |offset| {
-            MessageEdited {
-                room: m.room.clone(),
-                offset,
-                id: m.id,
-                by: conn.user,
-                ts_ms: now_ms(),
-                text: m.text,
-            }
-            .into()
-        };
-        let done = Done { req: m.req }.into();
-        room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), done)))?;
+        let publish = st.core.edit(conn.user, m, self.commits.reserve(), self.now())?;
+        room.execute(publish, Some(conn), None, None);
         Ok(None)
     }
 
     pub(super) fn delete(&self, conn: &Arc<Conn>, m: Delete) -> Reply {
-        let room = self.message_action(conn, &m.room, m.id, Action::DeleteOwn, Action::DeleteAny)?;
+        let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         let mut st = room.state.lock();
-        let event = |offset| {
-            MessageDeleted {
-                room: m.room.clone(),
-                offset,
-                id: m.id,
-                by: conn.user,
-            }
-            .into()
-        };
-        let done = Done { req: m.req }.into();
-        room.publish(
-            &mut st,
-            &self.commits,
-            event,
-            vec![Op::Delete { id: m.id }],
-            Some((conn.clone(), done)),
-        )?;
-        if let Some(r) = st.recent.get_mut(&m.id) {
-            r.deleted = true;
-        }
+        let publish = st.core.delete(conn.user, m, self.commits.reserve(), self.now())?;
+        room.execute(publish, Some(conn), None, None);
         Ok(None)
     }
 
     pub(super) fn react(&self, conn: &Arc<Conn>, m: React) -> Reply {
-        if m.emoji.is_empty() || m.emoji.chars().count() > 16 {
-            return err(ErrorCode::InvalidArgument, "a reaction is 1-16 characters");
-        }
-        let room = self.message_action(conn, &m.room, m.id, Action::React, Action::React)?;
+        let room = self.room(&m.room).ok_or_else(|| no_room(&m.room))?;
         let mut st = room.state.lock();
-        let nick = st
-            .members
-            .get(&conn.user)
-            .map(|x| x.nick.clone())
-            .unwrap_or_default();
-        let Some(recent) = st.recent.get_mut(&m.id) else {
-            return err(
-                ErrorCode::NoSuchMessage,
-                format!("no message {} in {}", m.id, m.room),
-            );
-        };
-        let pos = recent
-            .reactions
-            .iter()
-            .position(|(u, e)| *u == conn.user && *e == m.emoji);
-        match (m.add, pos) {
-            (true, None) if recent.reactions.len() < room::MAX_REACTIONS => {
-                recent.reactions.push((conn.user, m.emoji.clone()))
+        match st.core.react(conn.user, m, self.commits.reserve(), self.now())? {
+            Effects::Reply(reply) => Ok(Some(reply)),
+            Effects::Publish(publish) => {
+                room.execute(publish, Some(conn), None, None);
+                Ok(None)
             }
-            (true, None) => return err(ErrorCode::LimitReached, "too many reactions on this message"),
-            (false, Some(i)) => {
-                recent.reactions.swap_remove(i);
-            }
-            _ => return Ok(Some(Done { req: m.req }.into())), // nothing changes
         }
-        let ops = vec![Op::React {
-            id: m.id,
-            user: conn.user,
-            emoji: m.emoji.clone(),
-            add: m.add,
-        }];
-        let event = |offset| {
-            ReactionChanged {
-                room: m.room.clone(),
-                offset,
-                id: m.id,
-                user: conn.user,
-                nick,
-                emoji: m.emoji,
-                added: m.add,
-            }
-            .into()
-        };
-        let done = Done { req: m.req }.into();
-        room.publish(&mut st, &self.commits, event, ops, Some((conn.clone(), done)))?;
-        Ok(None)
     }
 
     /// Apply retention once a room holds comfortably more than its limit (in the background).
     pub(super) fn maybe_trim(&self, room: &Arc<Room>, st: &room::RoomState) {
         let rule = self.cfg.retention(room.kind);
         if rule.max_messages == 0
-            || st.offset + 1 - st.first_offset <= rule.max_messages + rule.max_messages / 10
+            || st.core.offset + 1 - st.core.first_offset <= rule.max_messages + rule.max_messages / 10
         {
             return;
         }
-        let (store, room, upto) = (self.store.clone(), room.clone(), st.offset);
+        let (store, room, upto) = (self.store.clone(), room.clone(), st.core.offset);
         let commits = self.commits.clone();
         tokio::spawn(async move {
             commits.flush().await; // trim only what is committed
             match store.trim(&room.name, rule, now_ms()).await {
                 Ok(first) => {
                     let mut st = room.state.lock();
-                    st.first_offset = st.first_offset.max(first.min(upto + 1));
+                    st.core.first_offset = st.core.first_offset.max(first.min(upto + 1));
                 }
                 Err(e) => tracing::warn!(error = %e, room = &*room.name, "retention failed"),
             }

@@ -187,7 +187,7 @@ impl Hub {
                 cfg.recent_messages,
                 stats.clone(),
             ));
-            let window = room.state.lock().window();
+            let window = room.state.lock().core.window();
             let recent = store
                 .recent(&rec.name, u32::try_from(window).unwrap_or(u32::MAX))
                 .await?;
@@ -197,17 +197,17 @@ impl Hub {
             }
             {
                 let mut st = room.state.lock();
-                st.offset = rec.last_offset;
-                st.durable = rec.last_offset;
-                st.first_offset = rec.first_offset;
+                st.core.offset = rec.last_offset;
+                st.core.durable = rec.last_offset;
+                st.core.first_offset = rec.first_offset;
                 *room.title.lock() = rec.title.clone();
                 for &(user, kind, until) in &rec.sanctions {
                     match kind {
                         crate::store::SanctionKind::Ban => {
-                            st.banned.insert(user);
+                            st.core.banned.insert(user);
                         }
                         crate::store::SanctionKind::Mute => {
-                            st.muted.insert(user, until);
+                            st.core.muted.insert(user, until);
                         }
                     }
                 }
@@ -217,7 +217,7 @@ impl Hub {
                     };
                     u.rooms.insert(room.name.clone());
                     let nick = u.nick.clone();
-                    room.set_member(&mut st, user, Member { nick, role });
+                    st.core.set_member(user, Member { nick, role });
                 }
                 for r in recent {
                     let entry = Recent {
@@ -235,7 +235,7 @@ impl Hub {
         }
         for (room, user, read) in store.read_marks().await? {
             if let Some(r) = rooms.get(room.as_str()) {
-                r.state.lock().read.insert(user, read);
+                r.state.lock().core.read.insert(user, read);
             }
         }
         tokio::spawn(committer);
@@ -275,6 +275,14 @@ impl Hub {
 
     fn now_sec(&self) -> u64 {
         self.started.elapsed().as_secs() + self.skew.load(Ordering::Relaxed)
+    }
+
+    /// The time, as the room core takes it: the wall clock and the hub's seconds.
+    fn now(&self) -> room::core::Now {
+        room::core::Now {
+            ms: now_ms(),
+            sec: self.now_sec(),
+        }
     }
 
     /// Move the hub's clock forward (for tests of rate windows and cool-down).
@@ -355,7 +363,7 @@ impl Hub {
             match self.store.trim(&room.name, rule, now_ms()).await {
                 Ok(first) => {
                     let mut st = room.state.lock();
-                    st.first_offset = st.first_offset.max(first);
+                    st.core.first_offset = st.core.first_offset.max(first);
                 }
                 Err(e) => tracing::warn!(error = %e, room = &*room.name, "retention failed"),
             }
@@ -402,11 +410,11 @@ impl Hub {
         for name in hot {
             let Some(room) = self.room(&name) else { continue };
             let mut st = room.state.lock();
-            if st.rate.rate(now) >= self.cfg.cool_down_threshold {
-                st.cool_since = None;
+            if st.core.rate.rate(now) >= self.cfg.cool_down_threshold {
+                st.core.cool_since = None;
                 continue;
             }
-            let since = *st.cool_since.get_or_insert(now);
+            let since = *st.core.cool_since.get_or_insert(now);
             if now.saturating_sub(since) >= self.cfg.cool_down_period_secs {
                 tracing::info!(room = &*name, "room demoted to its shard stream");
                 room.demote(&mut st);

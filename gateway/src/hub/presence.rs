@@ -6,7 +6,7 @@ use bytes::Bytes;
 use garou_protocol::*;
 
 use super::permissions::{self, Action};
-use super::{moderation, Hub};
+use super::Hub;
 use crate::conn::{Conn, ConnId};
 use crate::store::Op;
 
@@ -16,13 +16,15 @@ impl Hub {
         let Some(room) = self.room(room_name) else { return };
         let (author, nick, offset) = {
             let mut st = room.state.lock();
-            let Some(me) = st.members.get(&conn.user).map(|m| m.nick.clone()) else {
+            let Some(me) = st.core.members.get(&conn.user).map(|m| m.nick.clone()) else {
                 return;
             };
-            let Some(recent) = st.recent.get(&id) else { return };
+            let Some(recent) = st.core.recent.get(&id) else {
+                return;
+            };
             let (author, offset) = (recent.author, recent.offset);
             if read {
-                let mark = st.read.entry(conn.user).or_insert(0);
+                let mark = st.core.read.entry(conn.user).or_insert(0);
                 *mark = (*mark).max(offset);
             }
             (author, me, offset)
@@ -61,11 +63,11 @@ impl Hub {
     pub fn typing(&self, conn: &Conn, room_name: &str) {
         let Some(room) = self.room(room_name) else { return };
         let st = room.state.lock();
-        let Some(me) = st.members.get(&conn.user) else {
+        let Some(me) = st.core.members.get(&conn.user) else {
             return;
         };
         if !permissions::allowed(room.kind, me.role, Action::Typing)
-            || moderation::check_muted(&st, conn.user, room_name).is_err()
+            || st.core.check_muted(conn.user, super::now_ms()).is_err()
         {
             return;
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use garou_protocol::*;
 
 use super::commit::Refusal;
-use super::room::Member;
 use super::{err, reply_later, Hub, Reply};
 use crate::conn::{Conn, ConnId};
 use crate::store::Op;
@@ -259,25 +258,14 @@ impl Hub {
         for name in rooms {
             let Some(room) = self.room(&name) else { continue };
             let mut st = room.state.lock();
-            let Some(role) = st.role_of(user) else {
+            let Some(role) = st.core.role_of(user) else {
                 continue;
             };
-            let member = Member {
-                nick: nick.to_owned(),
-                role,
-            };
-            room.set_member(&mut st, user, member);
-            let event = |offset| {
-                MemberUpdated {
-                    room: name.to_string(),
-                    offset,
-                    user,
-                    nick: nick.to_owned(),
-                    role,
-                }
-                .into()
-            };
-            room.publish(&mut st, &self.commits, event, Vec::new(), None)?;
+            let (slot, now) = (self.commits.reserve(), self.now());
+            let publish = st
+                .core
+                .rename_member(user, nick.to_owned(), role, Vec::new(), None, slot, now)?;
+            room.execute(publish, None, None, None);
         }
         Ok(())
     }
