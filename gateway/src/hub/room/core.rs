@@ -25,10 +25,6 @@ use crate::hub::permissions::{self, Action};
 use crate::hub::rate::RateWindow;
 use crate::store::{Op, SanctionKind};
 
-/// Messages remembered per room for edits, deletes, reactions, receipts and idempotent
-/// publishing, by default ([`crate::hub::HubConfig::recent_messages`]). Durable history is
-/// in the store; this is the in-memory window.
-pub const RECENT_MESSAGES: usize = 10_000;
 /// Distinct reactions kept per message.
 pub const MAX_REACTIONS: usize = 64;
 

@@ -1,5 +1,5 @@
 //! One room's driver: its subscribers, its commits and its fan-out, around its
-//! [`RoomCore`] (what the room decides: see [`core`]).
+//! [`RoomCore`] (what the room decides: see [`self::core`]).
 //!
 //! Everything that changes a room happens under its own short lock (never held across an
 //! await): the core takes the next offset and encodes the event **once**; the driver
@@ -22,10 +22,11 @@ use garou_protocol::{
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-pub use self::core::{Event, Listed, Member, Publish, Recent, RoomCore, MAX_REACTIONS, RECENT_MESSAGES};
+pub use self::core::{Event, Listed, Member, Publish, Recent, RoomCore, MAX_REACTIONS};
 use super::commit::{Commit, Committer, Refusal, Then};
 use super::stats::Stats;
 use super::window::{Evictions, Windows};
+pub use crate::config::RECENT_MESSAGES;
 use crate::conn::Conn;
 use crate::store::{Op, StoreError};
 
