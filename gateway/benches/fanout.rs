@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use garou_gateway::conn::{Conn, Ctl, Wire};
 use garou_gateway::hub::{Hub, HubConfig};
-use garou_gateway::session::outbound::{Conn, Ctl, Wire};
 use garou_gateway::store::sqlite::SqliteStore;
 use garou_protocol::{Credentials, ErrorCode, Join, Message, Send as SendMsg, StreamKind};
 use parking_lot::Mutex;

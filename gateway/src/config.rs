@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Retention;
 
+/// Messages remembered per room for edits, deletes, reactions, receipts and idempotent
+/// publishing, by default ([`ServerConfig::recent_messages`]). Durable history is in the
+/// store; this is the in-memory window.
+pub const RECENT_MESSAGES: usize = 10_000;
+
 /// Everything the gateway can be told.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -344,7 +349,7 @@ impl Default for ServerConfig {
             data: PathBuf::from("data"),
             store: StoreConfig::default(),
             sqlite_synchronous: SqliteSynchronous::Full,
-            recent_messages: crate::hub::room::RECENT_MESSAGES,
+            recent_messages: RECENT_MESSAGES,
             recent_messages_total: 500_000,
             cert: None,
             key: None,

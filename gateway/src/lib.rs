@@ -11,9 +11,9 @@
 //! `garou-cli` crate, so this library depends on no client.
 #![forbid(unsafe_code)]
 
-pub mod admin_api;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod http;
 pub mod hub;
 pub mod limits;

@@ -7,9 +7,12 @@
 //! code: the hot paths (fan-out, frame reading and writing) do an array index and an
 //! atomic add, never a string format or a label hash.
 //!
-//! One set of metrics per process (a gateway is one process in production). Gauges that
-//! describe the hub (sessions, rooms, members) are read from the hub at scrape time, so
-//! they are exact for the gateway asked and cost nothing on the hot path.
+//! One set of metrics per process (a gateway is one process in production) for what the
+//! sessions and transports count. What the hub counts (fan-outs, publish latency, store
+//! commits and errors) it keeps itself ([`crate::hub::stats`]); those series, and the
+//! gauges that describe the hub (sessions, rooms, members), are rendered from the hub's
+//! snapshots at scrape time, so they are exact for the gateway asked and the hub never
+//! names this module.
 //!
 //! [`SERIES`] lists every series with its type and labels; the README table is written
 //! from it and the observability test checks both against a real scrape.
@@ -19,13 +22,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use garou_protocol::{ErrorCode, Frame, FrameType, Message, HEADER_LEN};
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::hub::stats::{bucket_bounds, HistogramSnapshot, StatsSnapshot, STORE_ERROR_KINDS};
 use crate::hub::Hub;
 
 /// One documented series: its name as scraped, type, labels and meaning.
@@ -69,25 +76,13 @@ pub const SERIES: &[Series] = &[
     s("garou_uptime_seconds", "gauge", "", "Seconds since the hub started."),
 ];
 
-/// Transports, in the order of the per-transport arrays.
-pub const TRANSPORTS: [&str; 3] = ["quic", "webtransport", "websocket"];
-
-/// Index of a transport name in [`TRANSPORTS`] (unknown names count as the last).
-pub fn transport_index(kind: &str) -> usize {
-    match kind {
-        "quic" => 0,
-        "webtransport" => 1,
-        _ => 2,
-    }
-}
-
-/// Labels of `garou_store_errors_total`, in the order of [`Metrics`]' array.
-const STORE_ERROR_KINDS: [&str; 3] = ["conflict", "unavailable", "other"];
+pub use crate::conn::{transport_index, TRANSPORTS};
 
 /// Highest error code with a pre-registered series.
 const MAX_CODE: usize = 64;
 
-/// Pre-resolved handles of every series.
+/// Pre-resolved handles of every series the sessions and transports record (the hub's
+/// are rendered from its [`StatsSnapshot`], see [`render`]).
 pub struct Metrics {
     registry: Registry,
     pub connections: [Gauge; 3],
@@ -102,19 +97,12 @@ pub struct Metrics {
     room_members: Gauge,
     frames_in: Vec<Option<Counter>>,
     frames_out: Vec<Option<Counter>>,
-    pub fanouts: Counter,
-    pub deliveries: Counter,
     drop_slow: Counter,
     drop_datagram: Counter,
     bytes_in: [Counter; 3],
     bytes_out: [Counter; 3],
     errors: Vec<Option<Counter>>,
     throttles: Counter,
-    publish_seconds: Histogram,
-    store_commit: Histogram,
-    store_history: Histogram,
-    /// By [`crate::store::StoreError::kind`]: conflict, unavailable, other.
-    store_errors: [Counter; 3],
     uptime: Gauge,
 }
 
@@ -124,21 +112,23 @@ fn label(key: &str, value: &str) -> Labels {
     vec![(key.to_owned(), value.to_owned())]
 }
 
-/// 50µs to ~13s.
+/// 50µs to ~13s: the buckets of the hub's histograms too ([`bucket_bounds`]).
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 19))
+}
+
+/// The help text of series `name` in [`SERIES`].
+fn help(name: &str) -> String {
+    SERIES
+        .iter()
+        .find(|x| x.name == name)
+        .map_or("", |x| x.help)
+        .to_owned()
 }
 
 impl Metrics {
     fn new() -> Metrics {
         let mut r = Registry::default();
-        let help = |name: &str| {
-            SERIES
-                .iter()
-                .find(|x| x.name == name)
-                .map_or("", |x| x.help)
-                .to_owned()
-        };
         // Counters are registered without `_total`, which the encoder appends.
         let counter = |r: &mut Registry, name: &str| {
             let c = Counter::default();
@@ -181,8 +171,6 @@ impl Metrics {
         };
         let frames_in = by_frame_type(&counters(&mut r, "garou_messages_in"));
         let frames_out = by_frame_type(&counters(&mut r, "garou_messages_out"));
-        let fanouts = counter(&mut r, "garou_fanouts");
-        let deliveries = counter(&mut r, "garou_fanout_deliveries");
         let drops = counters(&mut r, "garou_drops");
         let by_transport =
             |f: &Family<Labels, Counter>| TRANSPORTS.map(|t| f.get_or_create_owned(&label("transport", t)));
@@ -196,11 +184,6 @@ impl Metrics {
             })
             .collect();
         let throttles = counter(&mut r, "garou_throttles");
-        let publish_seconds = histogram(&mut r, "garou_publish_delivery_seconds");
-        let store = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
-        r.register("garou_store_seconds", help("garou_store_seconds"), store.clone());
-        let store_errors = counters(&mut r, "garou_store_errors");
-        let store_errors = STORE_ERROR_KINDS.map(|k| store_errors.get_or_create_owned(&label("kind", k)));
         let uptime = gauge(&mut r, "garou_uptime_seconds");
         Metrics {
             connections,
@@ -215,18 +198,12 @@ impl Metrics {
             room_members,
             frames_in,
             frames_out,
-            fanouts,
-            deliveries,
             drop_slow: drops.get_or_create_owned(&label("reason", "slow_consumer")),
             drop_datagram: drops.get_or_create_owned(&label("reason", "datagram")),
             bytes_in,
             bytes_out,
             errors,
             throttles,
-            publish_seconds,
-            store_commit: store.get_or_create_owned(&label("op", "commit")),
-            store_history: store.get_or_create_owned(&label("op", "history")),
-            store_errors,
             uptime,
             registry: r,
         }
@@ -240,7 +217,7 @@ pub fn get() -> &'static Metrics {
     &METRICS
 }
 
-/// The text exposition for `/metrics`, with the hub gauges read now.
+/// The text exposition for `/metrics`: the process's series, then the hub's, read now.
 pub fn render(hub: &Hub) -> String {
     let m = get();
     let snap = hub.snapshot();
@@ -251,10 +228,58 @@ pub fn render(hub: &Hub) -> String {
     m.hot_rooms.set(snap.hot_rooms as i64);
     m.room_members.set(snap.members as i64);
     m.uptime.set(snap.uptime.as_secs() as i64);
+    let mut hub_series = Registry::default();
+    hub_series.register_collector(Box::new(HubSeries(hub.stats().snapshot())));
     let mut out = String::with_capacity(16 * 1024);
     // Writing into a String cannot fail.
-    let _ = encode(&mut out, &m.registry);
+    let _ = encode_registry(&mut out, &m.registry);
+    let _ = encode_registry(&mut out, &hub_series);
+    let _ = encode_eof(&mut out);
     out
+}
+
+/// The series of one [`StatsSnapshot`] of the hub.
+#[derive(Debug)]
+struct HubSeries(StatsSnapshot);
+
+/// A counter named `name` (without `_total`, which the encoder appends).
+fn const_counter(enc: &mut DescriptorEncoder, name: &str, value: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(value);
+    let help = help(&format!("{name}_total"));
+    c.encode(enc.encode_descriptor(name, &help, None, c.metric_type())?)
+}
+
+/// Bucket bounds and counts as the encoder takes them (the last bound is +Inf).
+fn buckets(h: &HistogramSnapshot) -> Vec<(f64, u64)> {
+    bucket_bounds()
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(h.counts)
+        .collect()
+}
+
+impl Collector for HubSeries {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        const_counter(&mut enc, "garou_fanouts", s.fanouts)?;
+        const_counter(&mut enc, "garou_fanout_deliveries", s.deliveries)?;
+        let name = "garou_publish_delivery_seconds";
+        enc.encode_descriptor(name, &help(name), None, MetricType::Histogram)?
+            .encode_histogram::<NoLabelSet>(s.publish.sum, s.publish.count(), &buckets(&s.publish), None)?;
+        let name = "garou_store_seconds";
+        let mut store = enc.encode_descriptor(name, &help(name), None, MetricType::Histogram)?;
+        for (op, h) in [("commit", &s.store_commit), ("history", &s.store_history)] {
+            store
+                .encode_family(&label("op", op))?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count(), &buckets(h), None)?;
+        }
+        let name = "garou_store_errors";
+        let mut errors =
+            enc.encode_descriptor(name, &help(&format!("{name}_total")), None, MetricType::Counter)?;
+        for (kind, n) in STORE_ERROR_KINDS.iter().zip(s.store_errors) {
+            ConstCounter::new(n).encode(errors.encode_family(&label("kind", kind))?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts a transport connection while alive.
@@ -343,15 +368,6 @@ pub fn error(code: ErrorCode) {
     }
 }
 
-/// One room event reached `recipients` subscribers' queues, `since` its command arrived.
-#[inline]
-pub fn fanout(recipients: usize, since: std::time::Instant) {
-    let m = get();
-    m.fanouts.inc();
-    m.deliveries.inc_by(recipients as u64);
-    m.publish_seconds.observe(since.elapsed().as_secs_f64());
-}
-
 /// A frame was dropped because the client's queue is full.
 #[inline]
 pub fn drop_slow_consumer() {
@@ -387,22 +403,6 @@ pub fn bytes_out(transport: usize, n: usize) {
     get().bytes_out[transport].inc_by(n as u64);
 }
 
-/// One group commit took `took`.
-pub fn store_commit(took: Duration) {
-    get().store_commit.observe(took.as_secs_f64());
-}
-
-/// A store commit failed; `kind` is [`crate::store::StoreError::kind`].
-pub fn store_error(kind: &str) {
-    let i = STORE_ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(2);
-    get().store_errors[i].inc();
-}
-
-/// One history query took `took`.
-pub fn store_history(took: Duration) {
-    get().store_history.observe(took.as_secs_f64());
-}
-
 /// Transport index constants for the adapters.
 pub const QUIC: usize = 0;
 pub const WEBTRANSPORT: usize = 1;
@@ -411,9 +411,4 @@ pub const WEBSOCKET: usize = 2;
 /// Sum of a per-frame-type counter (for stats).
 pub fn messages_in() -> u64 {
     get().frames_in.iter().flatten().map(|c| c.get()).sum()
-}
-
-/// Sum of fan-out deliveries (for stats).
-pub fn deliveries() -> u64 {
-    get().deliveries.get()
 }

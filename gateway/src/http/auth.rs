@@ -81,7 +81,7 @@ fn resolve(s: &HttpState, credential: &str) -> Result<Caller, Unauthorized> {
         .admin
         .token
         .as_deref()
-        .is_some_and(|t| crate::admin_api::same_secret(credential, t))
+        .is_some_and(|t| crate::http::admin::same_secret(credential, t))
     {
         return Ok(Caller::Backend);
     }

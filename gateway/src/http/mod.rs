@@ -1,14 +1,17 @@
 //! The HTTP side (axum): the chat page and the wasm package embedded in the binary, the
-//! certificate hash browsers pin, health, and `/ws`, the WebSocket fallback transport.
+//! certificate hash browsers pin, health, `/metrics`, and `/ws`, the WebSocket fallback
+//! transport. [`admin`] holds the admin API, [`uploads`] the upload and download routes.
 //!
 //! Cross-origin reads (CORS) are off unless `[http_server] cors_origins` names the origins
 //! allowed: by default only the gateway's own page may read its answers. Every request but
 //! an upload must be answered within `request_timeout_secs`; connection caps and the
 //! header and idle timeouts live in [`crate::http::listener`].
 
+pub mod admin;
 pub mod auth;
 pub mod listener;
 pub mod query;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,9 +65,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .merge(crate::admin_api::routes())
+        .merge(admin::routes())
         .route("/api/rooms/{room}/messages", get(history))
-        .route("/api/uploads/{id}", get(crate::uploads::download))
+        .route("/api/uploads/{id}", get(uploads::download))
         .route("/ws", get(websocket))
         .fallback(get(static_file))
         .layer(TimeoutLayer::with_status_code(
@@ -72,7 +75,7 @@ pub fn router(state: HttpState) -> Router {
             request_timeout,
         ))
         // Uploads are long: their body is bounded by a minimum rate instead.
-        .route("/api/uploads", post(crate::uploads::upload_http));
+        .route("/api/uploads", post(uploads::upload_http));
     match cors {
         Some(cors) => app.layer(cors).with_state(state),
         None => app.with_state(state),

@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use super::commit::{Commit, Refusal};
 use super::{no_room, now_ms, Hub};
-use crate::session::outbound::ConnId;
+use crate::conn::ConnId;
 use crate::store::Op;
 
 /// Where and since when each session is connected (the hub's [`Conn`] does not carry it).
 ///
-/// [`Conn`]: crate::session::outbound::Conn
+/// [`Conn`]: crate::conn::Conn
 #[derive(Default)]
 pub struct Peers(Mutex<HashMap<ConnId, (SocketAddr, u64)>>);
 
@@ -37,7 +37,7 @@ impl Peers {
 /// Counts read at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Sessions per transport, in [`crate::metrics::TRANSPORTS`] order.
+    /// Sessions per transport, in [`crate::conn::TRANSPORTS`] order.
     pub sessions: [usize; 3],
     pub rooms: usize,
     pub hot_rooms: usize,
@@ -94,7 +94,7 @@ impl Hub {
             ..Snapshot::default()
         };
         for c in self.conns.lock().values() {
-            snap.sessions[crate::metrics::transport_index(c.transport)] += 1;
+            snap.sessions[crate::conn::transport_index(c.transport)] += 1;
         }
         let rooms: Vec<_> = self.rooms.read().values().cloned().collect();
         snap.rooms = rooms.len();
@@ -145,10 +145,10 @@ impl Hub {
                     name: r.name.to_string(),
                     kind: kind_name(r.kind),
                     title,
-                    members: st.members.len(),
+                    members: st.core.members.len(),
                     online: online.len(),
-                    hot: st.hot,
-                    last_offset: st.offset,
+                    hot: st.core.hot,
+                    last_offset: st.core.offset,
                 }
             })
             .collect();
@@ -183,7 +183,7 @@ impl Hub {
         let room = self.room(name).ok_or_else(|| no_room(name))?;
         let (offset, members) = {
             let mut st = room.state.lock();
-            if st.closed {
+            if st.core.closed {
                 return Err(no_room(name));
             }
             let event = |offset| {
@@ -196,7 +196,7 @@ impl Hub {
             // Both queue slots are taken first: the deletion must follow the event.
             let cleanup = self.commits.reserve()?;
             let offset = room.publish(&mut st, &self.commits, event, Vec::new(), None)?;
-            st.closed = true;
+            st.core.closed = true;
             let room_after = room.clone();
             let forget: Box<dyn FnOnce() + std::marker::Send> = Box::new(move || {
                 let mut st = room_after.state.lock();
@@ -209,13 +209,13 @@ impl Hub {
                 then: Some(forget),
                 refused: None,
             });
-            if st.hot {
-                st.hot = false;
+            if st.core.hot {
+                st.core.hot = false;
                 if self.hot.lock().remove(&room.name) {
                     self.hot_count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 }
             }
-            (offset, st.members.keys().copied().collect::<Vec<_>>())
+            (offset, st.core.members.keys().copied().collect::<Vec<_>>())
         };
         {
             let mut rooms = self.rooms.write();

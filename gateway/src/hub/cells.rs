@@ -19,8 +19,8 @@ use super::{Hub, HubConfig};
 fn force_role(hub: &Hub, room: &str, user: UserId, role: Role) {
     let r = hub.room(room).expect("room exists");
     let mut st = r.state.lock();
-    let nick = st.members[&user].nick.clone();
-    r.set_member(&mut st, user, Member { nick, role });
+    let nick = st.core.members[&user].nick.clone();
+    st.core.set_member(user, Member { nick, role });
 }
 
 fn acked_id(m: &Message) -> MsgId {

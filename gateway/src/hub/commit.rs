@@ -24,6 +24,7 @@ use std::time::Duration;
 use garou_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
+use super::stats::Stats;
 use crate::store::{Op, Store, StoreError};
 
 /// Why a request was refused: code and message for the Error frame.
@@ -64,7 +65,11 @@ pub struct Committer {
 
 impl Committer {
     /// A committer writing to `store`, and the task to spawn that runs it.
-    pub fn new(store: Arc<dyn Store>) -> (Committer, impl std::future::Future<Output = ()>) {
+    /// Commit latency and failures are counted in `stats`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        stats: Arc<Stats>,
+    ) -> (Committer, impl std::future::Future<Output = ()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let down = Arc::new(AtomicBool::new(false));
         (
@@ -72,7 +77,7 @@ impl Committer {
                 tx,
                 down: down.clone(),
             },
-            run(store, rx, down),
+            run(store, rx, down, stats),
         )
     }
 
@@ -123,7 +128,16 @@ impl Committer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Commit>, down: Arc<AtomicBool>) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Commit>,
+    down: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+) {
+    let shared = Shared {
+        down: &down,
+        stats: &stats,
+    };
     let mut batch: Vec<Commit> = Vec::with_capacity(BATCH);
     let mut ops: Vec<Op> = Vec::new();
     // Where each item's ops end in `ops`, to apply them alone if the batch is refused.
@@ -135,7 +149,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Commit>, down: Arc<At
         }
         let whole = match ops.is_empty() {
             true => Ok(()),
-            false => commit(&*store, &ops, &down).await,
+            false => commit(&*store, &ops, &shared).await,
         };
         match whole {
             Ok(()) => {
@@ -154,7 +168,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Commit>, down: Arc<At
                     start = end;
                     let result = match item.is_empty() {
                         true => Ok(()),
-                        false => commit(&*store, item, &down).await,
+                        false => commit(&*store, item, &shared).await,
                     };
                     match result {
                         Ok(()) => {
@@ -162,7 +176,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Commit>, down: Arc<At
                                 then();
                             }
                         }
-                        Err(e) => refuse(&*store, c.refused, e, &down).await,
+                        Err(e) => refuse(&*store, c.refused, e, &shared).await,
                     }
                 }
             }
@@ -172,27 +186,34 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Commit>, down: Arc<At
     }
 }
 
+/// What the committer's steps share: the health flag and the hub's counters.
+struct Shared<'a> {
+    /// Set while the store is unavailable.
+    down: &'a AtomicBool,
+    stats: &'a Stats,
+}
+
 /// Apply `ops`, waiting out an unavailable store (capped backoff, for as long as it takes):
 /// returns once they are durable, or refused for a reason retrying cannot fix.
-async fn commit(store: &dyn Store, ops: &[Op], down: &AtomicBool) -> Result<(), StoreError> {
+async fn commit(store: &dyn Store, ops: &[Op], shared: &Shared<'_>) -> Result<(), StoreError> {
     let mut delay = BACKOFF_MIN;
     let mut attempt = 0u32;
     loop {
         let started = std::time::Instant::now();
         let result = store.apply(ops).await;
-        if !matches!(result, Err(StoreError::Unavailable(_))) && down.swap(false, Ordering::AcqRel) {
+        if !matches!(result, Err(StoreError::Unavailable(_))) && shared.down.swap(false, Ordering::AcqRel) {
             // The store answers again (a refusal is an answer too).
             tracing::info!(attempts = attempt, "store available again; publishes accepted");
         }
         match result {
             Ok(()) => {
-                crate::metrics::store_commit(started.elapsed());
+                shared.stats.store_commit(started.elapsed());
                 return Ok(());
             }
             Err(e) if e.is_unavailable() => {
-                crate::metrics::store_error(e.kind());
+                shared.stats.store_error(e.kind());
                 attempt += 1;
-                if !down.swap(true, Ordering::AcqRel) {
+                if !shared.down.swap(true, Ordering::AcqRel) {
                     tracing::error!(error = %e, "store unavailable: refusing new publishes and retrying until it commits");
                 } else {
                     tracing::warn!(error = %e, attempt, "store still unavailable");
@@ -201,7 +222,7 @@ async fn commit(store: &dyn Store, ops: &[Op], down: &AtomicBool) -> Result<(), 
                 delay = (delay * 2).min(BACKOFF_MAX);
             }
             Err(e) => {
-                crate::metrics::store_error(e.kind());
+                shared.stats.store_error(e.kind());
                 return Err(e);
             }
         }
@@ -209,14 +230,14 @@ async fn commit(store: &dyn Store, ops: &[Op], down: &AtomicBool) -> Result<(), 
 }
 
 /// One item the store refused on its own: tell its owner, commit its stand-in if any.
-async fn refuse(store: &dyn Store, refused: Option<Refused>, e: StoreError, down: &AtomicBool) {
+async fn refuse(store: &dyn Store, refused: Option<Refused>, e: StoreError, shared: &Shared<'_>) {
     let Some(refused) = refused else {
         return tracing::error!(error = %e, "store refused a change; dropped");
     };
     tracing::warn!(error = %e, "store refused a change; its sender is told");
     let Some(instead) = refused(&e) else { return };
     if !instead.ops.is_empty() {
-        if let Err(e) = commit(store, &instead.ops, down).await {
+        if let Err(e) = commit(store, &instead.ops, shared).await {
             // Delivered all the same: a stand-in carries nothing to lose, and live
             // subscribers must not wait for its offset.
             tracing::error!(error = %e, "store refused the stand-in of a refused change");

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::{Hub, HubConfig};
-use crate::session::outbound::{Conn, Ctl, Wire};
+use crate::conn::{Conn, Ctl, Wire};
 
 #[derive(Default)]
 pub(super) struct TestWire {

@@ -73,7 +73,7 @@ impl Evictions {
         for (room, id) in self.0 {
             if let Some(room) = room.upgrade() {
                 let mut st = room.state.lock();
-                room.forget_upto(&mut st, id);
+                st.core.forget_upto(id);
             }
         }
     }
@@ -86,7 +86,15 @@ mod tests {
     use garou_protocol::RoomKind;
 
     fn room(name: &str, window: usize) -> Arc<Room> {
-        Arc::new(Room::new(name, RoomKind::Group, 1, 16, 10, window))
+        Arc::new(Room::new(
+            name,
+            RoomKind::Group,
+            1,
+            16,
+            10,
+            window,
+            Default::default(),
+        ))
     }
 
     fn recent(offset: u64) -> Recent {
@@ -121,14 +129,14 @@ mod tests {
         Evictions::new(later).apply();
         let kept: Vec<MsgId> = {
             let st = a.state.lock();
-            let mut v: Vec<_> = st.recent.keys().copied().collect();
+            let mut v: Vec<_> = st.core.recent.keys().copied().collect();
             v.sort();
             v
         };
         assert_eq!(kept, vec![7, 8], "a keeps its newest");
         assert!(a.forgotten(), "a must ask the store for older client ids");
-        assert!(!a.state.lock().client_ids.contains_key(&(7, 1)));
-        assert_eq!(b.state.lock().recent.len(), 8);
+        assert!(!a.state.lock().core.client_ids.contains_key(&(7, 1)));
+        assert_eq!(b.state.lock().core.recent.len(), 8);
         assert!(!b.forgotten());
         assert_eq!(windows.len(), 10);
     }
@@ -144,8 +152,8 @@ mod tests {
             );
         }
         let st = a.state.lock();
-        assert_eq!(st.recent.len(), 5);
-        assert!(st.recent.contains_key(&20) && !st.recent.contains_key(&15));
+        assert_eq!(st.core.recent.len(), 5);
+        assert!(st.core.recent.contains_key(&20) && !st.core.recent.contains_key(&15));
         assert!(a.forgotten());
     }
 
@@ -159,6 +167,6 @@ mod tests {
         let _ = remember(&b, &windows, 2);
         let gone = remember(&b, &windows, 3);
         gone.apply(); // the dropped room's place is simply released
-        assert_eq!(b.state.lock().recent.len(), 2);
+        assert_eq!(b.state.lock().core.recent.len(), 2);
     }
 }

@@ -3,9 +3,8 @@
 //! Handshake on the control stream (Hello -> HelloAck -> Auth -> AuthOk -> ShardAssignment),
 //! then concurrently: the control stream (ping/pong, idle timeout), every client uni stream
 //! (commands, acks) in its own task, datagrams (typing), and the shutdown signal. The
-//! server->client side is [`outbound::Conn`]: a bounded queue and writer task per lane.
+//! server->client side is [`crate::conn::Conn`]: a bounded queue and writer task per lane.
 
-pub mod outbound;
 pub mod rate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::ServerConfig;
+use crate::conn::{Closing, Conn, Ctl, Wire};
 use crate::hub::Hub;
 use crate::limits::{BufferRefusal, ConnBuffers, LimitStats, Limits, Permit};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::uploads;
-use outbound::{Closing, Conn, Ctl, Wire};
 use rate::RateGate;
 
 /// Frames queued on a control stream before the client counts as a slow consumer.
@@ -156,6 +155,7 @@ impl<C: Connection> Wire for WireImpl<C> {
         LimitStats::bump(&self.limits.stats.droppable_dropped);
     }
     fn slow_consumer(&self) {
+        crate::metrics::drop_slow_consumer();
         LimitStats::bump(&self.limits.stats.slow_consumers);
     }
     fn close(&self, code: ErrorCode, reason: &str) {

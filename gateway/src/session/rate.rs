@@ -20,8 +20,8 @@ use garou_protocol::{Message, Throttle};
 use parking_lot::Mutex;
 
 use crate::config::LimitsConfig;
+use crate::conn::Conn;
 use crate::limits::{LimitStats, SharedBucket, TokenBucket};
-use crate::session::outbound::Conn;
 
 /// Verdict for one frame when the bucket is empty.
 #[derive(Debug, PartialEq, Eq)]

@@ -53,7 +53,7 @@ async fn a_batch_with_one_bad_item_commits_the_others_in_order() {
     setup.extend(message(10, 1, 7));
     store.apply(&setup).await.unwrap();
 
-    let (commits, run) = Committer::new(store.clone());
+    let (commits, run) = Committer::new(store.clone(), Default::default());
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let note = |what: &str| {
         let (log, what) = (log.clone(), what.to_owned());
@@ -117,7 +117,7 @@ async fn a_refused_item_without_a_handler_is_dropped_and_the_committer_goes_on()
         .await
         .unwrap();
     store.apply(&message(1, 1, 1)).await.unwrap();
-    let (commits, run) = Committer::new(store.clone());
+    let (commits, run) = Committer::new(store.clone(), Default::default());
     tokio::spawn(run);
     let acked = Arc::new(Mutex::new(Vec::new()));
     for (id, offset) in [(1, 2), (2, 3)] {

@@ -1,5 +1,8 @@
 //! The hub's handle on one connection: bounded queues, one per server->client lane.
 //!
+//! Below the hub and the session (both use it); it names no other module of the gateway.
+//! The session provides the transport side through [`Wire`].
+//!
 //! The hub never touches a transport. It pushes already-encoded frames ([`Bytes`], shared
 //! by every recipient) into this connection's bounded queues with `try_send`; a writer task
 //! per lane drains its queue in batches onto its stream. A full queue means the client does
@@ -21,6 +24,18 @@ use tokio::sync::mpsc;
 
 /// Gateway-wide connection id.
 pub type ConnId = u64;
+
+/// Transports, in the order of per-transport arrays (sessions, bytes: see `crate::metrics`).
+pub const TRANSPORTS: [&str; 3] = ["quic", "webtransport", "websocket"];
+
+/// Index of a transport name in [`TRANSPORTS`] (unknown names count as the last).
+pub fn transport_index(kind: &str) -> usize {
+    match kind {
+        "quic" => 0,
+        "webtransport" => 1,
+        _ => 2,
+    }
+}
 
 /// What the control writer is told to do.
 #[derive(Debug)]
@@ -50,7 +65,7 @@ pub trait Wire: Send + Sync {
     fn close(&self, code: ErrorCode, reason: &str);
     /// A droppable datagram was not sent (counted).
     fn dropped_datagram(&self) {}
-    /// This connection is being closed as a slow consumer (counted).
+    /// This connection is being closed as a slow consumer (counted: `garou_drops_total`).
     fn slow_consumer(&self) {}
 }
 
@@ -173,7 +188,6 @@ impl Conn {
 
     fn slow_consumer(&self, reason: &str) {
         if !self.is_dead() {
-            crate::metrics::drop_slow_consumer();
             self.wire.slow_consumer();
         }
         self.kill(ErrorCode::SlowConsumer, reason);

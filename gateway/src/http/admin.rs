@@ -139,7 +139,7 @@ async fn stats(State(s): State<HttpState>, headers: HeaderMap) -> Response {
         "rooms": snap.rooms,
         "hot_rooms": snap.hot_rooms,
         "messages_in": crate::metrics::messages_in(),
-        "deliveries": crate::metrics::deliveries(),
+        "deliveries": s.hub.stats().snapshot().deliveries,
     }))
     .into_response()
 }

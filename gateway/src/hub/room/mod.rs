@@ -1,39 +1,42 @@
-//! One room: members, subscribers, ordering and fan-out.
+//! One room's driver: its subscribers, its commits and its fan-out, around its
+//! [`RoomCore`] (what the room decides: see [`self::core`]).
 //!
 //! Everything that changes a room happens under its own short lock (never held across an
-//! await): the next offset is taken, the event is encoded **once**, and the shared bytes are
-//! pushed into each subscriber's lane queue. Taking the offset and queueing under the same
-//! lock is what makes every subscriber see the room in offset order.
+//! await): the core takes the next offset and encodes the event **once**; the driver
+//! queues its rows to the committer, and once they are durable pushes the shared bytes into
+//! each subscriber's lane queue and sends the reply. Taking the offset and queueing under
+//! the same lock is what makes every subscriber see the room in offset order, and nothing
+//! reaches anyone before it is durable.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+pub mod core;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use garou_protocol::{
-    MemberInfo, Message, MessageDeleted, MsgId, Offset, Role, RoomDemoted, RoomInfo, RoomKind, RoomPromoted,
-    StreamKind, UserId,
+    Joined, MemberInfo, Message, MessageDeleted, MsgId, Offset, ReqId, Role, RoomDemoted, RoomInfo, RoomKind,
+    RoomPromoted, StreamKind, UserId,
 };
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::commit::{Commit, Committer, Refusal};
-use super::rate::RateWindow;
+pub use self::core::{Event, Listed, Member, Publish, Recent, RoomCore, MAX_REACTIONS};
+use super::commit::{Commit, Committer, Refusal, Then};
+use super::stats::Stats;
 use super::window::{Evictions, Windows};
-use crate::session::outbound::Conn;
+pub use crate::config::RECENT_MESSAGES;
+use crate::conn::Conn;
 use crate::store::{Op, StoreError};
-
-/// Messages remembered per room for edits, deletes, reactions, receipts and idempotent
-/// publishing, by default ([`super::HubConfig::recent_messages`]). Durable history is in
-/// the store; this is the in-memory window.
-pub const RECENT_MESSAGES: usize = 10_000;
 
 /// What a publisher does when the store refused its change on its own (see
 /// [`Room::publish_with`]): undo in-memory effects and answer the sender. Runs on the
 /// committer's task, no lock held; it may spawn (a store lookup) but must not block.
 pub type OnRefused = Box<dyn FnOnce(&StoreError) + Send>;
-/// Distinct reactions kept per message.
-pub const MAX_REACTIONS: usize = 64;
+
+/// A place in the commit queue, as the core takes it.
+pub type Slot<'a> = mpsc::Permit<'a, Commit>;
 
 pub struct Room {
     pub name: Arc<str>,
@@ -41,23 +44,14 @@ pub struct Room {
     pub shard: u16,
     /// Identifies this room's history: recovery across another epoch is refused.
     pub epoch: u64,
-    member_count: AtomicU32,
-    /// Set once the in-memory window has forgotten a stored message of this room (evicted,
-    /// or only the newest were loaded at start): from then on a publish whose client id
-    /// the window does not know must ask the store ([`crate::store::Store::client_message`]).
-    /// Read without the room's lock, so the common path of a room whose window is complete
-    /// costs nothing.
-    forgotten: AtomicBool,
+    /// Member count and the forgotten flag, read without the lock (the core keeps them).
+    /// The common path of a room whose window is complete costs nothing.
+    listed: Arc<Listed>,
     /// Display title (RenameRoom); empty shows the name.
     pub title: Mutex<String>,
     pub state: Mutex<RoomState>,
-}
-
-/// A member's place in the room.
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub nick: String,
-    pub role: Role,
+    /// The hub's counters (fan-outs).
+    stats: Arc<Stats>,
 }
 
 /// One online connection receiving the room, with the lane queue it currently uses.
@@ -66,43 +60,10 @@ pub struct Sub {
     pub tx: mpsc::Sender<Bytes>,
 }
 
-/// What the room remembers of a recent message.
-#[derive(Debug, Clone)]
-pub struct Recent {
-    pub author: UserId,
-    pub offset: Offset,
-    pub client_id: u64,
-    pub deleted: bool,
-    pub reactions: Vec<(UserId, String)>,
-}
-
+/// What the room's lock guards: the core's state, and who receives the room.
 pub struct RoomState {
-    /// Offset of the last event published.
-    pub offset: Offset,
-    /// Offset of the last event the store has committed (and subscribers were sent).
-    pub durable: Offset,
-    /// Oldest offset still in the store (retention moves it forward).
-    pub first_offset: Offset,
-    /// (author, client message id) -> (id, offset): a retried publish gets the first ack.
-    pub client_ids: HashMap<(UserId, u64), (MsgId, Offset)>,
-    /// Read marks (highest offset read) per member.
-    pub read: HashMap<UserId, Offset>,
-    pub members: HashMap<UserId, Member>,
+    pub core: RoomCore,
     pub subs: Vec<Sub>,
-    pub recent: HashMap<MsgId, Recent>,
-    recent_order: VecDeque<MsgId>,
-    /// Messages the window keeps (`recent`, `client_ids`).
-    window: usize,
-    pub hot: bool,
-    /// Closed (RoomDeleted was its last event): nothing more is published.
-    pub closed: bool,
-    pub rate: RateWindow,
-    /// Second at which a hot room's rate first fell below the cool-down threshold.
-    pub cool_since: Option<u64>,
-    /// Users banned from the room.
-    pub banned: HashSet<UserId>,
-    /// Muted members and the end of their mute (ms since the epoch, 0 = until unmuted).
-    pub muted: HashMap<UserId, u64>,
 }
 
 impl Room {
@@ -114,33 +75,22 @@ impl Room {
         num_shards: u16,
         rate_window_secs: u64,
         window: usize,
+        stats: Arc<Stats>,
     ) -> Room {
+        let name: Arc<str> = name.into();
+        let listed = Arc::new(Listed::default());
         Room {
-            name: name.into(),
+            shard: garou_protocol::shard_of(&name, num_shards),
             kind,
-            shard: garou_protocol::shard_of(name, num_shards),
             epoch,
-            member_count: AtomicU32::new(0),
-            forgotten: AtomicBool::new(false),
             title: Mutex::new(String::new()),
+            stats,
             state: Mutex::new(RoomState {
-                offset: 0,
-                durable: 0,
-                first_offset: 1,
-                client_ids: HashMap::new(),
-                read: HashMap::new(),
-                members: HashMap::new(),
+                core: RoomCore::new(name.clone(), kind, rate_window_secs, window, listed.clone()),
                 subs: Vec::new(),
-                recent: HashMap::new(),
-                recent_order: VecDeque::new(),
-                window: window.max(1),
-                hot: false,
-                closed: false,
-                rate: RateWindow::new(rate_window_secs),
-                cool_since: None,
-                banned: HashSet::new(),
-                muted: HashMap::new(),
             }),
+            listed,
+            name,
         }
     }
 
@@ -149,7 +99,7 @@ impl Room {
         RoomInfo {
             name: self.name.to_string(),
             kind: self.kind,
-            members: self.member_count.load(Ordering::Relaxed),
+            members: self.listed.members.load(Ordering::Relaxed),
             title: self.title.lock().clone(),
         }
     }
@@ -163,10 +113,27 @@ impl Room {
         }
     }
 
-    /// Publish one event: take the next offset and encode the event once; the committer
-    /// stores it with `ops` (one group commit with whatever else is queued), then queues
-    /// the shared bytes to every subscriber and sends `reply`. Nothing reaches anyone
-    /// before it is durable, and a room's events are committed in offset order.
+    /// Carry out what the core decided: queue the event's rows on its slot; once they are
+    /// durable, queue the shared bytes to every subscriber and send the reply to `asker`,
+    /// then run `after` (see [`Room::publish_with`] for `after` and `on_refused`). Returns
+    /// the event's offset.
+    pub fn execute(
+        self: &Arc<Self>,
+        publish: Publish<Slot<'_>>,
+        asker: Option<&Arc<Conn>>,
+        after: Option<Then>,
+        on_refused: Option<OnRefused>,
+    ) -> Offset {
+        let Publish { slot, event, reply } = publish;
+        let reply = asker.cloned().zip(reply);
+        self.commit_then_deliver(slot, event, reply, after, on_refused)
+    }
+
+    /// Publish one event outside the core's commands (moderation, administration): the
+    /// core takes the next offset and encodes the event once; the committer stores it with
+    /// `ops` (one group commit with whatever else is queued), then queues the shared bytes
+    /// to every subscriber and sends `reply`. Nothing reaches anyone before it is durable,
+    /// and a room's events are committed in offset order.
     pub fn publish(
         self: &Arc<Self>,
         st: &mut RoomState,
@@ -187,7 +154,7 @@ impl Room {
         make: impl FnOnce(Offset) -> Message,
         ops: Vec<Op>,
         reply: Option<(Arc<Conn>, Message)>,
-        after: Option<Box<dyn FnOnce() + Send>>,
+        after: Option<Then>,
     ) -> Result<Offset, Refusal> {
         self.publish_with(st, commits, make, ops, reply, after, None)
     }
@@ -213,33 +180,32 @@ impl Room {
         st: &mut RoomState,
         commits: &Committer,
         make: impl FnOnce(Offset) -> Message,
-        mut ops: Vec<Op>,
+        ops: Vec<Op>,
         reply: Option<(Arc<Conn>, Message)>,
-        after: Option<Box<dyn FnOnce() + Send>>,
+        after: Option<Then>,
         on_refused: Option<OnRefused>,
     ) -> Result<Offset, Refusal> {
-        if st.closed {
-            return Err((
-                garou_protocol::ErrorCode::NoSuchRoom,
-                format!("no room {}", self.name),
-            ));
-        }
-        let permit = commits.reserve()?;
-        let arrived = std::time::Instant::now();
-        st.offset += 1;
-        let offset = st.offset;
-        let frame = make(offset).encode();
-        ops.push(Op::Event {
-            room: self.name.to_string(),
-            offset,
-            ts_ms: super::now_ms(),
-            frame: frame.clone(),
-        });
+        let (slot, event) = st.core.sequence(commits.reserve(), make, ops, super::now_ms())?;
+        Ok(self.commit_then_deliver(slot, event, reply, after, on_refused))
+    }
+
+    /// Queue `event` on `slot`; once durable, deliver it and send `reply` (see
+    /// [`Room::publish_with`]).
+    fn commit_then_deliver(
+        self: &Arc<Self>,
+        slot: Slot<'_>,
+        event: Event,
+        reply: Option<(Arc<Conn>, Message)>,
+        after: Option<Then>,
+        on_refused: Option<OnRefused>,
+    ) -> Offset {
+        let arrived = Instant::now();
+        let Event { offset, frame, ops } = event;
         let asker = reply
             .as_ref()
             .and_then(|(conn, msg)| Some((conn.clone(), msg.reply_to()?)));
         let (room, stand_in) = (self.clone(), self.clone());
-        permit.send(Commit {
+        slot.send(Commit {
             ops,
             then: Some(Box::new(move || {
                 room.deliver_durable(offset, &frame, reply, arrived);
@@ -263,11 +229,11 @@ impl Room {
                 Some(stand_in.stand_in(offset, arrived))
             })),
         });
-        Ok(offset)
+        offset
     }
 
     /// The commit that fills `offset` of a refused change (see [`Room::publish_with`]).
-    fn stand_in(self: &Arc<Self>, offset: Offset, arrived: std::time::Instant) -> Commit {
+    fn stand_in(self: &Arc<Self>, offset: Offset, arrived: Instant) -> Commit {
         let frame = Message::from(MessageDeleted {
             room: self.name.to_string(),
             offset,
@@ -290,15 +256,13 @@ impl Room {
         }
     }
 
-    /// Whether the window may have forgotten a stored message (see `forgotten`).
+    /// Whether the window may have forgotten a stored message (see [`Listed::forgotten`]).
     pub fn forgotten(&self) -> bool {
-        self.forgotten.load(Ordering::Acquire)
+        self.listed.forgotten.load(Ordering::Acquire)
     }
 
-    /// Remember a new message within the room's window and the gateway-wide budget
-    /// ([`Windows`]), noting when the window forgets one. What the budget evicts from this
-    /// room is forgotten at once; evictions from other rooms are returned, to be applied
-    /// once `st` is released.
+    /// Remember a message loaded from the store within the room's window and the
+    /// gateway-wide budget (see [`Room::within_budget`]).
     pub fn remember_within(
         self: &Arc<Self>,
         st: &mut RoomState,
@@ -306,67 +270,50 @@ impl Room {
         recent: Recent,
         windows: &Windows,
     ) -> Evictions {
-        let mut forgot = st.remember(id, recent);
+        st.core.remember(id, recent);
+        self.within_budget(st, id, windows)
+    }
+
+    /// Count message `id`, just remembered by the core, against the gateway-wide budget
+    /// ([`Windows`]). What the budget evicts from this room is forgotten at once; evictions
+    /// from other rooms are returned, to be applied once `st` is released.
+    pub fn within_budget(self: &Arc<Self>, st: &mut RoomState, id: MsgId, windows: &Windows) -> Evictions {
         let mut elsewhere = Vec::new();
         for (room, victim) in windows.push(self, id) {
             if std::ptr::eq(room.as_ptr(), Arc::as_ptr(self)) {
-                forgot |= st.forget_upto(victim);
+                st.core.forget_upto(victim);
             } else {
                 elsewhere.push((room, victim));
             }
         }
-        if forgot {
-            self.forgotten.store(true, Ordering::Release);
-        }
         Evictions::new(elsewhere)
-    }
-
-    /// Forget every remembered message up to `id` (the budget evicted it).
-    pub fn forget_upto(&self, st: &mut RoomState, id: MsgId) {
-        if st.forget_upto(id) {
-            self.forgotten.store(true, Ordering::Release);
-        }
     }
 
     /// Note that the window does not hold every stored message (loaded only the newest).
     pub fn mark_forgotten(&self) {
-        self.forgotten.store(true, Ordering::Release);
+        self.listed.forgotten.store(true, Ordering::Release);
     }
 
-    /// Called by the committer once `offset` is durable.
+    /// Called by the committer once `offset` is durable: the fan-out fast path (the shared
+    /// frame into each subscriber's lane queue, no allocation per recipient).
     fn deliver_durable(
         &self,
         offset: Offset,
         frame: &Bytes,
         reply: Option<(Arc<Conn>, Message)>,
-        arrived: std::time::Instant,
+        arrived: Instant,
     ) {
         {
             let mut st = self.state.lock();
-            st.durable = st.durable.max(offset);
+            st.core.durable = st.core.durable.max(offset);
             for sub in &st.subs {
                 sub.conn.deliver(&sub.tx, frame);
             }
-            crate::metrics::fanout(st.subs.len(), arrived);
+            self.stats.fanout(st.subs.len(), arrived);
         }
         if let Some((conn, msg)) = reply {
             conn.control(&msg);
         }
-    }
-
-    /// Add a member (or change its entry) and keep the listed count in step.
-    pub fn set_member(&self, st: &mut RoomState, user: UserId, member: Member) {
-        if st.members.insert(user, member).is_none() {
-            self.member_count
-                .store(st.members.len() as u32, Ordering::Relaxed);
-        }
-    }
-
-    pub fn remove_member(&self, st: &mut RoomState, user: UserId) -> Option<Member> {
-        let m = st.members.remove(&user);
-        self.member_count
-            .store(st.members.len() as u32, Ordering::Relaxed);
-        m
     }
 
     /// Start delivering the room to `conn` (no-op if it already receives it).
@@ -374,8 +321,8 @@ impl Room {
         if st.subs.iter().any(|s| s.conn.id == conn.id) {
             return;
         }
-        let tx = conn.lane(&self.lane(st.hot));
-        if st.hot {
+        let tx = conn.lane(&self.lane(st.core.hot));
+        if st.core.hot {
             conn.control(
                 &RoomPromoted {
                     room: self.name.to_string(),
@@ -389,9 +336,9 @@ impl Room {
         });
     }
 
-    /// Stop delivering to every connection `keep` rejects.
+    /// Stop delivering to every connection `drop_it` picks.
     pub fn unsubscribe(&self, st: &mut RoomState, mut drop_it: impl FnMut(&Conn) -> bool) {
-        let hot_lane = st.hot.then(|| self.lane(true));
+        let hot_lane = st.core.hot.then(|| self.lane(true));
         st.subs.retain(|s| {
             let gone = drop_it(&s.conn);
             if gone {
@@ -405,8 +352,8 @@ impl Room {
 
     /// Move every subscriber onto this room's own stream.
     pub fn promote(&self, st: &mut RoomState) {
-        st.hot = true;
-        st.cool_since = None;
+        st.core.hot = true;
+        st.core.cool_since = None;
         let lane = self.lane(true);
         let note = Message::from(RoomPromoted {
             room: self.name.to_string(),
@@ -420,8 +367,8 @@ impl Room {
 
     /// Move every subscriber back to the shard stream and finish the hot streams.
     pub fn demote(&self, st: &mut RoomState) {
-        st.hot = false;
-        st.cool_since = None;
+        st.core.hot = false;
+        st.core.cool_since = None;
         let hot_lane = self.lane(true);
         let shard_lane = self.lane(false);
         let note = Message::from(RoomDemoted {
@@ -439,6 +386,7 @@ impl Room {
     /// Member list with online flags (online = a connection currently receives the room).
     pub fn members(&self, st: &RoomState) -> Vec<MemberInfo> {
         let mut v: Vec<MemberInfo> = st
+            .core
             .members
             .iter()
             .map(|(&user, m)| MemberInfo {
@@ -451,75 +399,26 @@ impl Room {
         v.sort_by(|a, b| b.role.cmp(&a.role).then_with(|| a.nick.cmp(&b.nick)));
         v
     }
-}
 
-impl RoomState {
-    /// Remember a new message, forgetting the oldest past the window; true when one was
-    /// forgotten (callers go through [`Room::remember`]).
-    fn remember(&mut self, id: MsgId, recent: Recent) -> bool {
-        self.client_ids
-            .insert((recent.author, recent.client_id), (id, recent.offset));
-        self.recent.insert(id, recent);
-        self.recent_order.push_back(id);
-        let mut forgot = false;
-        while self.recent_order.len() > self.window {
-            forgot |= self.forget_oldest();
-        }
-        forgot
-    }
-
-    /// Forget the oldest remembered message; true if the window still held it.
-    fn forget_oldest(&mut self) -> bool {
-        let Some(old) = self.recent_order.pop_front() else {
-            return false;
-        };
-        let Some(r) = self.recent.remove(&old) else {
-            return false;
-        };
-        let key = (r.author, r.client_id);
-        if self.client_ids.get(&key).is_some_and(|&(i, _)| i == old) {
-            self.client_ids.remove(&key);
-        }
-        true
-    }
-
-    /// Forget the remembered messages up to `id` (ids grow with time, so a room's window
-    /// is in id order); true if one was still held.
-    fn forget_upto(&mut self, id: MsgId) -> bool {
-        let mut forgot = false;
-        while self.recent_order.front().is_some_and(|&front| front <= id) {
-            forgot |= self.forget_oldest();
-        }
-        forgot
-    }
-
-    /// Undo [`RoomState::remember`] of a message the store refused.
-    pub fn forget(&mut self, id: MsgId) {
-        if let Some(r) = self.recent.remove(&id) {
-            let key = (r.author, r.client_id);
-            if self.client_ids.get(&key).is_some_and(|&(i, _)| i == id) {
-                self.client_ids.remove(&key);
-            }
-            self.recent_order.retain(|&x| x != id);
-        }
-    }
-
-    /// Messages the window keeps.
-    pub fn window(&self) -> usize {
-        self.window
-    }
-
-    /// Messages after `user`'s read mark not written by `user` (within the recent window).
-    pub fn unread(&self, user: UserId) -> u64 {
-        let mark = self.read.get(&user).copied().unwrap_or(0);
-        self.recent
-            .values()
-            .filter(|r| r.offset > mark && r.author != user && !r.deleted)
-            .count() as u64
-    }
-
-    /// The role of `user`, `None` if not a member.
-    pub fn role_of(&self, user: UserId) -> Option<Role> {
-        self.members.get(&user).map(|m| m.role)
+    /// The Joined reply for `user`, a `role` here, whose events start at `offset`.
+    pub fn joined(
+        &self,
+        st: &RoomState,
+        req: ReqId,
+        user: UserId,
+        role: Role,
+        offset: Offset,
+        resumed: bool,
+    ) -> Message {
+        Message::from(Joined {
+            req,
+            room: self.info(),
+            role,
+            offset,
+            members: self.members(st),
+            epoch: self.epoch,
+            resumed,
+            unread: st.core.unread(user),
+        })
     }
 }
