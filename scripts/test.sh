@@ -21,11 +21,11 @@ start=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - start )) s)"; }
 mkdir -p target
 
-# Floors: a little below the counts of the last green run (446 Rust tests, 6 browser tests;
+# Floors: a little below the counts of the last green run (573 Rust tests with PostgreSQL, 17 browser tests).
 # +19 with the store contract suite and the PostgreSQL gateway tests).
 # Raise them when tests are added; never lower them to make a run pass.
-MIN_RUST_TESTS=459
-MIN_BROWSER_TESTS=5
+MIN_RUST_TESTS=560
+MIN_BROWSER_TESTS=16
 # Fail unless at least $3 $2 passed (the count is $1).
 at_least() {
   if [ "$1" -lt "$3" ]; then
