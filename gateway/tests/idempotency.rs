@@ -330,3 +330,53 @@ async fn an_unavailable_store_refuses_publishes_and_recovers_by_itself() {
     assert_eq!(rows(&gw, "lobby", "refused").await, 0);
     gw.shutdown().await;
 }
+
+/// A member joining again (a reload, a room switch) while a message is still on its way to
+/// the store: the Joined offset starts at the first event not yet stored, so history before
+/// it (from the store) and live events from it (through the committer) leave no hole. The
+/// old code answered with the last *published* offset: the pending message was neither in
+/// history (not committed yet) nor accepted live (below the Joined offset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_while_a_message_is_pending_leaves_no_hole_between_history_and_live() {
+    let data = tempfile::tempdir().unwrap();
+    let gw = gateway(|c| c.data = data.path().to_owned()).await;
+    let mut alice = Chat::login(&gw, "alice", "lobby").await;
+    let mut bob = Chat::login(&gw, "bob", "lobby").await;
+    alice.publish("lobby", 1, "stored").await;
+
+    let lock = WriteLock::take(data.path()).await;
+    let pending = alice.send("lobby", 2, "pending").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let req = bob.raw.send_join("lobby").await;
+    let joined = match bob.reply(req).await {
+        Message::Joined(j) => j,
+        other => panic!("expected Joined, got {other:?}"),
+    };
+    // History is what the store holds now: every offset below the Joined one must be there.
+    let below = joined.offset - 1;
+    let stored = gw
+        .hub
+        .store()
+        .events("lobby", below.saturating_sub(1), below)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        1,
+        "offset {below} (below Joined's {}) is not in history yet",
+        joined.offset
+    );
+
+    lock.release().await;
+    let (_, offset) = ack(alice.reply(pending).await);
+    assert!(
+        offset >= joined.offset,
+        "the pending message ({offset}) arrives live, at or after Joined ({})",
+        joined.offset
+    );
+    assert_eq!(
+        bob.until_message("pending").await.last().map(String::as_str),
+        Some("pending")
+    );
+    gw.shutdown().await;
+}

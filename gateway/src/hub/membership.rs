@@ -98,7 +98,10 @@ impl Hub {
                 if let Some(s) = resume {
                     self.replay(&room, &st, conn, s.offset);
                 }
-                let first = resume.map_or(st.core.offset, |s| s.offset) + 1;
+                // Events from the first one not yet stored come live (this connection is
+                // subscribed before any pending commit delivers); history (the store) has
+                // every one before it. The last *published* offset would leave a hole.
+                let first = resume.map_or(st.core.durable, |s| s.offset) + 1;
                 return Ok(Some(room.joined(
                     &st,
                     req,
