@@ -69,8 +69,8 @@ pub use garou_protocol::{
     StoredMessage,
 };
 
-/// ALPN identifier of the Garou protocol over raw QUIC (the gateway imports it from here).
-pub const ALPN: &[u8] = b"garou/1";
+/// ALPN identifier of the Garou protocol over raw QUIC (the protocol crate's constant).
+pub const ALPN: &[u8] = garou_protocol::ALPN;
 
 /// Requests queued between handles and the driver.
 const COMMAND_QUEUE: usize = 256;
