@@ -8,11 +8,10 @@
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::serve::Serve;
 use common::*;
 use garou_client::{
     connect, ClientError, ClientOptions, ConnectRetry, RateLimit, Trust, Update, UploadSource,
@@ -79,51 +78,8 @@ async fn a_bot_sending_300_per_second_one_at_a_time_is_never_kicked() {
 
 // ------------------------------------------------------------------ crash and restart
 
-/// A `garou serve` process on a fixed data directory.
-struct Server {
-    child: Child,
-    quic: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(data: &std::path::Path, quic: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_garou"))
-        .env("RUST_LOG", "info")
-        .args(["serve", "--quic", quic, "--http", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn garou serve");
-    let stderr = child.stderr.take();
-    // Owned (and killed on drop) before anything can fail.
-    let mut server = Server {
-        child,
-        quic: String::new(),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr.unwrap()).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    while server.quic.is_empty() {
-        let line = rx.recv_timeout(WAIT).expect("gateway starts");
-        if let Some(i) = line.find("quic_addr=") {
-            server.quic = line[i + "quic_addr=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned();
-        }
-    }
-    server
+fn spawn_server(data: &std::path::Path, quic: &str) -> Serve {
+    Serve::start(env!("CARGO_BIN_EXE_garou"), data, quic, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

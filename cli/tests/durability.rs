@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::serve::Serve;
 use common::WAIT;
 use garou_client::{connect, ClientEvent, ClientOptions, Trust};
 use garou_protocol::{Event, Message, Offset};
@@ -19,58 +18,13 @@ use garou_protocol::{Event, Message, Offset};
 /// The admin token of the spawned gateways: the HTTP history API reads every room with it.
 const ADMIN_TOKEN: &str = "durability-admin-token";
 
-/// A `garou serve` process on a fixed data directory.
-struct Server {
-    child: Child,
-    quic: String,
-    http: String,
-}
-
-/// A failing test must not leave its gateway running.
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(data: &std::path::Path, quic: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_garou"))
-        .env("RUST_LOG", "info")
-        .env("GAROU_ADMIN__TOKEN", ADMIN_TOKEN)
-        .args(["serve", "--quic", quic, "--http", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn garou serve");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut q, mut h) = (None, None);
-    while q.is_none() || h.is_none() {
-        let line = rx.recv_timeout(WAIT).expect("gateway starts");
-        let field = |key: &str| {
-            line.find(key).map(|i| {
-                line[i + key.len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            })
-        };
-        q = q.or(field("quic_addr="));
-        h = h.or(field("http_addr="));
-    }
-    Server {
-        child,
-        quic: q.unwrap(),
-        http: h.unwrap(),
-    }
+fn spawn_server(data: &std::path::Path, quic: &str) -> Serve {
+    Serve::start(
+        env!("CARGO_BIN_EXE_garou"),
+        data,
+        quic,
+        &[("GAROU_ADMIN__TOKEN", ADMIN_TOKEN)],
+    )
 }
 
 /// Every message of `room` from the HTTP history API, oldest first.

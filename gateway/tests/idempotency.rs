@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +14,6 @@ use common::*;
 use garou_gateway::server::Gateway;
 use garou_protocol::{ErrorCode, Message, MessageAck, MsgId, Offset, Send};
 use sqlx::{ConnectOptions, Connection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A raw session that publishes with chosen client ids.
 struct Chat {
@@ -126,24 +124,6 @@ impl WriteLock {
         sqlx::query("COMMIT").execute(&mut self.0).await.unwrap();
         self.0.close().await.unwrap();
     }
-}
-
-/// `GET /ready`: (status, body).
-async fn ready(addr: SocketAddr) -> (u16, String) {
-    let mut tcp = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let req = "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
 }
 
 /// The attack of issue 12: more messages than the in-memory window, then a second session

@@ -17,7 +17,6 @@ use garou_client::{ClientEvent, Trust};
 use garou_gateway::config::{ServerConfig, StoreConfig};
 use garou_gateway::server::Gateway;
 use garou_protocol::{ErrorCode, Event, Message, MessageAck, MsgId, Offset, Send};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn on_postgres(url: &str, quic: Option<SocketAddr>) -> Gateway {
     let Some(addr) = quic else {
@@ -322,24 +321,6 @@ async fn until_message(raw: &mut Raw, text: &str) -> Vec<String> {
             }
         }
     }
-}
-
-/// `GET /ready`: (status, body).
-async fn ready(addr: SocketAddr) -> (u16, String) {
-    let mut tcp = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let req = "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
 }
 
 /// PostgreSQL stops: the message on its way is kept and retried, new publishes are refused

@@ -5,6 +5,7 @@
 pub mod driven;
 pub mod pg;
 pub mod raw;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -110,4 +111,23 @@ pub async fn wait_message(events: &mut Events, text: &str) -> (String, u64, Stre
         _ => None,
     })
     .await
+}
+
+/// `GET /ready` on the gateway's HTTP address: (status, body).
+pub async fn ready(addr: SocketAddr) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let req = "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
 }
