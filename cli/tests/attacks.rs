@@ -168,9 +168,11 @@ impl Gw {
         let deadline = Instant::now() + WAIT;
         while quic.is_none() || http.is_none() || hash.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill(); // a failing test must not leave its gateway running
+                let _ = child.wait();
                 panic!("garou serve did not start; it logged:\n{}", log.lock().join("\n"))
-            });
+            };
             quic = quic.or_else(|| field(&line, "quic_addr="));
             http = http.or_else(|| field(&line, "http_addr="));
             hash = hash.or_else(|| field(&line, "sha256="));

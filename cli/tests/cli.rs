@@ -94,15 +94,17 @@ fn serve_with(extra: &[&str]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn garou serve");
-    let mut log = Lines::of(child.stderr.take().unwrap());
-    let hash = field(&log.wait_for("sha256="), "sha256=");
-    let quic = field(&log.wait_for("quic_addr="), "quic_addr=");
-    Server {
+    let log = Lines::of(child.stderr.take().unwrap());
+    // Owned (and killed on drop) before a wait can fail.
+    let mut server = Server {
         child,
         log,
-        quic,
-        hash,
-    }
+        quic: String::new(),
+        hash: String::new(),
+    };
+    server.hash = field(&server.log.wait_for("sha256="), "sha256=");
+    server.quic = field(&server.log.wait_for("quic_addr="), "quic_addr=");
+    server
 }
 
 fn chat(server: &Server, nick: &str) -> (Child, ChildStdin, Lines) {
