@@ -360,3 +360,89 @@ async fn a_join_while_a_message_is_pending_leaves_no_hole_between_history_and_li
     );
     gw.shutdown().await;
 }
+
+/// Log in `nick`, join `room`, and drop the session; returns once the gateway has let it go.
+async fn member_gone_offline(gw: &Gateway, nick: &str, room: &str) {
+    let before = gw.hub.connection_count();
+    let chat = Chat::login(gw, nick, room).await;
+    chat.close();
+    common::raw::eventually("the session to end", WAIT, || gw.hub.connection_count() <= before).await;
+}
+
+/// Who is online in a Joined reply's member list.
+fn online(joined: &garou_protocol::Joined) -> Vec<String> {
+    let mut v: Vec<String> = joined
+        .members
+        .iter()
+        .filter(|m| m.online)
+        .map(|m| m.nick.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A new member's Joined is sent once its join is durable; a member who came online while
+/// that commit waited is online in it (the old code built the list when the join was
+/// decided, and the page showed that member offline for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_members_joined_lists_who_is_online_when_it_is_sent() {
+    let data = tempfile::tempdir().unwrap();
+    let gw = gateway(|c| c.data = data.path().to_owned()).await;
+    let _ann = Chat::login(&gw, "ann", "lobby").await;
+    member_gone_offline(&gw, "bob", "lobby").await;
+
+    let lock = WriteLock::take(data.path()).await;
+    let mut carol = Chat {
+        raw: Raw::login(&gw, "carol", true, None).await,
+        other: Vec::new(),
+    };
+    let req = carol.raw.send_join("lobby").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Bob comes back while carol's join waits for the store.
+    let _bob = Chat::login(&gw, "bob", "lobby").await;
+    lock.release().await;
+    let joined = match carol.reply(req).await {
+        Message::Joined(j) => j,
+        other => panic!("expected Joined, got {other:?}"),
+    };
+    assert_eq!(online(&joined), ["ann", "bob", "carol"]);
+    gw.shutdown().await;
+}
+
+/// A member coming back to a room (a join of an existing membership) is announced online
+/// to the room's subscribers when it starts receiving the room: the connect-time
+/// announcement reached only the rooms' subscribers of that moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_back_in_a_room_is_announced_online_to_its_subscribers() {
+    let gw = gateway(|_| {}).await;
+    member_gone_offline(&gw, "bob", "lobby").await;
+    member_gone_offline(&gw, "ann", "lobby").await;
+    // Bob connects (announced to nobody: no one receives the room), then ann joins: bob is
+    // a member, offline. Then bob joins again.
+    let mut bob = Chat {
+        raw: Raw::login(&gw, "bob", true, None).await,
+        other: Vec::new(),
+    };
+    let mut ann = Chat {
+        raw: Raw::login(&gw, "ann", true, None).await,
+        other: Vec::new(),
+    };
+    let req = ann.raw.send_join("lobby").await;
+    match ann.reply(req).await {
+        Message::Joined(j) => assert_eq!(online(&j), ["ann"]),
+        other => panic!("expected Joined, got {other:?}"),
+    }
+    bob.raw.join("lobby").await;
+    let presence = tokio::time::timeout(WAIT, async {
+        loop {
+            let d = ann.raw.conn.read_datagram().await.expect("datagram");
+            if let Ok(Message::Presence(p)) = Message::decode_datagram(&d, 64 * 1024) {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("a Presence datagram for bob");
+    assert_eq!((presence.nick.as_str(), presence.online), ("bob", true));
+    gw.shutdown().await;
+}

@@ -94,7 +94,13 @@ impl Hub {
             .joining(conn.user, since, room.epoch, max_members, MAX_REPLAY)?
         {
             Joining::Again { role, resume } => {
+                let was_online = st.subs.iter().any(|s| s.conn.user == conn.user);
                 room.subscribe(&mut st, conn);
+                if !was_online {
+                    // Online in a room means receiving it: tell the others now (the
+                    // connect-time announcement reached only those subscribed then).
+                    room.announce(&st, conn, &nick, true);
+                }
                 if let Some(s) = resume {
                     self.replay(&room, &st, conn, s.offset);
                 }

@@ -300,7 +300,7 @@ impl Room {
         &self,
         offset: Offset,
         frame: &Bytes,
-        reply: Option<(Arc<Conn>, Message)>,
+        mut reply: Option<(Arc<Conn>, Message)>,
         arrived: Instant,
     ) {
         {
@@ -310,9 +310,27 @@ impl Room {
                 sub.conn.deliver(&sub.tx, frame);
             }
             self.stats.fanout(st.subs.len(), arrived);
+            // A new member's Joined goes out now, not when it was decided: who is online
+            // may have changed meanwhile (a member subscribed while this commit waited).
+            if let Some((_, Message::Joined(j))) = &mut reply {
+                j.members = self.members(&st);
+            }
         }
         if let Some((conn, msg)) = reply {
             conn.control(&msg);
+        }
+    }
+
+    /// Tell the room's other subscribers (a datagram each) that `conn`'s user is `online`.
+    pub fn announce(&self, st: &RoomState, conn: &Conn, nick: &str, online: bool) {
+        let frame = Message::from(garou_protocol::Presence {
+            user: conn.user,
+            nick: nick.to_owned(),
+            online,
+        })
+        .encode();
+        for s in st.subs.iter().filter(|s| s.conn.id != conn.id) {
+            s.conn.datagram(frame.clone());
         }
     }
 
