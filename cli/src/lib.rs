@@ -3,6 +3,7 @@
 //!
 //! - [`chat`]: `garou chat`, the line-oriented terminal client (on `garou-client`);
 //! - [`command`]: the commands typed into both terminal clients;
+//! - [`tui`]: `garou tui`, the full-screen terminal client (ratatui);
 //! - [`bench`](mod@bench): `garou bench`, the load generators (native QUIC or WebSocket clients).
 //!
 //! The binary (`src/main.rs`) adds `garou serve` and `garou token`, which call into
@@ -12,3 +13,4 @@
 pub mod bench;
 pub mod chat;
 pub mod command;
+pub mod tui;
