@@ -204,6 +204,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_the_defaults() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("[theme]   # named colours").expect("README example");
+        let end = start + readme[start..].find("```").unwrap();
+        let t = Theme::parse(&readme[start..end], Path::new("README.md")).unwrap();
+        assert_eq!(t, Theme::default());
+        let t = Theme::parse("[theme]\nunread = \"208\"\n", Path::new("t")).unwrap();
+        assert_eq!(t.unread, Color::Indexed(208));
+    }
+
+    #[test]
     fn a_missing_default_file_is_the_defaults_a_missing_named_one_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.toml");
