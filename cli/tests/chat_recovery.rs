@@ -2,7 +2,8 @@
 //! before, during and after a graceful restart (SIGTERM) and a crash (kill -9) of the
 //! gateway, restarted on the same port, data directory and certificate (the chat pins
 //! it); a second reader then finds every line in the room's history exactly once, in
-//! order, and the chat exits 0.
+//! order, and the chat exits 0. A gateway back with another certificate is a terminal
+//! error: the queued lines fail with it, and so does the exit code.
 
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
@@ -200,4 +201,56 @@ fn a_piped_chat_loses_no_line_across_a_graceful_restart_and_a_crash() {
         texts
     });
     assert_eq!(texts, expected, "every line exactly once, in order");
+}
+
+#[test]
+fn a_gateway_back_with_another_certificate_fails_the_queued_lines_and_the_exit_code() {
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let hash = make_cert(certs.path());
+    let mut server = serve(data.path(), certs.path(), "127.0.0.1:0");
+    let quic = server.quic.clone();
+    let mut chat = Chat(
+        Command::new(BIN)
+            .args(["chat", "--server", &quic, "--cert-hash", &hash])
+            .args(["--nick", "writer", "--room", "general"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn garou chat"),
+    );
+    let mut input = chat.0.stdin.take().unwrap();
+    let mut out = Lines::of(chat.0.stdout.take().unwrap());
+    let mut errors = Lines::of(chat.0.stderr.take().unwrap());
+    out.wait_for("now talking in #general");
+    writeln!(input, "before").unwrap();
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(wait_exit(&mut server.child, LINE_WAIT).success());
+    out.wait_for("* disconnected");
+    writeln!(input, "queued, then refused").unwrap();
+    out.wait_for("(queued: reconnecting)");
+    drop(server);
+    // Back without --cert: a fresh self-signed certificate the chat does not trust.
+    let _server = Serve::start(BIN, data.path(), &quic, &[]);
+    errors.wait_for("error: stopped for good");
+    writeln!(input, "after the stop").unwrap();
+    errors.wait_for("the client stopped");
+    assert!(
+        errors
+            .seen
+            .iter()
+            .any(|l| l.contains("error: message to #general not delivered: untrusted server certificate")),
+        "the queued line fails with the certificate error:\n{}",
+        errors.seen.join("\n")
+    );
+    drop(input);
+    let status = wait_exit(&mut chat.0, Duration::from_secs(30));
+    assert!(!status.success(), "lines were lost: the exit code says so");
 }
