@@ -403,3 +403,30 @@ fn members_follow_joins_leaves_and_presence() {
     let screen = render(&app, 100, 20);
     assert!(screen_has(&screen, "Members 3/3"), "{}", screen.join("\n"));
 }
+
+#[test]
+fn the_newest_line_stays_visible_when_older_ones_wrap_or_overflow() {
+    let mut app = chatting();
+    for i in 0..40 {
+        app.update(live(
+            "general",
+            10 + i,
+            2,
+            "bob",
+            &format!("line {i} {}", "long words ".repeat(i as usize % 7)),
+        ));
+    }
+    app.update(live(
+        "general",
+        60,
+        2,
+        "bob",
+        &format!("{} the end", "wrapping ".repeat(12)),
+    ));
+    let screen = render(&app, 80, 14);
+    assert!(screen_has(&screen, "the end"), "{}", screen.join("\n"));
+    assert!(
+        !screen_has(&screen, "from history"),
+        "the oldest lines scrolled out"
+    );
+}

@@ -104,15 +104,24 @@ fn chat_line<'a>(app: &App, theme: &Theme, l: &'a ChatLine) -> Line<'a> {
 fn draw_messages(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let room = app.current_room();
     let title = label(&room.name);
-    // The last lines that fit (one row each; long lines wrap and may push the top out).
+    // The last lines that fit, counting the rows a long line wraps onto, scrolled so the
+    // newest is at the bottom (word wrapping can take a row more than this estimate).
     let rows = area.height.saturating_sub(2) as usize;
-    let start = room.lines.len().saturating_sub(rows);
+    let width = area.width.saturating_sub(2).max(1) as usize;
+    let mut used = 0;
+    let mut start = room.lines.len();
+    while start > 0 && used < rows {
+        start -= 1;
+        used += chat_line(app, theme, &room.lines[start])
+            .width()
+            .div_ceil(width)
+            .max(1);
+    }
     let lines: Vec<Line> = room.lines[start..]
         .iter()
         .map(|l| chat_line(app, theme, l))
         .collect();
-    let text_rows: usize = lines.len();
-    let scroll = text_rows.saturating_sub(rows) as u16;
+    let scroll = used.saturating_sub(rows) as u16;
     frame.render_widget(
         Paragraph::new(lines)
             .block(block(&title, theme))
