@@ -14,7 +14,10 @@
 //!
 //! Sends are pipelined: each line is handed to the client as soon as it is read, without
 //! waiting for the previous acknowledgement, so piping a file in runs at network speed and
-//! keeps its order. At end of input (or `/quit`) the command waits (at most
+//! keeps its order. A line typed while the gateway is away (restarting, crashed) waits in
+//! the client's offline queue (`* (queued: reconnecting)` says so) and is delivered after
+//! the reconnect; only a full queue or a terminal error (a certificate that no longer
+//! matches the pin, refused credentials) fails it. At end of input (or `/quit`) the command waits (at most
 //! [`ACK_WAIT`]) until the server acknowledged every message, and exits non-zero if any
 //! was refused or lost.
 
@@ -28,12 +31,17 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use garou_client::protocol::{Message, Offset};
 use garou_client::{
-    connect, Client, ClientError, ClientEvent, ClientOptions, Event, History, RoomKind, Sent, Trust,
+    connect, Client, ClientError, ClientEvent, ClientOptions, ConnectRetry, Event, History, RoomKind, Sent,
+    Trust,
 };
 use tokio::sync::mpsc;
 
-/// Longest wait for outstanding acknowledgements at exit.
-pub const ACK_WAIT: Duration = Duration::from_secs(10);
+use crate::command::HELP;
+pub use crate::command::{parse_input, Input};
+
+/// Longest wait for outstanding acknowledgements at exit. Long enough for a gateway
+/// restart: messages typed while it is down wait in the client's offline queue.
+pub const ACK_WAIT: Duration = Duration::from_secs(60);
 
 /// Messages of history printed on joining a room (and after an unrecoverable gap).
 pub const HISTORY_LINES: u32 = 20;
@@ -95,142 +103,12 @@ impl ChatArgs {
         opts.servers = servers;
         opts.server_name = self.server_name.clone();
         opts.client_name = concat!("garou-chat/", env!("CARGO_PKG_VERSION")).into();
+        // A gateway that is restarting when the chat starts is waited for, as one that
+        // restarts later is (terminal errors still fail at once).
+        opts.connect_retry = ConnectRetry::patient();
         Ok(opts)
     }
 }
-
-/// One line of user input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// Text for the current room.
-    Say(String),
-    Nick(String),
-    Join(String),
-    Leave(Option<String>),
-    Rooms,
-    Users(Option<String>),
-    Msg {
-        to: String,
-        text: String,
-    },
-    /// Kick, mute, unmute, ban or unban in the current room.
-    Moderate {
-        action: garou_client::ModAction,
-        nick: String,
-        secs: u32,
-        reason: String,
-    },
-    Invite(String),
-    Title(String),
-    DeleteRoom,
-    Quit,
-    Help,
-    /// A blank line.
-    Nothing,
-    /// A malformed command, with what to tell the user.
-    Bad(String),
-}
-
-/// Parse one input line. `//text` sends `/text` literally.
-pub fn parse_input(line: &str) -> Input {
-    let line = line.trim_end_matches(['\r', '\n']);
-    if line.trim().is_empty() {
-        return Input::Nothing;
-    }
-    if let Some(literal) = line.strip_prefix("//") {
-        return Input::Say(format!("/{literal}"));
-    }
-    let Some(cmd_line) = line.strip_prefix('/') else {
-        return Input::Say(line.to_owned());
-    };
-    let (cmd, rest) = cmd_line.split_once(char::is_whitespace).unwrap_or((cmd_line, ""));
-    let rest = rest.trim();
-    let word = || -> Option<String> {
-        let mut words = rest.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some(w), None) => Some(w.to_owned()),
-            _ => None,
-        }
-    };
-    let optional = || -> Result<Option<String>, ()> {
-        if rest.is_empty() {
-            Ok(None)
-        } else {
-            word().map(Some).ok_or(())
-        }
-    };
-    match cmd.to_ascii_lowercase().as_str() {
-        "nick" => word().map_or_else(|| Input::Bad("usage: /nick NAME".into()), Input::Nick),
-        "join" | "j" => word().map_or_else(|| Input::Bad("usage: /join ROOM".into()), Input::Join),
-        "leave" | "part" => {
-            optional().map_or_else(|()| Input::Bad("usage: /leave [ROOM]".into()), Input::Leave)
-        }
-        "rooms" | "list" => Input::Rooms,
-        "users" | "who" | "names" => {
-            optional().map_or_else(|()| Input::Bad("usage: /users [ROOM]".into()), Input::Users)
-        }
-        "msg" | "m" => match rest.split_once(char::is_whitespace) {
-            Some((to, text)) if !text.trim().is_empty() => Input::Msg {
-                to: to.to_owned(),
-                text: text.trim_start().to_owned(),
-            },
-            _ => Input::Bad("usage: /msg NICK TEXT".into()),
-        },
-        "kick" | "ban" | "mute" | "unmute" | "unban" => {
-            use garou_client::ModAction::*;
-            let mut words = rest.splitn(2, char::is_whitespace);
-            let Some(nick) = words.next().filter(|n| !n.is_empty()) else {
-                return Input::Bad(format!("usage: /{cmd} NICK ..."));
-            };
-            let rest = words.next().unwrap_or("").trim();
-            let (action, secs, reason) = match cmd.to_ascii_lowercase().as_str() {
-                "kick" => (Kick, 0, rest),
-                "ban" => (Ban, 0, rest),
-                "unban" => (Unban, 0, ""),
-                "unmute" => (Unmute, 0, ""),
-                _ => {
-                    let (secs, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                    match secs {
-                        "" => (Mute, 0, ""),
-                        s => match s.parse() {
-                            Ok(n) => (Mute, n, reason.trim()),
-                            Err(_) => return Input::Bad("usage: /mute NICK [SECONDS [REASON]]".into()),
-                        },
-                    }
-                }
-            };
-            Input::Moderate {
-                action,
-                nick: nick.to_owned(),
-                secs,
-                reason: reason.to_owned(),
-            }
-        }
-        "invite" => word().map_or_else(|| Input::Bad("usage: /invite NICK".into()), Input::Invite),
-        "title" if !rest.is_empty() => Input::Title(rest.to_owned()),
-        "title" => Input::Bad("usage: /title TEXT".into()),
-        "delete-room" => Input::DeleteRoom,
-        "quit" | "exit" | "q" => Input::Quit,
-        "help" | "h" | "?" => Input::Help,
-        other => Input::Bad(format!("unknown command /{other} (try /help)")),
-    }
-}
-
-const HELP: &str = "\
-* commands:
-*   TEXT            send TEXT to the current room (//TEXT sends a line starting with /)
-*   /join ROOM      join (or create) ROOM and make it the current room
-*   /leave [ROOM]   leave ROOM (default: the current room)
-*   /msg NICK TEXT  send a direct message
-*   /nick NAME      change your nick
-*   /rooms          list rooms
-*   /users [ROOM]   list the members of ROOM (default: the current room)
-*   /kick NICK [REASON], /ban NICK [REASON], /unban NICK
-*   /mute NICK [SECONDS [REASON]], /unmute NICK    moderation in the current room
-*   /invite NICK    add NICK to the current room as a member
-*   /title TEXT     set the current room's title; /delete-room deletes it
-*   /quit           wait for pending messages to be acknowledged, then exit (so does end of input)
-*   /help           this help";
 
 /// Print a line to stdout and flush (scripts read it through a pipe). A closed stdout is
 /// ignored: the chat keeps its connection semantics either way.
@@ -254,12 +132,12 @@ fn err(line: &str) {
 
 /// Other users control message text and nicks: replace control characters so they cannot
 /// break the one-line-per-event format or send escape sequences to the terminal.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// `1 member`, `2 members`.
-fn plural(n: usize, noun: &str) -> String {
+pub(crate) fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -268,7 +146,7 @@ fn plural(n: usize, noun: &str) -> String {
 }
 
 /// `#room` for a room name (names may already start with `#`).
-fn room_label(room: &str) -> String {
+pub(crate) fn room_label(room: &str) -> String {
     if room.starts_with('#') {
         clean(room)
     } else {
@@ -417,6 +295,9 @@ pub enum Line {
 pub fn format_event(ev: &ClientEvent, view: &mut View, me: u64) -> Option<Line> {
     let line = match ev {
         ClientEvent::Session(ev) => return format_session(ev, view, me),
+        ClientEvent::Disconnected { reason } if reason.starts_with("stopped for good") => {
+            return Some(Line::Err(format!("error: {}", clean(reason))))
+        }
         ClientEvent::Disconnected { reason } => format!("* disconnected: {}", clean(reason)),
         ClientEvent::Reconnecting { attempt, delay } => {
             format!(
@@ -582,8 +463,17 @@ impl Chat {
         self.joined.last().map(String::as_str)
     }
 
-    /// Hand a message off and track its ack without waiting for it.
+    /// Hand a message off and track its ack without waiting for it. While the client is
+    /// reconnecting the message waits in its offline queue (a note says so) and goes out
+    /// after the reconnect; only a full queue or a terminal error fails it.
     async fn send(&mut self, target: Target, text: String) {
+        if let Some(e) = self.client.stopped() {
+            self.failed += 1;
+            return err(&format!("error: message not sent, the client stopped: {e}"));
+        }
+        if !self.client.is_connected() {
+            out("* (queued: reconnecting)");
+        }
         let pending = match &target {
             Target::Room(room) => self.client.send(room.as_str(), text).submit().await,
             Target::Direct(to) => self.client.direct(to.as_str(), text).submit().await,

@@ -1,5 +1,5 @@
-//! The `garou` binary: `garou serve` runs the gateway (`garou-gateway`), `garou chat` is a
-//! terminal client, `garou bench` a load generator (both in this crate's library) and
+//! The `garou` binary: `garou serve` runs the gateway (`garou-gateway`), `garou chat` and
+//! `garou tui` are terminal clients, `garou bench` a load generator (all in this crate's library) and
 //! `garou token` mints a dev token.
 #![forbid(unsafe_code)]
 
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use garou_cli::{bench, chat};
+use garou_cli::{bench, chat, tui};
 use garou_gateway::{config::ServerConfig, server};
 use tracing_subscriber::EnvFilter;
 
@@ -31,6 +31,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Terminal chat client over raw QUIC (reads lines from stdin).
     Chat(chat::ChatArgs),
+    /// Full-screen terminal chat: rooms, messages, members, input with history.
+    Tui(tui::TuiArgs),
     /// Load generator over the native client.
     Bench(bench::BenchArgs),
     /// Mint a dev token (HS256) with the configured secret ([auth] secret / GAROU_AUTH__SECRET).
@@ -221,6 +223,11 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Chat(args) => {
             init_logging(cli.log_json, "warn");
             chat::run(args).await
+        }
+        Cmd::Tui(args) => {
+            // The screen is the terminal: logs only where RUST_LOG asks for them.
+            init_logging(cli.log_json, "off");
+            tui::run(args).await
         }
         Cmd::Token(args) => token(args),
         Cmd::Cert(args) => cert(args),
