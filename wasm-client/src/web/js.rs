@@ -46,6 +46,35 @@ fn global_get(name: &str) -> JsValue {
     Reflect::get(&js_sys::global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// `sessionStorage`, if this scope has one and may use it (a worker has none; a sandboxed
+/// page throws on access).
+fn session_storage() -> Option<JsValue> {
+    let s = Reflect::get(&js_sys::global(), &JsValue::from_str("sessionStorage")).ok()?;
+    (!s.is_undefined() && !s.is_null()).then_some(s)
+}
+
+/// `sessionStorage.getItem(key)`; `None` without one, or on any error.
+pub(crate) fn session_get(key: &str) -> Option<String> {
+    let s = session_storage()?;
+    let get: Function = Reflect::get(&s, &JsValue::from_str("getItem"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    get.call1(&s, &JsValue::from_str(key)).ok()?.as_string()
+}
+
+/// `sessionStorage.setItem(key, value)`, best effort (a full or missing storage is ignored).
+pub(crate) fn session_set(key: &str, value: &str) {
+    let Some(s) = session_storage() else { return };
+    let Some(set) = Reflect::get(&s, &JsValue::from_str("setItem"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    else {
+        return;
+    };
+    let _ = set.call2(&s, &JsValue::from_str(key), &JsValue::from_str(value));
+}
+
 /// `typeof WebTransport !== 'undefined'`.
 pub(crate) fn has_webtransport() -> bool {
     !global_get("WebTransport").is_undefined()

@@ -15,8 +15,8 @@ use std::rc::Rc;
 
 use garou_protocol::client::StreamId;
 use garou_protocol::{
-    ClientConfig, ClientSession, Credentials, ErrorCode, Failure, Lane, Message, Ping, ReqId, ResumeState,
-    SessionError,
+    ClientConfig, ClientSession, Credentials, ErrorCode, Event, Failure, Lane, Message, Ping, ReqId,
+    ResumeState, ResumeToken, SessionError,
 };
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -61,7 +61,7 @@ export type GarouErrorCode =
   | "AuthFailed" | "NickUnavailable" | "NoSuchRoom" | "RoomExists" | "NotMember" | "Forbidden"
   | "NoSuchMessage" | "NoSuchUser" | "RateLimited" | "SlowConsumer" | "LimitReached"
   | "InvalidArgument" | "Unsupported" | "Timeout" | "Disconnected" | "ShuttingDown" | "Internal"
-  | "Banned" | "Muted" | "Kicked" | "Unavailable"
+  | "Banned" | "Muted" | "Kicked" | "Unavailable" | "SessionReplaced"
   | "Closed" | "QueueFull" | "CertificateMismatch";
 
 /** A typed error as events carry it. */
@@ -70,7 +70,8 @@ export interface GarouErrorInfo { code: GarouErrorCode; message: string }
 /**
  * What every rejected promise of this package carries. `message` is `"<code>: <reason>"`.
  * Terminal codes (the client closes instead of reconnecting): `AuthFailed`, `Banned`,
- * `Kicked`, `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
+ * `Kicked`, `SessionReplaced` (a newer session of this client, e.g. a reloaded page, took
+ * this one over), `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
  */
 export class GarouError extends Error {
   constructor(code: GarouErrorCode, reason: string);
@@ -792,6 +793,11 @@ impl Inner {
         loop {
             let ev = self.session.borrow_mut().poll_event();
             let Some(ev) = ev else { break };
+            if matches!(ev, Event::Welcome(_)) {
+                // A reloaded page offers it and takes this session's nick back at once.
+                let token = self.session.borrow().resume_token().as_str().to_owned();
+                js::session_set(&self.settings.resume_key(), &token);
+            }
             self.deliver(model::map_event(ev));
             self.flush();
         }
@@ -1112,7 +1118,10 @@ async fn connect(options: JsValue) -> Result<JsValue, JsValue> {
     config.client_id_base = random_u64();
     config.request_timeout_ms = u64::from(settings.request_timeout_ms);
 
+    // The token a previous page of this tab stored for these gateways (see `pump`).
+    let stored = js::session_get(&settings.resume_key()).unwrap_or_default();
     let inner = Inner::new(config, settings, choice);
+    inner.resume.borrow_mut().token = ResumeToken::new(stored);
     let (ready, waiter) = promise();
     *inner.ready.borrow_mut() = Some(waiter);
     spawn_local(inner.clone().run_attempt());
