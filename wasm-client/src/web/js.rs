@@ -75,6 +75,32 @@ pub(crate) fn session_set(key: &str, value: &str) {
     let _ = set.call2(&s, &JsValue::from_str(key), &JsValue::from_str(value));
 }
 
+/// `sessionStorage.removeItem(key)`, best effort.
+pub(crate) fn session_remove(key: &str) {
+    let Some(s) = session_storage() else { return };
+    if let Some(remove) = Reflect::get(&s, &JsValue::from_str("removeItem"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    {
+        let _ = remove.call1(&s, &JsValue::from_str(key));
+    }
+}
+
+/// Run `f` at every `pagehide` (the page reloads or navigates away). The listener stays
+/// for the life of the page (one per client created). In a worker it never fires.
+pub(crate) fn on_pagehide(f: impl FnMut() + 'static) {
+    let Ok(add) = global_get("addEventListener").dyn_into::<Function>() else {
+        return;
+    };
+    let cb = Closure::<dyn FnMut()>::new(f);
+    let _ = add.call2(
+        &js_sys::global(),
+        &JsValue::from_str("pagehide"),
+        cb.as_ref().unchecked_ref(),
+    );
+    cb.forget();
+}
+
 /// `typeof WebTransport !== 'undefined'`.
 pub(crate) fn has_webtransport() -> bool {
     !global_get("WebTransport").is_undefined()
