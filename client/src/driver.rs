@@ -972,19 +972,24 @@ fn session_error(e: SessionError) -> (ClientError, u16) {
 }
 
 /// Why the connection closed, as a client error. A close by the server with an
-/// authentication, nick or ban error code is a refusal (terminal but for the nick).
+/// authentication, nick or ban error code, or because a newer session of this client took
+/// it over (`SessionReplaced`: reconnecting would only take it back), is a refusal
+/// (terminal but for the nick).
 fn lost_reason(conn: &quinn::Connection) -> ClientError {
     match conn.close_reason() {
         Some(quinn::ConnectionError::ApplicationClosed(close)) => {
             let reason = String::from_utf8_lossy(&close.reason).into_owned();
             let code = close.error_code.into_inner();
             match u16::try_from(code).ok().and_then(ErrorCode::from_u16) {
-                Some(c @ (ErrorCode::AuthFailed | ErrorCode::NickUnavailable | ErrorCode::Banned)) => {
-                    ClientError::Refused(Failure {
-                        code: c,
-                        message: reason,
-                    })
-                }
+                Some(
+                    c @ (ErrorCode::AuthFailed
+                    | ErrorCode::NickUnavailable
+                    | ErrorCode::Banned
+                    | ErrorCode::SessionReplaced),
+                ) => ClientError::Refused(Failure {
+                    code: c,
+                    message: reason,
+                }),
                 Some(c) => ClientError::Lost(format!("closed by the server ({c:?}): {reason}")),
                 None => ClientError::Lost(format!("closed by the server (code {code}): {reason}")),
             }

@@ -219,6 +219,7 @@ mod tests {
             ClientError::Certificate("pin".into()),
             refused(ErrorCode::AuthFailed),
             refused(ErrorCode::Banned),
+            refused(ErrorCode::SessionReplaced),
             ClientError::Config("x".into()),
         ] {
             assert!(e.is_terminal(), "{e:?}");

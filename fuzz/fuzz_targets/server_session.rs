@@ -323,6 +323,7 @@ impl Msg {
                     PROTOCOL_VERSION + 1
                 },
                 client,
+                resume: Default::default(),
             }
             .into(),
             Msg::Auth { nick, token } => {

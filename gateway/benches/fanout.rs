@@ -53,6 +53,7 @@ fn config() -> HubConfig {
         max_members_per_room: 0,
         recent_messages: garou_gateway::hub::room::RECENT_MESSAGES,
         recent_messages_total: 1_000_000,
+        resume_token_ttl: std::time::Duration::from_secs(600),
     }
 }
 

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
             let hello = Hello {
                 version: PROTOCOL_VERSION,
                 client: "partial-frames".into(),
+                resume: Default::default(),
             };
             let auth = Auth {
                 credentials: Credentials::Nick(format!("probe{i}")),

@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub heartbeat_secs: u64,
     /// Hello..ShardAssignment must complete within this.
     pub handshake_timeout_secs: u64,
+    /// A lost session's resume token (from its Welcome) stays valid this long after the
+    /// session ended; while the session lingers it is always valid (0: only then).
+    pub resume_token_ttl_secs: u64,
     /// Typing and presence datagrams on or off.
     pub enable_datagrams: bool,
     /// Largest frame accepted, in bytes (checked before allocation).
@@ -357,6 +360,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 45,
             heartbeat_secs: 15,
             handshake_timeout_secs: 10,
+            resume_token_ttl_secs: 600,
             enable_datagrams: true,
             max_frame: garou_protocol::DEFAULT_MAX_FRAME,
             max_message_len: 16 * 1024,

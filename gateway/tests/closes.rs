@@ -27,6 +27,7 @@ fn hello() -> Message {
     Hello {
         version: PROTOCOL_VERSION,
         client: "closes-test".into(),
+        resume: Default::default(),
     }
     .into()
 }

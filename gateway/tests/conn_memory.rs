@@ -46,6 +46,7 @@ async fn a_large_frame_before_auth_is_refused_with_frame_too_large_at_once() {
     let hello = garou_protocol::Hello {
         version: garou_protocol::PROTOCOL_VERSION,
         client: "raw-test".into(),
+        resume: Default::default(),
     };
     send.write_all(&Message::from(hello).encode()).await.unwrap();
     let big = defaults().pre_auth_max_frame + 1;

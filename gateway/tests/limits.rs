@@ -135,6 +135,7 @@ async fn answers_hello(conn: &quinn::Connection) -> bool {
     let hello = garou_protocol::Hello {
         version: garou_protocol::PROTOCOL_VERSION,
         client: "limits-test".into(),
+        resume: Default::default(),
     };
     if send.write_all(&Message::from(hello).encode()).await.is_err() {
         return false;

@@ -67,6 +67,7 @@ async fn session_over_memory_serves_commands_and_closes_on_a_bad_frame() {
     let hello = Hello {
         version: PROTOCOL_VERSION,
         client: "mem".into(),
+        resume: Default::default(),
     };
     let auth = Auth {
         credentials: Credentials::Nick("ann".into()),

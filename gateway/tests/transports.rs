@@ -121,6 +121,7 @@ async fn an_unsupported_version_is_refused_with_a_clear_error() {
     let hello = garou_protocol::Hello {
         version: 99,
         client: "from the future".into(),
+        resume: Default::default(),
     };
     send.write_all(&Message::from(hello).encode()).await.unwrap();
     match read_message(&mut recv).await {

@@ -82,6 +82,7 @@ impl Raw {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             client: "uploads-test".into(),
+            resume: Default::default(),
         };
         control.write_all(&Message::from(hello).encode()).await.unwrap();
         let mut raw = Raw {

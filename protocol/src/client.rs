@@ -106,6 +106,10 @@ pub struct ResumeState {
     pub next_req: ReqId,
     /// The next client-id counter (0: start at 1); see [`ClientConfig::client_id_base`].
     pub next_client_id: u64,
+    /// The resume token of the lost session's Welcome (empty: none). Offered in the next
+    /// Hello, it lets the server close the lost session at once and give its nick to the
+    /// new one, instead of refusing the nick until the lost session times out.
+    pub token: ResumeToken,
 }
 
 impl ResumeState {
@@ -375,6 +379,8 @@ pub struct ClientSession {
     nick: String,
     /// The HTTP upload/download ticket from the server's Welcome (empty before it).
     ticket: String,
+    /// The resume token from the server's Welcome (empty before it).
+    resume_token: ResumeToken,
     num_shards: u16,
     heartbeat_ms: u64,
     max_frame: usize,
@@ -417,6 +423,7 @@ impl ClientSession {
             user: 0,
             nick: String::new(),
             ticket: String::new(),
+            resume_token: ResumeToken::default(),
             num_shards: 0,
             heartbeat_ms: 15_000,
             next_seq: 0,
@@ -443,6 +450,7 @@ impl ClientSession {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             client: s.config.client_name.clone(),
+            resume: s.config.resume.token.clone(),
         };
         s.queue(Lane::Control, hello.into());
         s
@@ -467,6 +475,11 @@ impl ClientSession {
     /// Valid while this session lives (a new connection gets a new one).
     pub fn ticket(&self) -> &str {
         &self.ticket
+    }
+    /// The resume token from this session's Welcome (empty until it arrived); the next
+    /// session offers it through [`ResumeState::token`].
+    pub fn resume_token(&self) -> &ResumeToken {
+        &self.resume_token
     }
     /// Session id given by the server.
     pub fn session_id(&self) -> u64 {
@@ -560,6 +573,13 @@ impl ClientSession {
             unacked,
             next_req: self.next_req,
             next_client_id: self.next_client_id,
+            // This session's token once its Welcome came; until then the one it offered
+            // (still valid if this session never got that far).
+            token: if self.resume_token.is_empty() {
+                self.config.resume.token.clone()
+            } else {
+                self.resume_token.clone()
+            },
         }
     }
     /// Number of requests still waiting for a reply.
@@ -827,6 +847,7 @@ impl ClientSession {
             (State::Ready, Message::Pong(_)) => {}
             (State::Ready, Message::Welcome(w)) => {
                 self.ticket = w.ticket;
+                self.resume_token = w.resume_token;
                 self.events.push_back(Event::Welcome(w.message))
             }
             (_, Message::Shutdown(s)) => self.events.push_back(Event::Shutdown { reason: s.reason }),

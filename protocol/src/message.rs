@@ -4,7 +4,9 @@
 //! schema compiler, `no_std`-friendly (so the same code runs in wasm32), and among the
 //! fastest serde formats. Versioning: the Hello frame carries [`PROTOCOL_VERSION`]; within
 //! a version, fields are only ever appended and decoders ignore trailing bytes, so an
-//! older peer can still read a newer payload's prefix.
+//! older peer can still read a newer payload's prefix. A field appended to a frame that
+//! has shipped is of a type that decodes leniently when missing ([`ResumeToken`]), so a
+//! newer peer can read an older one's payload too.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -74,8 +76,9 @@ macro_rules! messages {
 
 messages! {
     // ---- control 0x00-0x0F (control stream, except StreamHeader) ----
-    /// First frame from the client on the control stream.
-    0x01 => Hello { version: u16, client: String }
+    /// First frame from the client on the control stream. `resume`: the `resume_token` of
+    /// the client's previous session's Welcome, if any (takes that session over).
+    0x01 => Hello { version: u16, client: String, resume: ResumeToken }
     /// Server's answer to Hello: the session id and the limits the client must respect.
     0x02 => HelloAck { session: u64, version: u16, server: String, max_frame: u32, heartbeat_ms: u32 }
     /// Client credentials.
@@ -95,8 +98,9 @@ messages! {
     /// First frame on every uni stream: what the stream carries.
     0x0A => StreamHeader { kind: StreamKind }
     /// Greeting after the handshake; `ticket` authorizes this session's HTTP upload and
-    /// download requests (`?ticket=`) while it lives.
-    0x0B => Welcome { message: String, ticket: String }
+    /// download requests (`?ticket=`) while it lives. `resume_token`: offer it in the next
+    /// session's Hello to take this session over at once (new at every Welcome).
+    0x0B => Welcome { message: String, ticket: String, resume_token: ResumeToken }
 
     // ---- commands 0x10-0x1F (client->server, commands stream) ----
     /// Change nick.

@@ -202,6 +202,9 @@ pub enum ErrorCode {
     /// The server cannot store anything right now (its store is down): nothing was
     /// published; try again later. The server recovers by itself.
     Unavailable = 26,
+    /// The same client started a new session with this session's resume token: this one
+    /// is closed and the new one holds the nick. Terminal: do not reconnect.
+    SessionReplaced = 27,
 }
 
 impl ErrorCode {
@@ -240,14 +243,106 @@ impl ErrorCode {
             24 => Muted,
             25 => Kicked,
             26 => Unavailable,
+            27 => SessionReplaced,
             _ => return None,
         })
     }
 }
 
+/// Longest resume token accepted, in bytes: a longer one decodes as no token, without
+/// being copied.
+pub const MAX_RESUME_TOKEN: usize = 64;
+
+/// The server's opaque proof that a new session comes from the client of an earlier one
+/// (`Welcome.resume_token`, offered back in `Hello.resume`). Empty: none.
+///
+/// Appended to Hello and Welcome after they first shipped, so it decodes leniently: a
+/// payload that ends before it (an older peer's), or a token longer than
+/// [`MAX_RESUME_TOKEN`] or otherwise malformed, decodes as no token instead of an error.
+/// It must therefore stay the last field of its frames.
+#[derive(Serialize, Clone, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ResumeToken(String);
+
+impl ResumeToken {
+    /// A token from its text; one longer than [`MAX_RESUME_TOKEN`] becomes no token.
+    pub fn new(token: impl Into<String>) -> Self {
+        let token = token.into();
+        if token.len() > MAX_RESUME_TOKEN {
+            return ResumeToken::default();
+        }
+        ResumeToken(token)
+    }
+
+    /// The token's text (empty: none).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for ResumeToken {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResumeToken({} bytes)", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResumeToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Capped;
+        impl serde::de::Visitor<'_> for Capped {
+            type Value = ResumeToken;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a string of at most {MAX_RESUME_TOKEN} bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ResumeToken, E> {
+                // Checked before the copy: an oversized token costs no allocation.
+                Ok(if v.len() > MAX_RESUME_TOKEN {
+                    ResumeToken::default()
+                } else {
+                    ResumeToken(v.to_owned())
+                })
+            }
+        }
+        // Missing (an older peer's payload) or malformed: no token.
+        Ok(d.deserialize_str(Capped).unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ErrorCode;
+    use super::{ErrorCode, ResumeToken, MAX_RESUME_TOKEN};
+
+    #[test]
+    fn resume_tokens_decode_leniently_and_capped() {
+        let t = ResumeToken::new("abc");
+        let bytes = postcard::to_allocvec(&t).unwrap();
+        assert_eq!(postcard::from_bytes::<ResumeToken>(&bytes).unwrap(), t);
+        // Missing (an older peer's payload ends before it).
+        assert_eq!(
+            postcard::from_bytes::<ResumeToken>(&[]).unwrap(),
+            ResumeToken::default()
+        );
+        // Oversized: no token.
+        let long = "x".repeat(MAX_RESUME_TOKEN + 1);
+        let bytes = postcard::to_allocvec(&long).unwrap();
+        assert!(postcard::from_bytes::<ResumeToken>(&bytes).unwrap().is_empty());
+        assert!(ResumeToken::new(long).is_empty());
+        // A length past the end, or invalid UTF-8: no token.
+        assert!(postcard::from_bytes::<ResumeToken>(&[40, b'a'])
+            .unwrap()
+            .is_empty());
+        assert!(postcard::from_bytes::<ResumeToken>(&[2, 0xff, 0xfe])
+            .unwrap()
+            .is_empty());
+        // The secret is never printed.
+        assert_eq!(format!("{t:?}"), "ResumeToken(3 bytes)");
+    }
 
     /// Every variant, in declaration order, found without listing them by hand: postcard
     /// encodes a unit variant as its index, and decoding rejects indexes past the last one.
@@ -262,7 +357,7 @@ mod tests {
         let all = every_code();
         // The enumeration works: it finds the first and the (currently) last code.
         assert_eq!(all.first(), Some(&ErrorCode::BadFrame));
-        assert_eq!(all.last(), Some(&ErrorCode::Unavailable), "{all:?}");
+        assert_eq!(all.last(), Some(&ErrorCode::SessionReplaced), "{all:?}");
         for c in &all {
             assert_eq!(ErrorCode::from_u16(c.as_u16()), Some(*c), "{c:?}");
         }
@@ -272,6 +367,6 @@ mod tests {
             .count();
         assert_eq!(known, all.len());
         assert_eq!(ErrorCode::from_u16(0), None);
-        assert_eq!(ErrorCode::from_u16(27), None);
+        assert_eq!(ErrorCode::from_u16(28), None);
     }
 }

@@ -209,6 +209,7 @@ fn handshake_yields_ready_and_transmits_on_the_right_lanes() {
             Hello {
                 version: PROTOCOL_VERSION,
                 client: cfg().client_name,
+                resume: Default::default(),
             }
             .into()
         )]
@@ -350,6 +351,7 @@ fn handshake_from_bytes_split_one_by_one() {
         Welcome {
             message: "welcome to garou".into(),
             ticket: "t".into(),
+            resume_token: Default::default(),
         }
         .into(),
     ];
@@ -1025,7 +1027,8 @@ fn bad_server_streams_are_protocol_errors() {
         5,
         Welcome {
             message: "x".into(),
-            ticket: String::new()
+            ticket: String::new(),
+            resume_token: Default::default(),
         }
     )));
 }
@@ -1283,6 +1286,7 @@ fn control_stream_notifications_and_datagrams() {
         Welcome {
             message: "hi".into(),
             ticket: String::new(),
+            resume_token: Default::default(),
         },
     )
     .unwrap();
@@ -1800,6 +1804,7 @@ fn welcome_ticket_is_kept() {
         Welcome {
             message: "hi".into(),
             ticket: "0123abcd".into(),
+            resume_token: Default::default(),
         },
     )
     .unwrap();
@@ -1863,6 +1868,7 @@ fn a_connection_lost_during_the_handshake_carries_everything_again() {
         })],
         next_req: 41,
         next_client_id: 10,
+        token: ResumeToken::new("carried"),
     };
     let mut c = cfg();
     c.resume = state.clone();
@@ -2225,4 +2231,74 @@ proptest! {
         let want: Vec<Offset> = (base..base + n as u64).collect();
         prop_assert_eq!(got, want);
     }
+}
+
+fn hello_of(s: &mut ClientSession) -> Hello {
+    match transmits(s).into_iter().next() {
+        Some((Lane::Control, Message::Hello(h))) => h,
+        other => panic!("expected Hello, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_resume_token_of_a_welcome_is_offered_in_the_next_hello() {
+    // A first session offers no token.
+    let mut s1 = ClientSession::new(cfg(), T0);
+    assert!(hello_of(&mut s1).resume.is_empty());
+    handshake(&mut s1, SHARDS);
+    assert!(s1.resume_token().is_empty());
+    // No Welcome yet: nothing to carry.
+    assert!(s1.resume_state().token.is_empty());
+    ctl(
+        &mut s1,
+        Welcome {
+            message: "hi".into(),
+            ticket: String::new(),
+            resume_token: ResumeToken::new("tok-1"),
+        },
+    )
+    .unwrap();
+    assert_eq!(s1.resume_token().as_str(), "tok-1");
+    let state = s1.suspend("connection lost");
+    assert_eq!(state.token.as_str(), "tok-1");
+    // The next session offers it, and carries it until its own Welcome replaces it.
+    let mut c = cfg();
+    c.resume = state;
+    let mut s2 = ClientSession::new(c, T0);
+    assert_eq!(hello_of(&mut s2).resume.as_str(), "tok-1");
+    handshake(&mut s2, SHARDS);
+    assert_eq!(s2.resume_state().token.as_str(), "tok-1");
+    ctl(
+        &mut s2,
+        Welcome {
+            message: "hi".into(),
+            ticket: String::new(),
+            resume_token: ResumeToken::new("tok-2"),
+        },
+    )
+    .unwrap();
+    assert_eq!(s2.resume_state().token.as_str(), "tok-2");
+}
+
+#[test]
+fn a_welcome_of_an_older_server_without_a_token_still_decodes() {
+    // The Welcome payload as a server without resume tokens encodes it: two strings.
+    let mut payload = postcard::to_allocvec(&("hi", "ticket")).unwrap();
+    let mut frame = vec![FrameType::Welcome as u8];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.append(&mut payload);
+    let mut s = ClientSession::new(cfg(), T0);
+    handshake(&mut s, SHARDS);
+    s.on_stream_data(CONTROL, &frame, T0).unwrap();
+    assert_eq!(s.ticket(), "ticket");
+    assert!(s.resume_token().is_empty());
+    // And an older client reads a newer Hello's prefix (trailing bytes are ignored).
+    let hello = Message::from(Hello {
+        version: PROTOCOL_VERSION,
+        client: "new".into(),
+        resume: ResumeToken::new("tok"),
+    })
+    .encode();
+    let (version, client): (u16, String) = postcard::from_bytes(&hello[HEADER_LEN..]).unwrap();
+    assert_eq!((version, client.as_str()), (PROTOCOL_VERSION, "new"));
 }

@@ -198,6 +198,7 @@ fn build(ty: FrameType, p: &P) -> Message {
         FrameType::Hello => Hello {
             version: w,
             client: a,
+            resume: ResumeToken::new(b),
         }
         .into(),
         FrameType::HelloAck => HelloAck {
@@ -223,6 +224,7 @@ fn build(ty: FrameType, p: &P) -> Message {
         FrameType::Welcome => Welcome {
             message: c,
             ticket: a,
+            resume_token: ResumeToken::new(b),
         }
         .into(),
         FrameType::SetNick => SetNick { req: z, nick: b }.into(),
@@ -750,6 +752,7 @@ fn trailing_payload_bytes_are_ignored() {
     let m = Message::Hello(Hello {
         version: PROTOCOL_VERSION,
         client: "cli".into(),
+        resume: Default::default(),
     });
     let wire = m.encode();
     let mut payload = wire[HEADER_LEN..].to_vec();
@@ -1241,6 +1244,7 @@ fn write_fuzz_seeds() {
     let hello: Message = Hello {
         version: PROTOCOL_VERSION,
         client: "seed".into(),
+        resume: Default::default(),
     }
     .into();
     let auth: Message = Auth {

@@ -26,7 +26,7 @@ export type GarouErrorCode =
 | "AuthFailed" | "NickUnavailable" | "NoSuchRoom" | "RoomExists" | "NotMember" | "Forbidden"
 | "NoSuchMessage" | "NoSuchUser" | "RateLimited" | "SlowConsumer" | "LimitReached"
 | "InvalidArgument" | "Unsupported" | "Timeout" | "Disconnected" | "ShuttingDown" | "Internal"
-| "Banned" | "Muted" | "Kicked" | "Unavailable"
+| "Banned" | "Muted" | "Kicked" | "Unavailable" | "SessionReplaced"
 | "Closed" | "QueueFull" | "CertificateMismatch";
 
 /** A typed error as events carry it. */
@@ -35,7 +35,8 @@ export interface GarouErrorInfo { code: GarouErrorCode; message: string }
 /**
  * What every rejected promise of this package carries. `message` is `"<code>: <reason>"`.
  * Terminal codes (the client closes instead of reconnecting): `AuthFailed`, `Banned`,
- * `Kicked`, `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
+ * `Kicked`, `SessionReplaced` (a newer session of this client, e.g. a reloaded page, took
+ * this one over), `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
  */
 export class GarouError extends Error {
     constructor(code: GarouErrorCode, reason: string);

@@ -83,6 +83,12 @@ fn bounded(name: &str, v: Option<f64>, default: f64) -> Result<f64, String> {
 }
 
 impl Settings {
+    /// The `sessionStorage` key of the resume token for these gateways: a reloaded page
+    /// offers the token its previous page stored, and takes its session over at once.
+    pub fn resume_key(&self) -> String {
+        format!("garou.resume:{}", self.urls.join(" "))
+    }
+
     /// Resolve `o`; `default_origin` is used when neither `url` nor `urls` is given.
     pub fn from_options(o: &ConnectOptions, default_origin: Option<String>) -> Result<Settings, String> {
         let mut urls: Vec<String> = o
@@ -164,6 +170,7 @@ pub fn is_terminal(code: &str) -> bool {
             ErrorCode::AuthFailed,
             ErrorCode::Banned,
             ErrorCode::Kicked,
+            ErrorCode::SessionReplaced,
             ErrorCode::UnsupportedVersion,
             ErrorCode::InvalidArgument,
         ]
@@ -293,7 +300,14 @@ mod tests {
 
     #[test]
     fn terminal_codes() {
-        for c in ["AuthFailed", "Banned", "Kicked", "CertificateMismatch", "Closed"] {
+        for c in [
+            "AuthFailed",
+            "Banned",
+            "Kicked",
+            "SessionReplaced",
+            "CertificateMismatch",
+            "Closed",
+        ] {
             assert!(is_terminal(c), "{c}");
         }
         for c in [

@@ -26,6 +26,7 @@ mod moderation;
 pub mod permissions;
 mod presence;
 pub mod rate;
+mod resume;
 pub mod room;
 pub mod stats;
 #[cfg(test)]
@@ -39,7 +40,7 @@ pub use users::valid_nick;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use garou_protocol::*;
 use parking_lot::{Mutex, RwLock};
@@ -93,6 +94,9 @@ pub struct HubConfig {
     pub recent_messages: usize,
     /// Messages all rooms together keep in memory ([`window::Windows`]).
     pub recent_messages_total: usize,
+    /// How long a session's resume token stays valid after the session was lost (a
+    /// session the client closed forgets it at once).
+    pub resume_token_ttl: Duration,
 }
 
 impl HubConfig {
@@ -117,6 +121,7 @@ impl From<&ServerConfig> for HubConfig {
             max_members_per_room: c.limits.max_members_per_room,
             recent_messages: c.recent_messages,
             recent_messages_total: c.recent_messages_total,
+            resume_token_ttl: Duration::from_secs(c.resume_token_ttl_secs),
         }
     }
 }
@@ -166,7 +171,10 @@ impl Hub {
     pub async fn open(cfg: HubConfig, store: Arc<dyn Store>) -> Result<Arc<Hub>, crate::store::StoreError> {
         let stats = Arc::new(stats::Stats::default());
         let (commits, committer) = Committer::new(store.clone(), stats.clone());
-        let mut users = Users::default();
+        let mut users = Users {
+            resume: resume::ResumeTokens::new(cfg.resume_token_ttl),
+            ..Users::default()
+        };
         for (id, nick) in store.users().await? {
             users.by_nick.insert(nick.clone(), id);
             users.by_id.insert(id, User::new(nick, false));

@@ -117,6 +117,7 @@ pub(super) fn cfg() -> HubConfig {
         max_members_per_room: 0,
         recent_messages: super::room::RECENT_MESSAGES,
         recent_messages_total: 1_000_000,
+        resume_token_ttl: std::time::Duration::from_secs(600),
     }
 }
 

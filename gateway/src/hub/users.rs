@@ -7,6 +7,7 @@ use std::sync::Arc;
 use garou_protocol::*;
 
 use super::commit::Refusal;
+use super::resume::ResumeTokens;
 use super::{err, reply_later, Hub, Reply};
 use crate::conn::{Conn, ConnId};
 use crate::store::Op;
@@ -39,6 +40,8 @@ pub(super) struct Users {
     pub(super) by_id: HashMap<UserId, User>,
     /// Token subject (`sub`) -> user.
     pub(super) by_subject: HashMap<String, UserId>,
+    /// Resume tokens of live and recently lost sessions.
+    pub(super) resume: ResumeTokens,
 }
 
 impl Users {
@@ -97,6 +100,20 @@ impl Hub {
         credentials: &Credentials,
         make_conn: impl FnOnce(UserId) -> Arc<Conn>,
     ) -> Result<(Arc<Conn>, String), (ErrorCode, String)> {
+        self.login_resuming(credentials, &ResumeToken::default(), make_conn)
+    }
+
+    /// [`Hub::login`], offering the resume token of the client's previous session: when it
+    /// is a valid token of the user the credentials name, that session is taken over (closed
+    /// with [`ErrorCode::SessionReplaced`], its nick given to this one at once). Any other
+    /// token (another user's, expired, forged, malformed) is ignored: the login goes on as
+    /// without one.
+    pub fn login_resuming(
+        &self,
+        credentials: &Credentials,
+        resume: &ResumeToken,
+        make_conn: impl FnOnce(UserId) -> Arc<Conn>,
+    ) -> Result<(Arc<Conn>, String), (ErrorCode, String)> {
         use crate::auth::Identity;
         let identity = self
             .cfg
@@ -104,11 +121,12 @@ impl Hub {
             .verify(credentials)
             .map_err(|e| (e.code(), e.to_string()))?;
         let mut displaced = None;
+        let mut replaced = None;
         let (conn, nick) = {
             let mut users = self.users.lock();
-            let user = match identity {
-                Identity::Open { nick } => self.claim_nick(&mut users, &nick, false)?,
-                Identity::Guest { nick } => self.claim_nick(&mut users, &nick, true)?,
+            let (user, old) = match identity {
+                Identity::Open { nick } => self.claim_nick(&mut users, &nick, false, resume)?,
+                Identity::Guest { nick } => self.claim_nick(&mut users, &nick, true, resume)?,
                 Identity::Token {
                     subject,
                     name,
@@ -153,15 +171,39 @@ impl Hub {
                         }
                     };
                     users.by_id.get_mut(&id).expect("user present").grants = grants;
-                    id
+                    // A token user may hold several sessions: a valid resume token only
+                    // closes the stale one it was issued to.
+                    let old = if resume.is_empty() {
+                        None
+                    } else {
+                        users.resume.take(resume, id)
+                    };
+                    (id, old)
                 }
             };
-            let conn = make_conn(user);
             let u = users.by_id.get_mut(&user).expect("user present");
+            if let Some(pos) = old.and_then(|old| u.conns.iter().position(|c| c.id == old)) {
+                replaced = Some(u.conns.remove(pos));
+            }
+            let conn = make_conn(user);
             u.conns.push(conn.clone());
             (conn, u.nick.clone())
         };
         self.conns.lock().insert(conn.id, conn.clone());
+        if let Some(old) = replaced {
+            tracing::info!(
+                user = conn.user,
+                old = old.id,
+                new = conn.id,
+                "session taken over with its resume token"
+            );
+            old.kill(
+                ErrorCode::SessionReplaced,
+                "a new session of this client took over (resume token)",
+            );
+            // Out of its rooms now: its events go to the new session only.
+            self.disconnect(&old);
+        }
         if let Some(d) = displaced {
             self.tell_displaced(d, &nick);
         }
@@ -272,7 +314,15 @@ impl Hub {
 
     /// Nick login (open dev mode or guest): the nick's offline user of the same kind, or a
     /// new user (guests are never stored).
-    pub(super) fn claim_nick(&self, users: &mut Users, nick: &str, guest: bool) -> Result<UserId, Refusal> {
+    /// A nick in use is claimed only with `resume`, a valid resume token of its user's
+    /// session (consumed here; the caller then takes that session over).
+    pub(super) fn claim_nick(
+        &self,
+        users: &mut Users,
+        nick: &str,
+        guest: bool,
+        resume: &ResumeToken,
+    ) -> Result<(UserId, Option<ConnId>), Refusal> {
         if !valid_nick(nick) {
             return err(
                 ErrorCode::NickUnavailable,
@@ -281,6 +331,19 @@ impl Hub {
         }
         if let Some(&id) = users.by_nick.get(nick) {
             let u = &users.by_id[&id];
+            if let [only] = &u.conns[..] {
+                // Its session may be stale (a client gone without closing): the client
+                // holding its token takes it, and so the nick, over.
+                let only = only.id;
+                let old = match resume.is_empty() {
+                    true => None,
+                    false => users.resume.take(resume, id),
+                };
+                if old != Some(only) {
+                    return err(ErrorCode::NickUnavailable, format!("nick {nick} is in use"));
+                }
+                return Ok((id, old));
+            }
             if !u.conns.is_empty() {
                 return err(ErrorCode::NickUnavailable, format!("nick {nick} is in use"));
             }
@@ -290,7 +353,7 @@ impl Hub {
                     format!("nick {nick} belongs to a registered user"),
                 );
             }
-            return Ok(id);
+            return Ok((id, None));
         }
         let id = self.next_id();
         if guest {
@@ -306,7 +369,18 @@ impl Hub {
         }
         users.by_nick.insert(nick.to_owned(), id);
         users.by_id.insert(id, User::new(nick.to_owned(), guest));
-        Ok(id)
+        Ok((id, None))
+    }
+
+    /// A new resume token for session `conn` (sent in its Welcome).
+    pub fn issue_resume_token(&self, conn: &Conn) -> ResumeToken {
+        self.users.lock().resume.issue(conn.id, conn.user)
+    }
+
+    /// Session `conn` ended; `clean`: its client closed it, so its resume token is
+    /// forgotten (else it stays valid for `resume_token_ttl`).
+    pub fn session_ended(&self, conn: &Conn, clean: bool) {
+        self.users.lock().resume.ended(conn.id, clean);
     }
 
     /// Whether `user` is an anonymous guest.

@@ -282,6 +282,10 @@ pub async fn run<C: Connection>(
             &shutdown,
         )
         .await;
+        // Ended without a fault (closed, or the server shutting down): nothing to resume.
+        // Lost (idle timeout, transport error) or closed for a fault: its resume token
+        // stays valid a while.
+        hub.session_ended(&handle, result.is_ok());
         match result {
             Err(Fault::Protocol(code, reason)) => {
                 warn!(?code, %reason, "closing misbehaving session");
@@ -377,7 +381,7 @@ async fn handshake<C: Connection>(
         conn: conn.clone(),
         limits: limits.clone(),
     });
-    let login = hub.login(&auth.credentials, |user| {
+    let login = hub.login_resuming(&auth.credentials, &hello.resume, |user| {
         Arc::new(Conn::new(
             hub.next_id(),
             user,
@@ -425,6 +429,7 @@ async fn handshake<C: Connection>(
         &Welcome {
             message: format!("Welcome to garou, {nick}!"),
             ticket: ticket.clone(),
+            resume_token: hub.issue_resume_token(&handle),
         }
         .into(),
     );

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use garou_protocol::{
-    Auth, Credentials, Decoder, Hello, Join, Message, StreamHeader, StreamKind, UserId, PROTOCOL_VERSION,
+    Auth, Credentials, Decoder, Hello, Join, Message, ResumeToken, StreamHeader, StreamKind, UserId,
+    PROTOCOL_VERSION,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -148,6 +149,8 @@ pub struct Raw {
     pub commands: quinn::SendStream,
     pub user: UserId,
     pub next_req: u32,
+    /// The resume token of this session's Welcome.
+    pub resume_token: ResumeToken,
 }
 
 impl Raw {
@@ -170,6 +173,18 @@ impl Raw {
         transport: Option<quinn::TransportConfig>,
         endpoint: quinn::Endpoint,
     ) -> Raw {
+        Raw::login_resuming(gw, credentials, read, transport, endpoint, ResumeToken::default()).await
+    }
+
+    /// [`Raw::login_with`] offering `resume` (a previous session's token) in Hello.
+    pub async fn login_resuming(
+        gw: &impl Target,
+        credentials: Credentials,
+        read: bool,
+        transport: Option<quinn::TransportConfig>,
+        endpoint: quinn::Endpoint,
+        resume: ResumeToken,
+    ) -> Raw {
         let nick = match &credentials {
             Credentials::Nick(n) => n.clone(),
             _ => "token user".to_string(),
@@ -179,6 +194,7 @@ impl Raw {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             client: "raw-test".into(),
+            resume,
         };
         control.write_all(&Message::from(hello).encode()).await.unwrap();
         let auth = Auth { credentials };
@@ -186,6 +202,7 @@ impl Raw {
         // Read exactly the handshake (up to Welcome) by hand, leaving the rest unread.
         let mut dec = Decoder::default();
         let mut user = 0;
+        let resume_token;
         'handshake: loop {
             let chunk = tokio::time::timeout(WAIT, recv.read_chunk(1, true))
                 .await
@@ -196,7 +213,10 @@ impl Raw {
             while let Some(frame) = dec.next_frame().unwrap() {
                 match Message::decode(&frame).unwrap() {
                     Message::AuthOk(ok) => user = ok.user,
-                    Message::Welcome(_) => break 'handshake,
+                    Message::Welcome(w) => {
+                        resume_token = w.resume_token;
+                        break 'handshake;
+                    }
                     Message::HelloAck(_) | Message::ShardAssignment(_) => {}
                     other => panic!("{nick}: unexpected {other:?} during the handshake"),
                 }
@@ -231,6 +251,7 @@ impl Raw {
             commands,
             user,
             next_req: 1,
+            resume_token,
         }
     }
 

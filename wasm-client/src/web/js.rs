@@ -46,6 +46,61 @@ fn global_get(name: &str) -> JsValue {
     Reflect::get(&js_sys::global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// `sessionStorage`, if this scope has one and may use it (a worker has none; a sandboxed
+/// page throws on access).
+fn session_storage() -> Option<JsValue> {
+    let s = Reflect::get(&js_sys::global(), &JsValue::from_str("sessionStorage")).ok()?;
+    (!s.is_undefined() && !s.is_null()).then_some(s)
+}
+
+/// `sessionStorage.getItem(key)`; `None` without one, or on any error.
+pub(crate) fn session_get(key: &str) -> Option<String> {
+    let s = session_storage()?;
+    let get: Function = Reflect::get(&s, &JsValue::from_str("getItem"))
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    get.call1(&s, &JsValue::from_str(key)).ok()?.as_string()
+}
+
+/// `sessionStorage.setItem(key, value)`, best effort (a full or missing storage is ignored).
+pub(crate) fn session_set(key: &str, value: &str) {
+    let Some(s) = session_storage() else { return };
+    let Some(set) = Reflect::get(&s, &JsValue::from_str("setItem"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    else {
+        return;
+    };
+    let _ = set.call2(&s, &JsValue::from_str(key), &JsValue::from_str(value));
+}
+
+/// `sessionStorage.removeItem(key)`, best effort.
+pub(crate) fn session_remove(key: &str) {
+    let Some(s) = session_storage() else { return };
+    if let Some(remove) = Reflect::get(&s, &JsValue::from_str("removeItem"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    {
+        let _ = remove.call1(&s, &JsValue::from_str(key));
+    }
+}
+
+/// Run `f` at every `pagehide` (the page reloads or navigates away). The listener stays
+/// for the life of the page (one per client created). In a worker it never fires.
+pub(crate) fn on_pagehide(f: impl FnMut() + 'static) {
+    let Ok(add) = global_get("addEventListener").dyn_into::<Function>() else {
+        return;
+    };
+    let cb = Closure::<dyn FnMut()>::new(f);
+    let _ = add.call2(
+        &js_sys::global(),
+        &JsValue::from_str("pagehide"),
+        cb.as_ref().unchecked_ref(),
+    );
+    cb.forget();
+}
+
 /// `typeof WebTransport !== 'undefined'`.
 pub(crate) fn has_webtransport() -> bool {
     !global_get("WebTransport").is_undefined()

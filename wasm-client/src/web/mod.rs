@@ -16,7 +16,7 @@ use std::rc::Rc;
 use garou_protocol::client::StreamId;
 use garou_protocol::{
     ClientConfig, ClientSession, Credentials, ErrorCode, Failure, Lane, Message, Ping, ReqId, ResumeState,
-    SessionError,
+    ResumeToken, SessionError,
 };
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -61,7 +61,7 @@ export type GarouErrorCode =
   | "AuthFailed" | "NickUnavailable" | "NoSuchRoom" | "RoomExists" | "NotMember" | "Forbidden"
   | "NoSuchMessage" | "NoSuchUser" | "RateLimited" | "SlowConsumer" | "LimitReached"
   | "InvalidArgument" | "Unsupported" | "Timeout" | "Disconnected" | "ShuttingDown" | "Internal"
-  | "Banned" | "Muted" | "Kicked" | "Unavailable"
+  | "Banned" | "Muted" | "Kicked" | "Unavailable" | "SessionReplaced"
   | "Closed" | "QueueFull" | "CertificateMismatch";
 
 /** A typed error as events carry it. */
@@ -70,7 +70,8 @@ export interface GarouErrorInfo { code: GarouErrorCode; message: string }
 /**
  * What every rejected promise of this package carries. `message` is `"<code>: <reason>"`.
  * Terminal codes (the client closes instead of reconnecting): `AuthFailed`, `Banned`,
- * `Kicked`, `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
+ * `Kicked`, `SessionReplaced` (a newer session of this client, e.g. a reloaded page, took
+ * this one over), `UnsupportedVersion`, `InvalidArgument`, `CertificateMismatch`, `Closed`.
  */
 export class GarouError extends Error {
   constructor(code: GarouErrorCode, reason: string);
@@ -782,6 +783,21 @@ impl Inner {
 
     // ------------------------------------------------------------------ output
 
+    /// The page goes away: store the current resume token under `key` for the next page
+    /// of this tab (nothing once the client was closed: its session is gone).
+    fn leave_resume_token(&self, key: &str) {
+        if self.phase.get() == Phase::Closed {
+            return;
+        }
+        let token = match self.session.borrow().resume_token() {
+            t if !t.is_empty() => t.clone(),
+            _ => self.resume.borrow().token.clone(),
+        };
+        if !token.is_empty() {
+            js::session_set(key, token.as_str());
+        }
+    }
+
     /// Write what the session has to send, deliver its events, send queued commands,
     /// re-arm the timer.
     fn pump(self: &Rc<Self>) {
@@ -1112,7 +1128,21 @@ async fn connect(options: JsValue) -> Result<JsValue, JsValue> {
     config.client_id_base = random_u64();
     config.request_timeout_ms = u64::from(settings.request_timeout_ms);
 
+    // The resume token the previous page of this tab left for these gateways when it went
+    // away: offered, it takes that page's lingering session (and nick) over at once. Taken
+    // out, not copied, and only stored again when this page goes away, so a tab duplicated
+    // from a live one (which copies sessionStorage) never takes the live one's session.
+    let key = settings.resume_key();
+    let stored = js::session_get(&key).unwrap_or_default();
+    js::session_remove(&key);
     let inner = Inner::new(config, settings, choice);
+    inner.resume.borrow_mut().token = ResumeToken::new(stored);
+    let weak = Rc::downgrade(&inner);
+    js::on_pagehide(move || {
+        if let Some(inner) = weak.upgrade() {
+            inner.leave_resume_token(&key);
+        }
+    });
     let (ready, waiter) = promise();
     *inner.ready.borrow_mut() = Some(waiter);
     spawn_local(inner.clone().run_attempt());
