@@ -8,12 +8,12 @@
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::lines::Lines;
 use common::serve::Serve;
 use garou_client::{connect, ClientOptions, Trust};
 
@@ -21,43 +21,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_garou");
 
 /// Longest wait for one expected line (reconnects back off, a crash takes ~3 s to notice).
 const LINE_WAIT: Duration = Duration::from_secs(40);
-
-/// Lines of a child's stdout, read on a thread so every wait is bounded.
-struct Lines {
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn of(reader: impl std::io::Read + Send + 'static) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines { rx, seen: Vec::new() }
-    }
-
-    /// Wait (bounded) for the next line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + LINE_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line containing {needle:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
 
 /// `garou cert --out DIR`: the certificate's SHA-256 (hex) as printed.
 fn make_cert(dir: &Path) -> String {
@@ -130,7 +93,7 @@ fn a_piped_chat_loses_no_line_across_a_graceful_restart_and_a_crash() {
             .expect("spawn garou chat"),
     );
     let mut input = chat.0.stdin.take().unwrap();
-    let mut out = Lines::of(chat.0.stdout.take().unwrap());
+    let mut out = Lines::of(chat.0.stdout.take().unwrap(), LINE_WAIT);
     out.wait_for("now talking in #general");
 
     let mut expected = Vec::new();
@@ -221,8 +184,8 @@ fn a_gateway_back_with_another_certificate_fails_the_queued_lines_and_the_exit_c
             .expect("spawn garou chat"),
     );
     let mut input = chat.0.stdin.take().unwrap();
-    let mut out = Lines::of(chat.0.stdout.take().unwrap());
-    let mut errors = Lines::of(chat.0.stderr.take().unwrap());
+    let mut out = Lines::of(chat.0.stdout.take().unwrap(), LINE_WAIT);
+    let mut errors = Lines::of(chat.0.stderr.take().unwrap(), LINE_WAIT);
     out.wait_for("now talking in #general");
     writeln!(input, "before").unwrap();
 

@@ -1,50 +1,16 @@
 //! The `garou` binary end to end: `garou serve`, two `garou chat` processes scripted through
 //! pipes, and a graceful SIGTERM shutdown.
 
-use std::io::{BufRead, BufReader, Write};
+#[path = "../../gateway/tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::lines::Lines;
+
 const WAIT: Duration = Duration::from_secs(15);
-
-/// Lines of a child's output, read on a thread so every wait can be bounded.
-struct Lines {
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn of(reader: impl std::io::Read + Send + 'static) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines { rx, seen: Vec::new() }
-    }
-
-    /// The first line containing `needle` (bounded).
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line containing {needle:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
 
 fn garou() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_garou"));
@@ -94,7 +60,7 @@ fn serve_with(extra: &[&str]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn garou serve");
-    let log = Lines::of(child.stderr.take().unwrap());
+    let log = Lines::of(child.stderr.take().unwrap(), WAIT);
     // Owned (and killed on drop) before a wait can fail.
     let mut server = Server {
         child,
@@ -125,7 +91,7 @@ fn chat(server: &Server, nick: &str) -> (Child, ChildStdin, Lines) {
         .spawn()
         .expect("spawn garou chat");
     let stdin = child.stdin.take().unwrap();
-    let out = Lines::of(child.stdout.take().unwrap());
+    let out = Lines::of(child.stdout.take().unwrap(), WAIT);
     (child, stdin, out)
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod driven;
+pub mod lines;
 pub mod pg;
 pub mod raw;
 pub mod serve;
