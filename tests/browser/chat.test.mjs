@@ -334,31 +334,39 @@ e2e("an image attached on a WebTransport page shows inline on a WebSocket page",
   }
 });
 
-e2e("the example front-end app (examples/web-app) connects and exchanges messages", async (t) => {
+// The example app twice: as it is (an import map, no bundler) and built with `vite build`,
+// so both ways of using the npm package stay working.
+async function exampleApp(t, { vite }) {
   const dir = path.join(ROOT, "examples/web-app");
   if (!existsSync(path.join(dir, "package.json"))) {
     t.skip("examples/web-app does not exist yet");
     return;
   }
   execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, stdio: "inherit", timeout: 120_000 });
-  const server = await serveStatic(dir);
+  if (vite) execFileSync("npm", ["run", "build", "--silent"], { cwd: dir, stdio: "inherit", timeout: 120_000 });
+  const server = await serveStatic(vite ? path.join(dir, "dist") : dir);
   cleanups.push(server.close);
 
-  const room = "apps";
-  const kim = native("kim", room);
-  const q = new URLSearchParams({ gateway: gw.http, nick: "jo", room });
-  const page = await openPage(browser, `${server.url}/?${q}`, "example app jo", diag);
+  const room = vite ? "apps-vite" : "apps";
+  const [app, other] = vite ? ["vi", "lou"] : ["jo", "kim"];
+  const kim = native(other, room);
+  const q = new URLSearchParams({ gateway: gw.http, nick: app, room });
+  const page = await openPage(browser, `${server.url}/?${q}`, `example app ${app}`, diag);
   cleanups.push(() => page.context().close());
 
   // The app enables its composer once it has joined the room.
   await eventually(async () => assert.ok(await page.getByTestId("send").isEnabled()), 15_000, "the example app to join");
   const fromApp = `from the example app ${Date.now()}`;
   await sendFrom(page, fromApp);
-  await kim.waitForLine(`[#${room}] <jo> ${fromApp}`);
+  await kim.waitForLine(`[#${room}] <${app}> ${fromApp}`);
   const fromKim = `native to app ${Date.now()}`;
   kim.say(fromKim);
   const msg = page.getByTestId("message").filter({ hasText: fromKim });
   await msg.first().waitFor({ timeout: WAIT });
-  assert.match(await msg.first().innerText(), /kim/);
+  assert.match(await msg.first().innerText(), new RegExp(other));
   assert.equal(await kim.quit(), 0);
-});
+}
+
+e2e("the example front-end app (examples/web-app) connects and exchanges messages", (t) => exampleApp(t, { vite: false }));
+
+e2e("the example app built with vite build connects and exchanges messages", (t) => exampleApp(t, { vite: true }), 120_000);
