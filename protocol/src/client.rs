@@ -40,6 +40,7 @@ pub const CONTROL: StreamId = 0;
 /// Settings of one session.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
+    /// Who the session authenticates as (sent in the Auth frame).
     pub credentials: Credentials,
     /// Free-form client name sent in Hello (for logs).
     pub client_name: String,
@@ -130,7 +131,9 @@ impl ResumeState {
 /// A message the server has not acknowledged yet, as it will be sent again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unacked {
+    /// A room message (a Send command).
     Send(Send),
+    /// A direct message to a user by nick.
     Direct(DirectMessage),
 }
 
@@ -184,7 +187,9 @@ pub enum Lane {
 /// One encoded frame to write on `lane`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// The stream (or datagram) `data` must be written to.
     pub lane: Lane,
+    /// One whole encoded frame (header and payload).
     pub data: Bytes,
 }
 
@@ -192,42 +197,62 @@ pub struct Transmit {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct Failure {
+    /// What went wrong ([`ErrorCode::Timeout`] and [`ErrorCode::Disconnected`] are raised locally).
     pub code: ErrorCode,
+    /// Human-readable detail, from the server's Error frame or the session.
     pub message: String,
 }
 
 /// What a successful request returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
+    /// SetNick succeeded: the nick now in use.
     Nick(String),
+    /// CreateRoom or Join succeeded.
     Joined(JoinInfo),
+    /// Leave succeeded: the room left.
     Left(String),
+    /// ListRooms: the rooms visible to the caller.
     Rooms(Vec<RoomInfo>),
+    /// ListUsers: the members of `room`.
     Users {
+        /// The room listed.
         room: String,
+        /// Its members.
         users: Vec<MemberInfo>,
     },
     /// A Send or DirectMessage was accepted (for a re-sent message: its original ack).
     Sent {
+        /// The room the message was posted to (for a DirectMessage: the direct room).
         room: String,
+        /// The message's server-assigned id.
         id: MsgId,
+        /// The room offset of the message's event.
         offset: Offset,
     },
+    /// A command without a specific answer (edit, delete, react, set role, ...) succeeded.
     Done,
     /// A page of history, oldest first.
     History {
+        /// The room the page is from.
         room: String,
+        /// The room's epoch the page's offsets belong to.
         epoch: u64,
+        /// The messages, oldest first.
         messages: Vec<StoredMessage>,
     },
     /// An upload may proceed from `offset`.
     UploadReady {
+        /// The upload's id.
         upload: String,
+        /// Bytes the server already holds: send chunks from here (non-zero when resuming).
         offset: u64,
     },
     /// An upload is complete.
     UploadDone {
+        /// The upload's id, to reference it in a message's `attachment`.
         upload: String,
+        /// Where it can be downloaded (with the session's ticket).
         url: String,
     },
 }
@@ -235,11 +260,14 @@ pub enum Reply {
 /// The answer to a join.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinInfo {
+    /// The room joined, as listed.
     pub room: RoomInfo,
+    /// The user's role in it.
     pub role: Role,
     /// The first offset of the room delivered from now on: our own MemberJoined when we
     /// are new, the event after the resume point when `resumed`, else the next event.
     pub offset: Offset,
+    /// The room's members at join time.
     pub members: Vec<MemberInfo>,
     /// The room's epoch (its offsets are only comparable within one epoch).
     pub epoch: u64,
@@ -257,50 +285,77 @@ pub struct JoinInfo {
 pub enum Event {
     /// The handshake completed; commands flow from now on.
     Ready {
+        /// The server's session id (from HelloAck).
         session: u64,
+        /// The authenticated user's id.
         user: UserId,
+        /// The nick the server granted.
         nick: String,
+        /// Number of shard streams the server's rooms are spread over.
         num_shards: u16,
     },
+    /// The server's greeting (Welcome), shown to the user.
     Welcome(String),
     /// The answer to request `req`.
     Reply {
+        /// The request id the command was issued with.
         req: ReqId,
+        /// What it returned, or why it failed (server error, timeout, disconnect).
         result: Result<Reply, Failure>,
     },
     /// A room from [`ClientConfig::resume`] was joined again (or could not be). With
     /// `JoinInfo::resumed == false` events may have been missed: reload history.
     Rejoined {
+        /// The room's name.
         room: String,
+        /// The join's answer, or why it failed.
         result: Result<JoinInfo, Failure>,
     },
     /// A room event, in offset order. `via` is the stream it arrived on.
     Room {
+        /// The event (one of the room event messages, with its room and offset).
         event: Message,
+        /// The stream it arrived on: the room's shard stream or its own hot-room stream.
         via: StreamKind,
     },
+    /// Someone is typing in a room the session has joined (datagram, may be lost).
     Typing {
+        /// The room.
         room: String,
+        /// Who is typing.
         user: UserId,
+        /// Their nick.
         nick: String,
     },
+    /// A user came online or went offline (datagram, may be lost).
     Presence {
+        /// The user.
         user: UserId,
+        /// Their nick.
         nick: String,
+        /// True when they came online.
         online: bool,
     },
+    /// To the author of a message: someone received or read it.
     Receipt(Receipt),
+    /// A room now has its own stream; its events arrive there.
     Promoted {
+        /// The promoted room.
         room: String,
     },
+    /// A room is back on its shard stream.
     Demoted {
+        /// The demoted room.
         room: String,
     },
+    /// The server asks the client to slow its commands down.
     Throttled {
+        /// How long to pause, in milliseconds.
         retry_after_ms: u32,
     },
     /// The server is shutting down; the connection will close.
     Shutdown {
+        /// The reason the server gave.
         reason: String,
     },
     /// An error not tied to a request.
@@ -310,12 +365,16 @@ pub enum Event {
 /// Why the session cannot go on; the driver should close the connection.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
+    /// A frame from the server could not be decoded.
     #[error("undecodable input: {0}")]
     Decode(#[from] DecodeError),
+    /// The server broke the protocol (an unexpected frame, an impossible value).
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The server refused the session during the handshake (an Error or AuthError frame).
     #[error("refused by server: {0}")]
     Refused(Failure),
+    /// Nothing arrived from the server for this many milliseconds (over three heartbeats).
     #[error("no traffic from the server for {0} ms")]
     Timeout(u64),
 }

@@ -20,14 +20,28 @@ const RETAIN_IDLE: usize = 16 * 1024;
 /// Why bytes could not be turned into a frame or a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The type byte is no known [`FrameType`] (the byte is given).
     #[error("unknown frame type 0x{0:02x}")]
     UnknownType(u8),
+    /// A header declared a payload longer than the cap; refused before buffering it.
     #[error("frame of {len} bytes exceeds the {max}-byte limit")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Payload length the header declared, in bytes.
+        len: usize,
+        /// The decoder's cap, in bytes.
+        max: usize,
+    },
+    /// The stream (or datagram) ended inside a frame; the value is the bytes left over.
     #[error("stream ended inside a frame ({0} bytes pending)")]
     Truncated(usize),
+    /// A whole frame whose payload does not decode as its type's message.
     #[error("malformed payload for frame type 0x{ty:02x}: {reason}")]
-    Payload { ty: u8, reason: String },
+    Payload {
+        /// Type byte of the frame.
+        ty: u8,
+        /// What the payload decoder found wrong.
+        reason: String,
+    },
 }
 
 /// Incremental, capped frame decoder. One per stream (frames never span streams).

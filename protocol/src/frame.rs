@@ -57,7 +57,9 @@ impl Category {
 /// One undecoded frame: its type byte and payload bytes (shared, zero-copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// Type byte; the [`Decoder`](crate::Decoder) only yields known [`FrameType`](crate::FrameType)s.
     pub ty: u8,
+    /// Payload, exactly the length the header declared (a postcard-encoded message).
     pub payload: Bytes,
 }
 

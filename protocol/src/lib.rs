@@ -7,6 +7,7 @@
 //! that both clients drive (callers move bytes in and out and pass the time in, like
 //! `quinn-proto` and `rustls`).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod client;
 pub mod codec;

@@ -90,8 +90,11 @@ pub enum Credentials {
 /// A room as listed to clients.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RoomInfo {
+    /// The room's name: the id clients join it by, which never changes.
     pub name: String,
+    /// Direct, group or channel.
     pub kind: RoomKind,
+    /// How many members the room has.
     pub members: u32,
     /// Display title set by RenameRoom (empty: show the name).
     pub title: String,
@@ -100,21 +103,32 @@ pub struct RoomInfo {
 /// Where a client left off in a room: recovery asks for everything after `offset`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Since {
+    /// The last offset the client delivered in the room.
     pub offset: Offset,
+    /// The room's epoch that offset belongs to (offsets compare only within one epoch).
     pub epoch: u64,
 }
 
 /// A message as history returns it (its latest text; edits and deletion applied).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
+    /// The room offset of the message's event.
     pub offset: Offset,
+    /// The message's id, which edits, deletes and reactions refer to.
     pub id: MsgId,
+    /// User id of the author.
     pub author: UserId,
+    /// The author's nick.
     pub nick: String,
+    /// When it was posted: milliseconds since the Unix epoch, by the server's clock.
     pub ts_ms: u64,
+    /// Its latest text (edits applied).
     pub text: String,
+    /// Whether it was edited after posting.
     pub edited: bool,
+    /// Whether it was deleted.
     pub deleted: bool,
+    /// The upload attached to it (the id from `UploadDone`), if any.
     pub attachment: Option<String>,
     /// (emoji, count)
     pub reactions: Vec<(String, u32)>,
@@ -123,9 +137,13 @@ pub struct StoredMessage {
 /// A member of a room as listed to clients.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct MemberInfo {
+    /// The member's user id.
     pub user: UserId,
+    /// The member's nick.
     pub nick: String,
+    /// The member's role in this room.
     pub role: Role,
+    /// Whether the user has a live session now.
     pub online: bool,
 }
 

@@ -32,12 +32,15 @@ pub const SERVER_LAST: u8 = 0xFE;
 /// What a lane tag designates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaneTag {
+    /// [`CONTROL`]: bytes of the control stream.
     Control,
+    /// [`DATAGRAM`]: exactly one whole frame.
     Datagram,
     /// A client-opened uni stream.
     ClientStream(u8),
     /// A server-opened uni stream.
     ServerStream(u8),
+    /// `0xFF`: reserved, never sent.
     Reserved,
 }
 
