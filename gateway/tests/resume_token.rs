@@ -117,8 +117,8 @@ fn hello(resume: ResumeToken) -> Bytes {
 /// A Hello whose token is `len` bytes long (past what `ResumeToken::new` would keep).
 fn hello_with_long_token(len: usize) -> Bytes {
     let short = hello(ResumeToken::default());
-    // The empty token is the payload's last byte (its length, 0): replace it.
-    let mut payload = short[HEADER_LEN..short.len() - 1].to_vec();
+    // No token is no byte at all: the long one is appended to the payload.
+    let mut payload = short[HEADER_LEN..].to_vec();
     let mut n = len;
     while n >= 0x80 {
         payload.push((n as u8) | 0x80);

@@ -278,9 +278,23 @@ pub const MAX_RESUME_TOKEN: usize = 64;
 /// payload that ends before it (an older peer's), or a token longer than
 /// [`MAX_RESUME_TOKEN`] or otherwise malformed, decodes as no token instead of an error.
 /// It must therefore stay the last field of its frames.
-#[derive(Serialize, Clone, Default, PartialEq, Eq)]
-#[serde(transparent)]
+///
+/// No token is encoded as nothing at all (not an empty string), so a payload without one
+/// is byte for byte an older peer's, and decoding then encoding never adds a byte.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ResumeToken(String);
+
+impl Serialize for ResumeToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        if self.0.is_empty() {
+            // An empty tuple: postcard writes no byte for it.
+            s.serialize_tuple(0)?.end()
+        } else {
+            s.serialize_str(&self.0)
+        }
+    }
+}
 
 impl ResumeToken {
     /// A token from its text; one longer than [`MAX_RESUME_TOKEN`] becomes no token.
@@ -358,6 +372,9 @@ mod tests {
         assert!(postcard::from_bytes::<ResumeToken>(&[2, 0xff, 0xfe])
             .unwrap()
             .is_empty());
+        // No token is no byte (an older peer's payload), so a decoded payload never
+        // re-encodes longer (the payload_decoder fuzz target found `Hello` growing by one).
+        assert!(postcard::to_allocvec(&ResumeToken::default()).unwrap().is_empty());
         // The secret is never printed.
         assert_eq!(format!("{t:?}"), "ResumeToken(3 bytes)");
     }
