@@ -161,6 +161,12 @@ struct ServeArgs {
     /// PEM private key for --cert
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// Join a cluster as this node (with --nats and a postgres:// --store)
+    #[arg(long, requires = "nats")]
+    node: Option<String>,
+    /// The cluster's NATS server, nats://host:4222 (with --node)
+    #[arg(long, requires = "node")]
+    nats: Option<String>,
 }
 
 impl ServeArgs {
@@ -184,6 +190,12 @@ impl ServeArgs {
         }
         if let Some(k) = &self.key {
             o.insert("key".into(), k.display().to_string().into());
+        }
+        if let (Some(node), Some(nats)) = (&self.node, &self.nats) {
+            o.insert(
+                "cluster".into(),
+                serde_json::json!({ "node": node, "nats": nats }),
+            );
         }
         o.into()
     }
@@ -210,6 +222,18 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Serve(args) => {
             init_logging(cli.log_json, "info");
             let cfg = ServerConfig::load(args.config.as_deref(), args.overrides())?;
+            if cfg.cluster.enabled() {
+                let http = server::display_addr(cfg.http);
+                let node = garou_gateway::cluster::Node::start(cfg).await?;
+                println!(
+                    "garou: cluster node {} (chat page at http://{http}/)",
+                    node.status.node
+                );
+                server::signal().await;
+                tracing::info!("signal received");
+                node.shutdown().await;
+                return Ok(());
+            }
             let gateway = server::Gateway::start(cfg).await?;
             println!(
                 "garou: chat page at http://{}/",

@@ -72,6 +72,9 @@ pub struct ServerConfig {
     /// so a load balancer stops sending new clients here first (0: at once).
     pub unready_delay_secs: u64,
     pub admin: AdminConfig,
+    /// Several nodes serving one set of rooms (`[cluster]`); off unless `node` and `nats`
+    /// are set.
+    pub cluster: ClusterConfig,
     pub stream: StreamConfig,
     pub shard: ShardConfig,
     pub retention: RetentionConfig,
@@ -188,6 +191,47 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
+    }
+}
+
+/// A cluster: nodes sharing a PostgreSQL store and a NATS bus (see `crate::cluster`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster (e.g. the host name).
+    pub node: Option<String>,
+    /// The NATS server(s) between nodes: `nats://host:4222` (comma-separated for several).
+    pub nats: Option<String>,
+    /// Subject prefix on NATS: clusters sharing one NATS server need different names.
+    pub name: String,
+    /// The hub lease's length in milliseconds: how long a dead hub node goes unnoticed.
+    pub lease_ms: u64,
+    /// A relay node silent this long (milliseconds) is taken for dead by the hub: its
+    /// sessions end, its users' nicks become free.
+    pub relay_timeout_ms: u64,
+    /// The HTTP address other nodes and clients can reach this one at (advertised in the
+    /// node list); defaults to the bound address.
+    pub advertise_http: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node: None,
+            nats: None,
+            name: "garou".into(),
+            lease_ms: 5_000,
+            relay_timeout_ms: 10_000,
+            advertise_http: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        self.node.as_deref().is_some_and(|n| !n.is_empty())
+            && self.nats.as_deref().is_some_and(|n| !n.is_empty())
     }
 }
 
@@ -367,6 +411,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 5,
             unready_delay_secs: 0,
             admin: AdminConfig::default(),
+            cluster: ClusterConfig::default(),
             stream: StreamConfig::default(),
             shard: ShardConfig::default(),
             retention: RetentionConfig::default(),
@@ -458,6 +503,24 @@ impl ServerConfig {
     /// Reject settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
         self.store_location()?;
+        if self.cluster.node.is_some() != self.cluster.nats.is_some() {
+            return Err("cluster: set both node and nats (--node and --nats), or neither".into());
+        }
+        if self.cluster.enabled() {
+            if !matches!(self.store_location()?, StoreLocation::Postgres(_)) {
+                return Err("cluster: the nodes share their store: --store postgres://...".into());
+            }
+            let node = self.cluster.node.as_deref().unwrap_or_default();
+            if !node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!("cluster.node {node:?}: letters, digits, - and _ only"));
+            }
+            if self.cluster.lease_ms < 500 {
+                return Err("cluster.lease_ms: at least 500".into());
+            }
+        }
         if self.shard.num_shards == 0 {
             return Err("shard.num_shards must be at least 1".into());
         }

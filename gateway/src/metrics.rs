@@ -219,21 +219,30 @@ pub fn get() -> &'static Metrics {
 
 /// The text exposition for `/metrics`: the process's series, then the hub's, read now.
 pub fn render(hub: &Hub) -> String {
+    render_node(Some(hub), "")
+}
+
+/// [`render`] for any node: the hub's series only where it runs the hub, and `extra`
+/// (series already in the text format: a cluster node's) before the end.
+pub fn render_node(hub: Option<&Hub>, extra: &str) -> String {
     let m = get();
-    let snap = hub.snapshot();
-    for (gauge, n) in m.sessions.iter().zip(snap.sessions) {
-        gauge.set(n as i64);
-    }
-    m.rooms.set(snap.rooms as i64);
-    m.hot_rooms.set(snap.hot_rooms as i64);
-    m.room_members.set(snap.members as i64);
-    m.uptime.set(snap.uptime.as_secs() as i64);
     let mut hub_series = Registry::default();
-    hub_series.register_collector(Box::new(HubSeries(hub.stats().snapshot())));
+    if let Some(hub) = hub {
+        let snap = hub.snapshot();
+        for (gauge, n) in m.sessions.iter().zip(snap.sessions) {
+            gauge.set(n as i64);
+        }
+        m.rooms.set(snap.rooms as i64);
+        m.hot_rooms.set(snap.hot_rooms as i64);
+        m.room_members.set(snap.members as i64);
+        m.uptime.set(snap.uptime.as_secs() as i64);
+        hub_series.register_collector(Box::new(HubSeries(hub.stats().snapshot())));
+    }
     let mut out = String::with_capacity(16 * 1024);
     // Writing into a String cannot fail.
     let _ = encode_registry(&mut out, &m.registry);
     let _ = encode_registry(&mut out, &hub_series);
+    out.push_str(extra);
     let _ = encode_eof(&mut out);
     out
 }

@@ -18,7 +18,46 @@ use crate::transport::quic::{self, QuicConnection};
 use crate::transport::webtransport::WebTransportConnection;
 
 /// ALPN of WebTransport's HTTP/3.
-const H3: &[u8] = b"h3";
+pub(crate) const H3: &[u8] = b"h3";
+
+/// What a node does with the client connections it accepts.
+#[derive(Clone)]
+pub enum Backend {
+    /// Serve them here: this node runs the rooms (a single node, or a cluster's hub).
+    Hub(Arc<Hub>),
+    /// Carry them to the cluster's hub node ([`crate::cluster::relay`]).
+    Relay(Arc<crate::cluster::relay::Relay>),
+}
+
+impl Backend {
+    /// Serve one accepted connection until it ends.
+    pub async fn serve<C: crate::transport::Connection>(
+        self,
+        conn: C,
+        cfg: Arc<ServerConfig>,
+        shutdown: CancellationToken,
+        permit: Permit,
+    ) {
+        match self {
+            Backend::Hub(hub) => session::run(conn, hub, cfg, shutdown, permit).await,
+            Backend::Relay(relay) => {
+                relay.serve(conn, shutdown).await;
+                drop(permit);
+            }
+        }
+    }
+}
+
+/// What [`Gateway::start_with`] may be given instead of making it from the config.
+#[derive(Default)]
+pub struct Parts {
+    /// The TLS identity (a cluster node keeps one across its terms).
+    pub identity: Option<Identity>,
+    /// The store (a cluster's hub term gets its fenced store).
+    pub store: Option<Arc<dyn crate::store::Store>>,
+    /// The cluster this gateway is the hub of (for `/health`, `/ready`, `/metrics`).
+    pub cluster: Option<Arc<crate::cluster::Status>>,
+}
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
 pub struct Gateway {
@@ -44,10 +83,15 @@ pub struct Gateway {
 impl Gateway {
     /// Bind and start serving in the background.
     pub async fn start(cfg: ServerConfig) -> anyhow::Result<Gateway> {
+        Gateway::start_with(cfg, Parts::default()).await
+    }
+
+    /// [`Gateway::start`] with some of its parts given.
+    pub async fn start_with(cfg: ServerConfig, parts: Parts) -> anyhow::Result<Gateway> {
         let cfg = Arc::new(cfg);
-        let identity = match (&cfg.cert, &cfg.key) {
-            (Some(c), Some(k)) => Identity::from_pem_files(c, k)?,
-            _ => Identity::self_signed()?,
+        let identity = match parts.identity {
+            Some(i) => i,
+            None => identity(&cfg)?,
         };
         if identity.self_signed {
             info!(
@@ -61,8 +105,13 @@ impl Gateway {
         let endpoint = quic::endpoint(&cfg, &identity, &[garou_protocol::ALPN, H3])?;
         let quic_addr = endpoint.local_addr()?;
         info!(%quic_addr, "QUIC listening: native clients (ALPN garou/1) and WebTransport (h3) on one port");
-        let location = cfg.store_location().map_err(anyhow::Error::msg)?;
-        let store = crate::store::open(&location, cfg.sqlite_synchronous).await?;
+        let store = match parts.store {
+            Some(s) => s,
+            None => {
+                let location = cfg.store_location().map_err(anyhow::Error::msg)?;
+                crate::store::open(&location, cfg.sqlite_synchronous).await?
+            }
+        };
         let auth = crate::auth::Auth::from_config(&cfg.auth)?;
         if auth.is_open() {
             warn!("OPEN DEV MODE: no auth key configured ([auth] secret or public_key): anyone can connect and a nick alone makes a full member");
@@ -88,6 +137,7 @@ impl Gateway {
             shutdown: shutdown.clone(),
             draining: draining.clone(),
             limits: limits.clone(),
+            cluster: parts.cluster,
         });
         info!(%http_addr, "HTTP listening: chat page at http://{}/", display_addr(http_addr));
         // HTTP stops after the sessions drained (not when shutdown begins), so `/ready`
@@ -103,7 +153,7 @@ impl Gateway {
         ));
         let done = tokio::spawn(accept_loop(
             endpoint.clone(),
-            hub.clone(),
+            Backend::Hub(hub.clone()),
             cfg.clone(),
             limits.clone(),
             shutdown.clone(),
@@ -128,13 +178,20 @@ impl Gateway {
     /// Report unready (`/ready` 503), wait `unready_delay_secs`, then stop accepting, send
     /// Shutdown to every session, let them drain (bounded), return.
     pub async fn shutdown(self) {
+        let delay = self.cfg.unready_delay_secs;
+        self.shutdown_after(delay).await
+    }
+
+    /// [`Gateway::shutdown`] without the unready delay (a cluster node changing role).
+    pub async fn shutdown_now(self) {
+        self.shutdown_after(0).await
+    }
+
+    async fn shutdown_after(self, unready_delay_secs: u64) {
         self.draining.cancel();
-        if self.cfg.unready_delay_secs > 0 {
-            info!(
-                secs = self.cfg.unready_delay_secs,
-                "unready; waiting before shutting down"
-            );
-            tokio::time::sleep(Duration::from_secs(self.cfg.unready_delay_secs)).await;
+        if unready_delay_secs > 0 {
+            info!(secs = unready_delay_secs, "unready; waiting before shutting down");
+            tokio::time::sleep(Duration::from_secs(unready_delay_secs)).await;
         }
         // Our endpoint handle goes first, so the accept loop's is the last one and the UDP
         // port is free once this returns (a restart may bind it at once).
@@ -147,6 +204,16 @@ impl Gateway {
         drop(endpoint);
         shutdown.cancel();
         let _ = done.await;
+    }
+
+    /// Cancelled when the gateway shuts down (sessions started elsewhere watch it too).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Arc<ServerConfig> {
+        &self.cfg
     }
 
     /// SHA-256 of the certificate new connections get now.
@@ -181,6 +248,14 @@ impl Gateway {
     }
 }
 
+/// The certificate `--cert`/`--key` name, or a fresh self-signed one.
+pub fn identity(cfg: &ServerConfig) -> anyhow::Result<Identity> {
+    Ok(match (&cfg.cert, &cfg.key) {
+        (Some(c), Some(k)) => Identity::from_pem_files(c, k)?,
+        _ => Identity::self_signed()?,
+    })
+}
+
 /// A URL-friendly host:port; the unspecified address shows as localhost.
 pub fn display_addr(addr: SocketAddr) -> String {
     if addr.ip().is_unspecified() {
@@ -190,17 +265,21 @@ pub fn display_addr(addr: SocketAddr) -> String {
     }
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     endpoint: quinn::Endpoint,
-    hub: Arc<Hub>,
+    backend: Backend,
     cfg: Arc<ServerConfig>,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
     (http_server, http_stop): (tokio::task::JoinHandle<()>, CancellationToken),
 ) {
     let sessions = TaskTracker::new();
-    let ticker = {
-        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+    let hub = match &backend {
+        Backend::Hub(hub) => Some(hub.clone()),
+        Backend::Relay(_) => None,
+    };
+    let ticker = hub.clone().map(|hub| {
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
             let mut ticks: u64 = 0;
@@ -217,7 +296,7 @@ async fn accept_loop(
                 }
             }
         })
-    };
+    });
     loop {
         let incoming = tokio::select! {
             i = endpoint.accept() => match i { Some(i) => i, None => break },
@@ -241,10 +320,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (hub, cfg, shutdown) = (hub.clone(), cfg.clone(), shutdown.clone());
+        let (backend, cfg, shutdown) = (backend.clone(), cfg.clone(), shutdown.clone());
         sessions.spawn(
             async move {
-                if let Err(e) = dispatch(incoming, hub, cfg, shutdown, permit).await {
+                if let Err(e) = dispatch(incoming, backend, cfg, shutdown, permit).await {
                     tracing::debug!(error = %e, "connection attempt failed");
                 }
             }
@@ -263,9 +342,13 @@ async fn accept_loop(
         warn!("sessions still open after the grace period; closing them");
         endpoint.close(0u32.into(), b"server shutting down");
     }
-    ticker.abort();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
     // Whatever was accepted is on disk before we exit.
-    let _ = tokio::time::timeout(Duration::from_secs(5), hub.flush()).await;
+    if let Some(hub) = hub {
+        let _ = tokio::time::timeout(Duration::from_secs(5), hub.flush()).await;
+    }
     http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), http_server).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
@@ -285,7 +368,7 @@ async fn refuse_full(incoming: quinn::Incoming, timeout: Duration, refusal: Refu
 /// one UDP port serves native clients and browsers.
 async fn dispatch(
     incoming: quinn::Incoming,
-    hub: Arc<Hub>,
+    backend: Backend,
     cfg: Arc<ServerConfig>,
     shutdown: CancellationToken,
     permit: Permit,
@@ -300,7 +383,7 @@ async fn dispatch(
     match alpn.as_deref() {
         Some(garou_protocol::ALPN) => {
             let connection = tokio::time::timeout(cfg.handshake_timeout(), connecting).await??;
-            session::run(QuicConnection(connection), hub, cfg, shutdown, permit).await;
+            backend.serve(QuicConnection(connection), cfg, shutdown, permit).await;
         }
         // Boxed: the HTTP/3 handshake's state is large and every session task would carry
         // its size (per-connection memory), raw QUIC sessions included.
@@ -312,7 +395,7 @@ async fn dispatch(
             .await??;
             tracing::debug!(path = request.path(), origin = ?request.origin(), "WebTransport session request");
             let connection = request.accept().await?;
-            session::run(WebTransportConnection(connection), hub, cfg, shutdown, permit).await;
+            backend.serve(WebTransportConnection(connection), cfg, shutdown, permit).await;
             anyhow::Ok(())
         })
         .await?,

@@ -28,6 +28,7 @@ pub enum TlsError {
 }
 
 /// A certificate chain with its key, and the SHA-256 of the end-entity certificate.
+#[derive(Debug)]
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
@@ -169,6 +170,17 @@ impl DevCert {
         #[cfg(unix)]
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok((cert, key))
+    }
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            sha256: self.sha256,
+            self_signed: self.self_signed,
+        }
     }
 }
 

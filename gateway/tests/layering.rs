@@ -142,6 +142,7 @@ fn src() -> PathBuf {
 
 /// Modules above the hub: they drive it, it never names them.
 const ABOVE_HUB: &[&str] = &[
+    "cluster",
     "session",
     "transport",
     "http",

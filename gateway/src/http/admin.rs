@@ -23,6 +23,19 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/admin/rooms/{room}", delete(close_room))
         .route("/api/admin/users/{nick}/kick", post(kick))
         .route("/api/admin/stats", get(stats))
+        .route("/api/admin/nodes", get(nodes))
+}
+
+/// The cluster's nodes as this node heard them (heartbeats), with this node's role and
+/// term; a single node answers with itself alone.
+async fn nodes(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&s, &headers) {
+        return r;
+    }
+    match &s.cluster {
+        Some(c) => Json(c.describe()).into_response(),
+        None => Json(serde_json::json!({ "role": "single", "nodes": [] })).into_response(),
+    }
 }
 
 /// Equal inputs, in time independent of where they differ.

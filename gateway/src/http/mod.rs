@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod listener;
 pub mod query;
+pub mod relay;
 pub mod uploads;
 
 use std::net::SocketAddr;
@@ -28,7 +29,6 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::ServerConfig;
 use crate::hub::Hub;
-use crate::session;
 use crate::transport::websocket::WsConnection;
 
 /// The static chat page (`web/`).
@@ -54,6 +54,8 @@ pub struct HttpState {
     pub draining: CancellationToken,
     /// Connection admission, shared with the QUIC accept loop.
     pub limits: Arc<crate::limits::Limits>,
+    /// What a cluster's hub node knows of the cluster (`None` on a single node).
+    pub cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 /// The router for the HTTP listener.
@@ -84,7 +86,7 @@ pub fn router(state: HttpState) -> Router {
 
 /// The CORS layer for `origins` (`"*"`: any origin), or none at all for an empty list
 /// (same origin only). Credentials travel in the Authorization header, never a cookie.
-fn cors(origins: &[String]) -> Option<CorsLayer> {
+pub(crate) fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
@@ -123,22 +125,33 @@ fn request_host(headers: &HeaderMap) -> String {
     host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned()
 }
 
-async fn cert_hash(State(s): State<HttpState>, headers: HeaderMap) -> impl IntoResponse {
-    let url = format!("https://{}:{}/", request_host(&headers), s.quic_port);
+async fn cert_hash(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    let sha = *s.cert_sha256.read();
+    cert_hash_reply(&sha, s.quic_port, &headers)
+}
+
+/// `/cert-hash`: the certificate's SHA-256 and the WebTransport URL on this host.
+pub(crate) fn cert_hash_reply(sha256: &[u8; 32], quic_port: u16, headers: &HeaderMap) -> Response {
+    let url = format!("https://{}:{}/", request_host(headers), quic_port);
     (
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({
-            "sha256": hex::encode(*s.cert_sha256.read()),
+            "sha256": hex::encode(sha256),
             "url": url,
         })),
     )
+        .into_response()
 }
 
 async fn health(State(s): State<HttpState>) -> impl IntoResponse {
-    Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "ok",
         "connections": s.hub.connection_count(),
-    }))
+    });
+    if let Some(c) = &s.cluster {
+        body["cluster"] = c.describe();
+    }
+    Json(body)
 }
 
 /// Readiness (for load balancers), unlike `/health` (liveness): 200 while the store answers
@@ -149,6 +162,9 @@ async fn ready(State(s): State<HttpState>) -> Response {
         |code: StatusCode, why: &str| (code, Json(serde_json::json!({ "status": why }))).into_response();
     if s.draining.is_cancelled() || s.shutdown.is_cancelled() {
         return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if let Some(why) = s.cluster.as_ref().and_then(|c| c.unready()) {
+        return status(StatusCode::SERVICE_UNAVAILABLE, why);
     }
     // Reads may still work while commits fail (disk full, locked): the committer knows.
     if !s.hub.store_healthy() {
@@ -174,7 +190,10 @@ async fn metrics(State(s): State<HttpState>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::render(&s.hub),
+        crate::metrics::render_node(
+            Some(&s.hub),
+            &s.cluster.as_ref().map(|c| c.metrics()).unwrap_or_default(),
+        ),
     )
         .into_response()
 }
@@ -266,8 +285,21 @@ async fn websocket(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let backend = crate::server::Backend::Hub(s.hub.clone());
+    upgrade_websocket(upgrade, remote, &s.cfg, &s.limits, &s.shutdown, backend)
+}
+
+/// Admit a WebSocket client and upgrade it: its session runs on `backend`.
+pub(crate) fn upgrade_websocket(
+    upgrade: WebSocketUpgrade,
+    remote: SocketAddr,
+    cfg: &Arc<ServerConfig>,
+    limits: &Arc<crate::limits::Limits>,
+    shutdown: &CancellationToken,
+    backend: crate::server::Backend,
+) -> Response {
     // Admission before the upgrade: a refused client gets a plain HTTP status.
-    let permit = match s.limits.admit(remote.ip()) {
+    let permit = match limits.admit(remote.ip()) {
         Ok(p) => p,
         Err(refusal) => {
             let status = match refusal {
@@ -281,8 +313,9 @@ async fn websocket(
     };
     /// WebSocket read buffer and write coalescing threshold, per connection.
     const WS_BUFFER: usize = 16 * 1024;
-    let max = s.cfg.max_frame + garou_protocol::HEADER_LEN + 1;
-    let lanes = s.cfg.stream.max_concurrent_streams as usize;
+    let max = cfg.max_frame + garou_protocol::HEADER_LEN + 1;
+    let lanes = cfg.stream.max_concurrent_streams as usize;
+    let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
@@ -293,11 +326,11 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             // Room for two whole messages not yet read by the session.
             let conn = WsConnection::new(socket, remote, lanes, 2 * max);
-            session::run(conn, s.hub, s.cfg, s.shutdown, permit).await;
+            backend.serve(conn, cfg, shutdown, permit).await;
         })
 }
 
-async fn static_file(uri: Uri) -> Response {
+pub(crate) async fn static_file(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let file = match path.strip_prefix("pkg/") {
         Some(rest) => Pkg::get(rest),

@@ -123,7 +123,18 @@ pub async fn download(
             return http_error(StatusCode::FORBIDDEN, "not shared in a room of yours");
         }
     }
-    let file = match tokio::fs::File::open(final_path(&s.cfg, &id)).await {
+    let path = final_path(&s.cfg, &id);
+    if s.hub.store().keeps_files() && !exists(&path).await {
+        // Uploaded through another node (or before a failover): fetch the kept copy.
+        let _lock = s.hub.uploads().lock(&id).await;
+        if !exists(&path).await {
+            let _ = tokio::fs::create_dir_all(crate::uploads::dir(&s.cfg)).await;
+            if let Err(e) = s.hub.store().file_get(&id, &path).await {
+                return http_internal(e);
+            }
+        }
+    }
+    let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return http_error(StatusCode::NOT_FOUND, "no such upload")
@@ -348,6 +359,10 @@ pub async fn upload_http(
         }
     }
     if !rec.complete {
+        // Complete only once every node can serve it (a cluster's store keeps the bytes).
+        if let Err(e) = s.hub.store().file_put(&rec.id, &done).await {
+            return http_internal(e);
+        }
         if let Err(e) = s.hub.store().upload_progress(&rec.id, size, true).await {
             return http_internal(e);
         }

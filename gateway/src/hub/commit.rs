@@ -11,6 +11,9 @@
 //!   the store counts as down ([`Committer::healthy`]): new publishes are refused at once
 //!   with [`ErrorCode::Unavailable`] and `/ready` answers 503. The first commit that
 //!   succeeds brings it back.
+//! - The store is fenced ([`StoreError::Fenced`]: a cluster node that lost the hub lease):
+//!   the committer stops for good. What is queued is dropped, never acked and never
+//!   delivered (another node owns those offsets now); new publishes are refused.
 //! - The store refuses the batch for any other reason (a constraint one row breaks): its
 //!   items are applied one by one, in order, so every other item still commits and is
 //!   delivered; the refused item's `refused` continuation answers its sender and may queue
@@ -151,6 +154,11 @@ async fn run(
             true => Ok(()),
             false => commit(&*store, &ops, &shared).await,
         };
+        if let Err(StoreError::Fenced(why)) = &whole {
+            down.store(true, Ordering::Release);
+            tracing::error!(%why, dropped = batch.len(), "store fenced: this node no longer commits; queued changes dropped (never acked)");
+            return;
+        }
         match whole {
             Ok(()) => {
                 tracing::trace!(items = batch.len(), ops = ops.len(), "group commit");
@@ -175,6 +183,11 @@ async fn run(
                             if let Some(then) = c.then {
                                 then();
                             }
+                        }
+                        Err(StoreError::Fenced(why)) => {
+                            down.store(true, Ordering::Release);
+                            tracing::error!(%why, "store fenced: this node no longer commits");
+                            return;
                         }
                         Err(e) => refuse(&*store, c.refused, e, &shared).await,
                     }

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// locked, pool timeout, connection lost): retry the same change later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// This node may no longer commit: a cluster's hub lease passed to another node (see
+    /// `PostgresStore::fenced`). Nothing more is written or delivered here.
+    #[error("store fenced: {0}")]
+    Fenced(String),
     /// Anything else (a bad migration, a corrupt file, a bug).
     #[error("store: {0}")]
     Other(String),
@@ -32,7 +36,7 @@ impl StoreError {
         match self {
             StoreError::Conflict(_) => "conflict",
             StoreError::Unavailable(_) => "unavailable",
-            StoreError::Other(_) => "other",
+            StoreError::Fenced(_) | StoreError::Other(_) => "other",
         }
     }
 }

@@ -122,6 +122,20 @@ pub trait Uploads: Send + Sync + 'static {
     async fn upload_usage(&self, owner: UserId) -> Result<(u64, u64)>;
     /// Forget an upload record (a refused new upload; its files are the caller's).
     async fn upload_delete(&self, id: &str) -> Result<()>;
+    /// Whether this store keeps the bytes of complete uploads too (PostgreSQL: a cluster's
+    /// nodes share it), so a node can serve a file whose upload went through another.
+    /// Otherwise the files under `--data` are the only copy.
+    fn keeps_files(&self) -> bool {
+        false
+    }
+    /// Keep the complete upload `id`, read from `path` (no-op unless [`Uploads::keeps_files`]).
+    async fn file_put(&self, _id: &str, _path: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
+    /// Write the kept bytes of upload `id` to `path`: false when the store has none.
+    async fn file_get(&self, _id: &str, _path: &std::path::Path) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The whole store: every concern. Implemented by anything that implements them all, so a

@@ -27,6 +27,8 @@ const APPEND_ROWS: usize = 128;
 /// PostgreSQL behind [`Store`].
 pub struct PostgresStore {
     pool: PgPool,
+    /// The hub term whose commits this store takes (see [`PostgresStore::fenced`]).
+    fence: Option<i64>,
 }
 
 impl PostgresStore {
@@ -40,7 +42,17 @@ impl PostgresStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, fence: None })
+    }
+
+    /// Commit only while term `gen` holds the cluster's hub lease
+    /// ([`crate::cluster::lease`]): every transaction first checks the lease row under a
+    /// share lock, so a node that lost the lease (and may not know it yet) commits nothing
+    /// more: its batches fail with [`StoreError::Fenced`] (never acked, never delivered) and
+    /// the node steps down. The share lock also makes a takeover wait for commits in flight.
+    pub fn fenced(mut self, gen: u64) -> PostgresStore {
+        self.fence = Some(gen as i64);
+        self
     }
 
     /// Where `url` points, without its password: `host:port/database`, for logs.
@@ -56,6 +68,9 @@ impl PostgresStore {
         }
     }
 }
+
+/// Bytes per row of `upload_files`.
+const FILE_PIECE: usize = 1 << 20;
 
 fn i(v: u64) -> i64 {
     v as i64
@@ -269,6 +284,17 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
 impl Changes for PostgresStore {
     async fn apply(&self, ops: &[Op]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(gen) = self.fence {
+            let held = sqlx::query("SELECT 1 FROM garou_hub WHERE id = 1 AND gen = $1 FOR SHARE")
+                .bind(gen)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if held.is_none() {
+                return Err(StoreError::Fenced(format!(
+                    "hub term {gen} no longer holds the lease"
+                )));
+            }
+        }
         // Consecutive appends form one group; every other op is a group of its own.
         for group in ops.chunk_by(|a, b| is_append(a) && is_append(b)) {
             if is_append(&group[0]) {
@@ -584,6 +610,76 @@ impl Users for PostgresStore {
 
 #[async_trait::async_trait]
 impl Uploads for PostgresStore {
+    fn keeps_files(&self) -> bool {
+        true
+    }
+
+    async fn file_put(&self, id: &str, path: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let io = |e: std::io::Error| StoreError::Other(format!("reading upload {id}: {e}"));
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM upload_files WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let mut piece = vec![0u8; FILE_PIECE];
+        for n in 0i32.. {
+            let mut len = 0;
+            while len < piece.len() {
+                let got = file.read(&mut piece[len..]).await.map_err(io)?;
+                if got == 0 {
+                    break;
+                }
+                len += got;
+            }
+            if len == 0 && n > 0 {
+                break;
+            }
+            sqlx::query("INSERT INTO upload_files (id, n, data) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(n)
+                .bind(&piece[..len])
+                .execute(&mut *tx)
+                .await?;
+            if len < piece.len() {
+                break;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn file_get(&self, id: &str, path: &std::path::Path) -> Result<bool> {
+        use futures::TryStreamExt;
+        use tokio::io::AsyncWriteExt;
+        let io = |e: std::io::Error| StoreError::Other(format!("writing upload {id}: {e}"));
+        // Written beside the final path, then renamed: a reader never sees half a file.
+        let tmp = path.with_extension(format!("fetch{}", rand::random::<u32>()));
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut rows =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM upload_files WHERE id = $1 ORDER BY n")
+                .bind(id)
+                .fetch(&self.pool);
+        let mut any = false;
+        let written = async {
+            while let Some(data) = rows.try_next().await? {
+                any = true;
+                file.write_all(&data).await.map_err(io)?;
+            }
+            file.flush().await.map_err(io)?;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        drop(rows);
+        if written.is_err() || !any {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return written.map(|()| false);
+        }
+        tokio::fs::rename(&tmp, path).await.map_err(io)?;
+        Ok(true)
+    }
+
     async fn upload_begin(&self, new: UploadRecord) -> Result<UploadRecord> {
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT id FROM uploads WHERE owner = $1 AND sha256 = $2 AND size = $3 AND name = $4 LIMIT 1",

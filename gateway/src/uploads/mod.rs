@@ -380,6 +380,8 @@ async fn complete_inner(hub: &Hub, cfg: &ServerConfig, user: UserId, id: &str) -
         return Err(refusal);
     }
     tokio::fs::rename(&part, &done).await.map_err(internal)?;
+    // Complete only once every node can serve it (a cluster's store keeps the bytes).
+    hub.store().file_put(id, &done).await.map_err(internal)?;
     hub.store()
         .upload_progress(id, size, true)
         .await
