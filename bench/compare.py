@@ -3,11 +3,18 @@
 
 Run through bench/compare.sh, which installs and builds what this needs. Stdlib only.
 
-Every peer gets the same shape: one publisher, CLIENTS subscribers in one room, SIZE-byte messages,
-a burst run (flat out, bounded in-flight window) and a paced run (PACED_RATE messages/s, i.e.
-PACED_RATE * CLIENTS deliveries/s), then IDLE_CONN idle subscribed connections for RSS. The server
-is pinned to SERVER_CORE with one worker thread, the load to LOAD_CORE; only the server's CPU is
-measured, from /proc/PID/stat (utime + stime of all its threads).
+Every peer gets the same shapes: IDLE_CONN idle subscribed connections for RSS; the fan-out shape
+(one publisher, CLIENTS subscribers in one room, SIZE-byte messages) as a burst run (flat out,
+bounded in-flight window) and a paced run (PACED_RATE messages/s, i.e. PACED_RATE * CLIENTS
+deliveries/s); and, for the peers that have rooms, the rooms shape (ROOMS rooms of MEMBERS members,
+every member publishing, ROOMS_RATE messages/s in total). The server is pinned to SERVER_CORE with
+one worker thread, the load to LOAD_CORE; only the server's CPU is measured, from /proc/PID/stat
+(utime + stime of all its threads).
+
+Noise: every peer runs ROUNDS times (3), interleaved (A B C, A B C, A B C: a slow minute of the
+machine hits every peer, not one), each run on a fresh server (and a fresh store for Garou); the
+tables give the median of the runs with the min-max spread. QUICK=1 is a smoke-sized run (1 round,
+3 s, 200 idle connections, 50 rooms at 400 msg/s) that checks the harness, not the figures.
 
 CPU per delivery is taken from the publishing window, not the whole run, so connection setup (TLS
 handshakes) and teardown do not count: the server's CPU is sampled every 100 ms while the load runs.
@@ -34,11 +41,24 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 NODE = BENCH / "node"
 
-CLIENTS = int(os.environ.get("CLIENTS", 100))
-SIZE = int(os.environ.get("SIZE", 64))
-DURATION = float(os.environ.get("DURATION", 10))
-PACED_RATE = int(os.environ.get("PACED_RATE", 100))
-IDLE_CONN = int(os.environ.get("IDLE_CONN", 1000))
+QUICK = os.environ.get("QUICK", "") not in ("", "0")
+
+
+def knob(name, full, quick, kind=int):
+    """An environment knob: its value if set, else the full run's default (QUICK=1: the quick one)."""
+    return kind(os.environ.get(name, quick if QUICK else full))
+
+
+CLIENTS = knob("CLIENTS", 100, 100)
+SIZE = knob("SIZE", 64, 64)
+DURATION = knob("DURATION", 10, 3, float)
+PACED_RATE = knob("PACED_RATE", 100, 100)
+IDLE_CONN = knob("IDLE_CONN", 1000, 200)
+ROUNDS = max(1, knob("ROUNDS", 3, 1))
+ROOMS = knob("ROOMS", 250, 50)
+MEMBERS = knob("MEMBERS", 4, 4)
+ROOMS_RATE = knob("ROOMS_RATE", 2000, 400)
+SHAPES = [x for x in os.environ.get("SHAPES", "idle,burst,paced,rooms").split(",") if x]
 SERVER_CORE = os.environ.get("SERVER_CORE", "0")
 LOAD_CORE = os.environ.get("LOAD_CORE", "1")
 STEADY_S = float(os.environ.get("STEADY_S", max(1.0, DURATION - 3)))
@@ -54,7 +74,8 @@ MOQ_LOAD = os.environ.get(
 )
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
-ALL_PEERS = ["garou-quic", "garou-websocket", "socketio", "socketio-tls", "moq-relay", "nats", "ws"]
+ALL_PEERS = ["garou-quic", "garou-quic-sync-normal", "garou-websocket", "socketio", "socketio-tls", "moq-relay",
+             "nats", "ws"]
 # Below Linux's ephemeral range (32768-60999 by default): the load clients open thousands of
 # connections, and one of their source ports can take a server port a later peer binds.
 PORT_BASE = int(os.environ.get("PORT_BASE", 27100))
@@ -178,7 +199,7 @@ def first_lines(text, n=3):
     return " / ".join(lines[:n])[:300]
 
 
-def run_fanout(server, cmd, env=None):
+def run_load(server, cmd, env=None):
     """One bounded load run with the server's CPU sampled; returns the client's JSON plus CPU."""
     argv, full_env = load_cmd(cmd, env)
     sampler = Sampler(server.pid)
@@ -290,13 +311,18 @@ def make_cert(tmp):
     return cert, key
 
 
-def node_load(peer, url):
+def node_load(peer, url, rooms=False):
     base = ["node", str(NODE / "load.mjs")]
-    return {
+    spec = {
         "fanout": lambda rate: base + ["fanout", "--peer", peer, "--url", url, "--clients", str(CLIENTS),
                                        "--rate", str(rate), "--size", str(SIZE), "--duration", str(DURATION)],
         "idle": base + ["idle", "--peer", peer, "--url", url, "--connections", str(IDLE_CONN), "--hold", "50"],
     }
+    if rooms:
+        spec["rooms"] = base + ["rooms", "--peer", peer, "--url", url, "--rooms", str(ROOMS), "--members",
+                                str(MEMBERS), "--rate", str(ROOMS_RATE), "--size", str(SIZE), "--duration",
+                                str(DURATION)]
+    return spec
 
 
 GAROU_BENCH_LIMITS = {
@@ -312,14 +338,14 @@ GAROU_BENCH_LIMITS = {
 }
 
 
-def peer_spec(name, tmp):
+def peer_spec(name, tmp, rnd=0):
     """(server command, port, udp?, env, load commands) for a peer, or a reason it cannot run."""
     one = {"TOKIO_WORKER_THREADS": "1"}
     if name.startswith("garou"):
         if not os.access(GAROU, os.X_OK):
             return f"no garou binary at {GAROU}"
         q, h = PORT_BASE, PORT_BASE + 1
-        data = tmp / f"{name}-data"  # a fresh store per row
+        data = tmp / f"{name}-data-{rnd}"  # a fresh store per run
         srv = [GAROU, "serve", "--quic", f"127.0.0.1:{q}", "--http", f"127.0.0.1:{h}", "--data", str(data)]
         transport = "websocket" if name == "garou-websocket" else "quic"
         target = f"127.0.0.1:{h}" if transport == "websocket" else f"127.0.0.1:{q}"
@@ -330,12 +356,24 @@ def peer_spec(name, tmp):
                             "--duration", str(DURATION), "--transport", transport, "--json"]
         idle = [GAROU, "bench", "connections", "--server", target, "--insecure", "--connections",
                 str(IDLE_CONN), "--server-pid", "{PID}", "--hold", "5", "--json"]
+        rooms = [GAROU, "bench", "rooms", "--server", target, "--insecure", "--rooms", str(ROOMS), "--members",
+                 str(MEMBERS), "--rate", str(ROOMS_RATE), "--size", str(SIZE), "--duration", str(DURATION),
+                 "--transport", transport, "--json"]
         if transport == "websocket":
             idle[-1:-1] = ["--transport", "websocket"]
         # The load comes from one address and publishes flat out: lift the per-IP connection
         # rate and the per-client command rate (abuse limits; the peers have none).
-        return {"server": srv, "port": q, "udp": True, "env": dict(one, RUST_LOG="warn", **GAROU_BENCH_LIMITS),
-                "fanout": fan, "idle_self": idle, "load_env": one}
+        env = dict(one, RUST_LOG="warn", **GAROU_BENCH_LIMITS)
+        spec = {"server": srv, "port": q, "udp": True, "env": env, "fanout": fan, "idle_self": idle,
+                "rooms": rooms, "load_env": one}
+        if name == "garou-quic-sync-normal":
+            # The same server with SQLite's synchronous = NORMAL: the WAL is not fsynced at every
+            # group commit (a power loss may drop the last commits; a crash of the process does
+            # not). The difference to garou-quic is what the fsync costs. Idle RSS does not depend
+            # on it, so that shape is not run twice.
+            env["GAROU_SQLITE_SYNCHRONOUS"] = "normal"
+            spec["skip"] = {"idle"}
+        return spec
     if name in ("socketio", "socketio-tls", "ws"):
         port = PORT_BASE + {"socketio": 10, "socketio-tls": 11, "ws": 12}[name]
         kind = "ws" if name == "ws" else "socketio"
@@ -348,14 +386,14 @@ def peer_spec(name, tmp):
         if kind == "ws":
             scheme = "ws"
         url = f"{scheme}://127.0.0.1:{port}"
-        return {"server": srv, "port": port, "udp": False, "env": {}, **node_load(kind, url)}
+        return {"server": srv, "port": port, "udp": False, "env": {}, **node_load(kind, url, rooms=kind != "ws")}
     if name == "nats":
         if not os.access(NATS, os.X_OK):
             return "nats-server not installed"
         port = PORT_BASE + 22
         srv = [NATS, "-a", "127.0.0.1", "-p", str(port)]
         return {"server": srv, "port": port, "udp": False, "env": {"GOMAXPROCS": "1"},
-                **node_load("nats", f"nats://127.0.0.1:{port}")}
+                **node_load("nats", f"nats://127.0.0.1:{port}", rooms=True)}
     if name == "moq-relay":
         if not os.access(MOQ_RELAY, os.X_OK):
             return f"no moq-relay at {MOQ_RELAY}"
@@ -372,13 +410,14 @@ def peer_spec(name, tmp):
     return f"unknown peer {name}"
 
 
-def bench_peer(name, tmp):
-    spec = peer_spec(name, tmp)
+def bench_peer(name, tmp, rnd):
+    """One run of every shape against a fresh server of `name`: {shape: result} or {"skipped": why}."""
+    spec = peer_spec(name, tmp, rnd)
     if isinstance(spec, str):
-        return {"skipped": spec}
+        return {"skipped": spec, "missing": True}
     if name.startswith("garou") and not garou_has_fanout():
-        return {"skipped": f"{GAROU} has no `bench fanout` subcommand yet"}
-    log(f"== {name}: starting server")
+        return {"skipped": f"{GAROU} has no `bench fanout` subcommand yet", "missing": True}
+    log(f"== {name} (run {rnd + 1}/{ROUNDS}): starting server")
     try:
         srv = Server(name, spec["server"], spec["port"], spec["udp"], spec["env"])
     except (RuntimeError, OSError) as e:
@@ -386,20 +425,27 @@ def bench_peer(name, tmp):
     LIVE.append(srv.proc)
     res = {"server_cmd": " ".join(spec["server"]), "server_env": spec["env"]}
     load_env = spec.get("load_env")
+    shapes = [x for x in SHAPES if x not in spec.get("skip", ())]
     try:
-        log(f"== {name}: idle connections x{IDLE_CONN}")
-        if "idle_self" in spec:
-            cmd = [a.replace("{PID}", str(srv.pid)) for a in spec["idle_self"]]
-            r = run_json(cmd, load_env)
-            if "rss_per_session_kb" in r:
-                r["rss_per_conn_kb"] = r["rss_per_session_kb"]
-            res["idle"] = r
-        else:
-            res["idle"] = run_idle(srv, spec["idle"], load_env)
+        if "idle" in shapes:
+            log(f"== {name}: idle connections x{IDLE_CONN}")
+            if "idle_self" in spec:
+                cmd = [a.replace("{PID}", str(srv.pid)) for a in spec["idle_self"]]
+                r = run_json(cmd, load_env)
+                if "rss_per_session_kb" in r:
+                    r["rss_per_conn_kb"] = r["rss_per_session_kb"]
+                res["idle"] = r
+            else:
+                res["idle"] = run_idle(srv, spec["idle"], load_env)
         for mode, rate in (("burst", 0), ("paced", PACED_RATE)):
-            log(f"== {name}: {mode}")
-            res[mode] = run_fanout(srv, spec["fanout"](rate), load_env)
-            log(f"   {json.dumps(res[mode])}")
+            if mode in shapes:
+                log(f"== {name}: {mode}")
+                res[mode] = run_load(srv, spec["fanout"](rate), load_env)
+                log(f"   {json.dumps(res[mode])}")
+        if "rooms" in shapes and "rooms" in spec:
+            log(f"== {name}: rooms {ROOMS} x {MEMBERS} at {ROOMS_RATE} msg/s")
+            res["rooms"] = run_load(srv, spec["rooms"], load_env)
+            log(f"   {json.dumps(res['rooms'])}")
         res["rss_end_kb"] = rss_kb(srv.pid)
     finally:
         srv.stop()
@@ -417,66 +463,129 @@ def fmt(v, digits=2):
     return f"{v:.{digits}f}"
 
 
-COLS = [
-    ("burst deliveries/s", lambda r: r.get("burst", {}).get("deliveries_per_sec"), 0),
-    ("CPU-s/100k burst", lambda r: r.get("burst", {}).get("cpu_s_per_100k"), 2),
-    ("CPU-s/100k paced", lambda r: r.get("paced", {}).get("cpu_s_per_100k"), 2),
-    ("paced p50 ms", lambda r: r.get("paced", {}).get("p50_ms"), 1),
-    ("paced p99 ms", lambda r: r.get("paced", {}).get("p99_ms"), 1),
-    ("RSS/idle conn KiB", lambda r: r.get("idle", {}).get("rss_per_conn_kb"), 1),
-    # Under 100 % the load client, not the server, set the burst pace: read deliveries/s with that in mind.
-    ("server core busy in burst %", lambda r: pct_of(r.get("burst", {}).get("server_cpu_per_s")), 0),
-]
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def pct_of(v):
     return v * 100 if v is not None else None
 
 
-def lost_cell(r):
+def field(mode, key, scale=None):
+    """One figure of one run: run[mode][key] (None if the run or the shape failed)."""
+    def get(run):
+        v = run.get(mode, {}).get(key)
+        return scale(v) if scale and v is not None else v
+    return get
+
+
+# (column, figure of one run, digits). Every cell is the median over the runs, (min-max) after it.
+FANOUT_COLS = [
+    ("burst deliveries/s", field("burst", "deliveries_per_sec"), 0),
+    ("CPU-s/100k burst", field("burst", "cpu_s_per_100k"), 2),
+    ("CPU-s/100k paced", field("paced", "cpu_s_per_100k"), 2),
+    ("paced p50 ms", field("paced", "p50_ms"), 1),
+    ("paced p99 ms", field("paced", "p99_ms"), 1),
+    ("RSS/idle conn KiB", field("idle", "rss_per_conn_kb"), 1),
+    # Under 100 % the load client, not the server, set the burst pace: read deliveries/s with that in mind.
+    ("server core busy in burst %", field("burst", "server_cpu_per_s", pct_of), 0),
+]
+ROOMS_COLS = [
+    ("published msg/s", field("rooms", "published_per_sec"), 0),
+    ("deliveries/s", field("rooms", "deliveries_per_sec"), 0),
+    ("CPU-s/100k", field("rooms", "cpu_s_per_100k"), 2),
+    ("p50 ms", field("rooms", "p50_ms"), 1),
+    ("p99 ms", field("rooms", "p99_ms"), 1),
+    ("server core busy %", field("rooms", "server_cpu_per_s", pct_of), 0),
+]
+NO_RATIO = ("server core busy",)
+
+
+def values(runs, f):
+    return [v for v in (f(r) for r in runs) if v is not None]
+
+
+def cell(runs, f, digits):
+    vs = values(runs, f)
+    if not vs:
+        return "-"
+    if len(vs) == 1:
+        return fmt(vs[0], digits)
+    return f"{fmt(median(vs), digits)} ({fmt(min(vs), digits)}–{fmt(max(vs), digits)})"
+
+
+def lost_cell(runs, modes):
+    """lost/dup per mode, summed over the runs ("err" if any run of that mode failed)."""
     parts = []
-    for mode in ("burst", "paced"):
-        m = r.get(mode, {})
-        if "error" in m:
+    for mode in modes:
+        ms = [r.get(mode) for r in runs if mode in r]
+        if not ms:
+            continue
+        if any("error" in m for m in ms):
             parts.append("err")
-        elif m:
-            parts.append(f"{m.get('lost', 0)}/{m.get('duplicated', 0)}")
+        else:
+            parts.append(f"{sum(m.get('lost', 0) for m in ms)}/{sum(m.get('duplicated', 0) for m in ms)}")
     return " ; ".join(parts) or "-"
 
 
-def table(results):
-    head = ["peer"] + [c[0] for c in COLS] + ["lost/dup burst ; paced"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    notes = []
+def ran(results):
+    """Peers with at least one run that was not skipped: {name: [runs]}."""
+    out = {}
     for name, r in results.items():
-        if "skipped" in r:
+        runs = [x for x in r["runs"] if "skipped" not in x]
+        if runs:
+            out[name] = runs
+    return out
+
+
+def table(results, cols, modes, lost_head):
+    head = ["peer"] + [c[0] for c in cols] + [lost_head]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    done = ran(results)
+    shown = {}
+    for name, r in results.items():
+        runs = done.get(name)
+        if runs is None:
             rows.append(f"| {name} | " + " | ".join(["-"] * (len(head) - 1)) + " |")
-            notes.append(f"- {name}: not run ({r['skipped']})")
             continue
-        cells = [fmt(f(r), d) for _, f, d in COLS]
-        for mode in ("idle", "burst", "paced"):
-            if "error" in r.get(mode, {}):
-                notes.append(f"- {name} {mode}: {r[mode]['error']}")
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {lost_cell(r)} |")
-    ratio_rows = []
-    for g in ("garou-quic", "garou-websocket"):
-        gr = results.get(g)
-        if not gr or "skipped" in gr:
-            continue
-        for name, r in results.items():
-            if name.startswith("garou") or "skipped" in r:
+        if not any(m in x for x in runs for m in modes):
+            continue  # this peer has no such shape
+        shown[name] = runs
+        cells = [cell(runs, f, d) for _, f, d in cols]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {lost_cell(runs, modes)} |")
+    # Ratios of the medians: each Garou transport against every other peer, and the fsync's cost.
+    pairs = [(g, p) for g in ("garou-quic", "garou-websocket") for p in shown
+             if g in shown and not p.startswith("garou")]
+    if "garou-quic" in shown and "garou-quic-sync-normal" in shown:
+        pairs.append(("garou-quic", "garou-quic-sync-normal"))
+    for g, p in pairs:
+        cells = []
+        for col, f, _ in cols:
+            a, b = values(shown[g], f), values(shown[p], f)
+            if col.startswith(NO_RATIO) or not a or not b or median(b) == 0:
+                cells.append("" if col.startswith(NO_RATIO) else "-")
                 continue
-            cells = []
-            for col, f, _ in COLS:
-                a, b = f(gr), f(r)
-                if col.startswith("server core busy"):
-                    cells.append("")
-                    continue
-                cells.append(f"{a / b:.2f}x" if a is not None and b not in (None, 0) else "-")
-            ratio_rows.append(f"| {g} / {name} | " + " | ".join(cells) + " | |")
-    if ratio_rows:
-        rows += ratio_rows
-    return "\n".join(rows), notes
+            cells.append(f"{median(a) / median(b):.2f}x")
+        rows.append(f"| {g} / {p} | " + " | ".join(cells) + " | |")
+    return "\n".join(rows)
+
+
+def notes(results):
+    out = []
+    for name, r in results.items():
+        if r["runs"] and r["runs"][0].get("missing"):
+            out.append(f"- {name}: not run ({r['runs'][0]['skipped']})")
+            continue
+        for i, run in enumerate(r["runs"]):
+            if "skipped" in run:
+                out.append(f"- {name} run {i + 1}: not run ({run['skipped']})")
+                continue
+            for mode in ("idle", "burst", "paced", "rooms"):
+                if "error" in run.get(mode, {}):
+                    out.append(f"- {name} run {i + 1} {mode}: {run[mode]['error']}")
+    return out
 
 
 def machine():
@@ -506,36 +615,55 @@ def main():
         signal.signal(s, lambda *a: (cleanup(), sys.exit(130)))
     mach = machine()
     log(f"machine: {mach}")
-    results = {}
+    results = {name: {"runs": []} for name in peers}
     with tempfile.TemporaryDirectory(prefix="garou-bench-") as d:
         tmp = Path(d)
         try:
-            for name in peers:
-                results[name] = bench_peer(name, tmp)
+            # Interleaved: every peer once per round, so the machine's slow minutes spread over all.
+            for rnd in range(ROUNDS):
+                for name in peers:
+                    prev = results[name]["runs"]
+                    if prev and prev[0].get("missing"):
+                        prev.append(prev[0])  # not installed: no use trying again
+                        continue
+                    prev.append(bench_peer(name, tmp, rnd))
         finally:
             cleanup()
-    tbl, notes = table(results)
-    shape = (f"{CLIENTS} subscribers, 1 publisher, {SIZE}-byte messages; burst = flat out (at most 256 "
-             f"messages not yet delivered everywhere), paced = {PACED_RATE} msg/s = {PACED_RATE * CLIENTS:,} "
-             f"deliveries/s; {DURATION:g} s per run; RSS over {IDLE_CONN} idle subscribed connections; "
-             f"server pinned to CPU {SERVER_CORE} with one worker thread, load to CPU {LOAD_CORE}.")
+    loadavg_end = subprocess.run("cut -d' ' -f1-3 /proc/loadavg", shell=True, capture_output=True,
+                                 text=True).stdout.strip()
+    runs = f"median of {ROUNDS} interleaved runs (min–max)" if ROUNDS > 1 else "1 run"
+    fan_shape = (f"**Fan-out**: {CLIENTS} subscribers, 1 publisher, {SIZE}-byte messages; burst = flat out (at "
+                 f"most 256 messages not yet delivered everywhere), paced = {PACED_RATE} msg/s = "
+                 f"{PACED_RATE * CLIENTS:,} deliveries/s; RSS over {IDLE_CONN} idle subscribed connections.")
+    rooms_shape = (f"**Rooms**: {ROOMS} rooms × {MEMBERS} members ({ROOMS * MEMBERS:,} clients), every member "
+                   f"publishing into its room, {ROOMS_RATE:,} msg/s in total = {ROOMS_RATE * MEMBERS:,} "
+                   f"deliveries/s (each member gets its room's messages, its own included); {SIZE}-byte messages.")
+    common = (f"{DURATION:g} s of publishing per run; every cell is the {runs}; server pinned to CPU "
+              f"{SERVER_CORE} with one worker thread, load to CPU {LOAD_CORE}.")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     md = [f"Run {stamp} on {mach['cpu']} ({mach['cpus']} CPUs), {mach['uname']}, {mach['mem']} RAM; "
-          f"load average at start {mach['loadavg_at_start']}.", "",
-          shape, "", tbl, ""]
-    if notes:
-        md += notes + [""]
-    md.append("Ratios are Garou divided by the peer: above 1x is better for deliveries/s, below 1x is better "
-              "for every other column.")
+          f"load average at start {mach['loadavg_at_start']}, at the end {loadavg_end}.", "", common, ""]
+    if any(m in SHAPES for m in ("idle", "burst", "paced")):
+        md += [fan_shape, "", table(results, FANOUT_COLS, ("burst", "paced"), "lost/dup burst ; paced"), ""]
+    if "rooms" in SHAPES:
+        md += [rooms_shape, "", table(results, ROOMS_COLS, ("rooms",), "lost/dup"), ""]
+    md += notes(results)
+    if md[-1]:
+        md.append("")
+    md.append("Ratios are of the medians, the first row's divided by the second's: above 1x is better for "
+              "deliveries/s, below 1x is better for every other column. garou-quic-sync-normal is garou-quic "
+              "with `sqlite_synchronous = \"normal\"` (no fsync per group commit).")
     text = "\n".join(md) + "\n"
     print(text)
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.md").write_text(text)
     (out / "latest.json").write_text(json.dumps(
-        {"when": stamp, "machine": mach, "shape": {"clients": CLIENTS, "size": SIZE, "duration_s": DURATION,
-                                                    "paced_rate": PACED_RATE, "idle_connections": IDLE_CONN,
-                                                    "steady_window_s": STEADY_S},
+        {"when": stamp, "machine": dict(mach, loadavg_at_end=loadavg_end),
+         "shape": {"clients": CLIENTS, "size": SIZE, "duration_s": DURATION, "paced_rate": PACED_RATE,
+                   "idle_connections": IDLE_CONN, "steady_window_s": STEADY_S, "rounds": ROUNDS,
+                   "rooms": ROOMS, "members": MEMBERS, "rooms_rate": ROOMS_RATE, "shapes": SHAPES,
+                   "quick": QUICK},
          "results": results}, indent=2, default=str) + "\n")
 
 

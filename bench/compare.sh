@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Side-by-side fan-out benchmark: Garou against Socket.IO (plain and TLS), moq-relay, NATS and plain
-# ws, on this machine, in one run. Installs what it needs (idempotent), builds, then runs
-# bench/compare.py, which prints one Markdown table and writes bench/results/latest.{md,json}.
+# Side-by-side benchmark (fan-out and many small rooms): Garou against Socket.IO (plain and TLS),
+# moq-relay, NATS and plain ws, on this machine, in one invocation, every peer ROUNDS (3) times
+# interleaved. Installs what it needs (idempotent), builds, then runs bench/compare.py, which
+# prints Markdown tables of medians (min-max) and writes bench/results/latest.{md,json}.
 #
-#   bash bench/compare.sh                  # everything
+#   bash bench/compare.sh                  # everything, 3 interleaved runs per peer
 #   PEERS=garou-quic,socketio bash bench/compare.sh
-#   DURATION=10 CLIENTS=100 SIZE=64 PACED_RATE=100 IDLE_CONN=1000 bash bench/compare.sh
+#   QUICK=1 bash bench/compare.sh          # smoke-sized: 1 run, 3 s, 200 idle conns, 50 rooms
+#   ROUNDS=3 DURATION=10 CLIENTS=100 SIZE=64 PACED_RATE=100 IDLE_CONN=1000 bash bench/compare.sh
+#   ROOMS=250 MEMBERS=4 ROOMS_RATE=2000 SHAPES=idle,burst,paced,rooms bash bench/compare.sh
 #   BENCH_NO_MOQ_BUILD=1 ...               # do not `cargo install moq-relay` (~20 min) if it is missing
 #
 # Needs: cargo, node + npm, python3, taskset, openssl; apt-get for nats-server (skipped if absent).

@@ -10,7 +10,17 @@ import { performance } from 'node:perf_hooks';
 export const nowUs = () => Math.round(performance.now() * 1000);
 
 export function parseArgs(argv) {
-  const a = { mode: argv[0] ?? 'fanout', clients: 100, rate: 0, size: 64, duration: 10, window: 256, hold: 30 };
+  const a = {
+    mode: argv[0] ?? 'fanout',
+    clients: 100,
+    rate: 0,
+    size: 64,
+    duration: 10,
+    window: 256,
+    hold: 30,
+    rooms: 250,
+    members: 4,
+  };
   for (let i = 1; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
     const v = argv[i + 1];
@@ -142,6 +152,111 @@ export async function runFanout(driver, a) {
   const out = stats.result(published, elapsed, [wall0, wall1]);
   await Promise.allSettled([pub.close(), ...subs.map((s) => s.close())]);
   return out;
+}
+
+/**
+ * Drive one rooms run (the shape of `garou bench rooms`): `rooms` rooms of `members` members,
+ * every member publishing into its own room, `rate` messages/s in total (0: one per member per
+ * second). Messages are evenly spaced and dealt to the members in turn (member k of n sends
+ * messages k, k + n, ...), which is the staggered schedule of `garou bench rooms`: each member
+ * publishes at rate / n, and the total is `rate` at any value. Every member must see every
+ * message of its room exactly once, its own included (as Garou echoes it).
+ * driver.member(i, room, onMessage) -> Promise<{ send(str), close() }> (resolves once joined).
+ * Payload: "<member> <seq> <sent_us> " padded with '.' to --size bytes.
+ */
+export async function runRooms(driver, a) {
+  const n = a.rooms * a.members;
+  const rate = a.rate > 0 ? a.rate : n;
+  const seen = Array.from({ length: n }, () => new Set());
+  const lat = [];
+  let deliveries = 0;
+  let inWindow = 0;
+  let duplicated = 0;
+  let errors = 0;
+  let measuring = true;
+  const onMessage = (i) => (msg) => {
+    const s = typeof msg === 'string' ? msg : msg.toString('latin1', 0, 48);
+    const sp1 = s.indexOf(' ');
+    const sp2 = s.indexOf(' ', sp1 + 1);
+    const key = s.slice(0, sp2);
+    if (seen[i].has(key)) {
+      duplicated++;
+      return;
+    }
+    seen[i].add(key);
+    deliveries++;
+    if (measuring) inWindow++;
+    lat.push((nowUs() - Number(s.slice(sp2 + 1, s.indexOf(' ', sp2 + 1)))) / 1000);
+  };
+  const members = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 50); j++) {
+      batch.push(driver.member(j, `room-${Math.floor(j / a.members)}`, onMessage(j)));
+    }
+    for (const r of await Promise.allSettled(batch)) {
+      if (r.status === 'fulfilled') {
+        members.push(r.value);
+      } else {
+        members.push(null);
+        errors++;
+      }
+    }
+  }
+  const live = (r) => members.slice(r * a.members, (r + 1) * a.members).filter(Boolean).length;
+  const perRoom = new Float64Array(a.rooms);
+  const seqs = new Uint32Array(n);
+  await sleep(300);
+  let published = 0;
+  let due = 0;
+  const t0 = performance.now();
+  const wall0 = Date.now();
+  const end = t0 + a.duration * 1000;
+  while (performance.now() < end) {
+    const target = Math.floor(((performance.now() - t0) / 1000) * rate) + 1;
+    for (; due < target; due++) {
+      const k = due % n;
+      if (!members[k]) continue;
+      try {
+        members[k].send(`${k} ${seqs[k]++} ${nowUs()} `.padEnd(a.size, '.'));
+        perRoom[Math.floor(k / a.members)]++;
+        published++;
+      } catch {
+        errors++;
+      }
+    }
+    await sleep(1);
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  measuring = false;
+  const wall1 = Date.now();
+  let expected = 0;
+  for (let r = 0; r < a.rooms; r++) expected += perRoom[r] * live(r);
+  const drainEnd = performance.now() + 5000;
+  while (deliveries < expected && performance.now() < drainEnd) await sleep(20);
+  const sorted = Float64Array.from(lat).sort();
+  const pct = (p) => (sorted.length ? sorted[Math.round((p / 100) * (sorted.length - 1))] : 0);
+  await Promise.allSettled(members.filter(Boolean).map((m) => m.close()));
+  return {
+    scenario: 'rooms',
+    deliveries_per_sec: inWindow / elapsed,
+    deliveries,
+    published,
+    published_per_sec: published / elapsed,
+    lost: Math.max(0, expected - deliveries),
+    duplicated,
+    p50_ms: pct(50),
+    p95_ms: pct(95),
+    p99_ms: pct(99),
+    max_ms: sorted.length ? sorted[sorted.length - 1] : 0,
+    errors,
+    duration_s: elapsed,
+    rooms: a.rooms,
+    members: a.members,
+    rate,
+    window_start_unix_ms: wall0,
+    window_end_unix_ms: wall1,
+  };
 }
 
 /** Open n subscribed connections, print READY n, hold them `hold` seconds. */

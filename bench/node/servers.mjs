@@ -1,5 +1,6 @@
 // Reference servers for bench/compare.sh, each run alone, pinned to one core by the harness.
-//   node servers.mjs socketio PORT [CERT KEY]   Socket.IO 4, one room, server-side room broadcast
+//   node servers.mjs socketio PORT [CERT KEY]   Socket.IO 4, server-side room broadcast: one room
+//                                               (fan-out: role=pub / sub) or many (rooms: role=member&room=R)
 //   node servers.mjs ws PORT                    plain `ws`: the publisher (path /pub) is echoed to all others
 // Node runs JavaScript on one thread; the harness pins the process (GC helper threads included).
 
@@ -19,7 +20,14 @@ if (kind === 'socketio') {
   // The websocket transport only (clients skip long-polling), no per-message compression.
   const io = new Server(httpServer, { transports: ['websocket'], perMessageDeflate: false });
   io.on('connection', (socket) => {
-    if (socket.handshake.query.role === 'pub') {
+    const { role, room } = socket.handshake.query;
+    if (role === 'member') {
+      // The rooms shape: a member of one small room that also publishes into it; the room
+      // broadcast includes the sender, as Garou echoes a member's own message back.
+      socket.join(room);
+      socket.on('msg', (m) => io.to(room).emit('msg', m));
+      socket.emit('ready');
+    } else if (role === 'pub') {
       socket.on('msg', (m) => socket.to('room').emit('msg', m));
       socket.emit('ready');
     } else {

@@ -116,6 +116,41 @@ async fn paced_rooms_exactly_once(common: CommonArgs, label: &str) {
     assert_eq!(s.deliveries, s.published * 3, "{j}");
 }
 
+/// `--rate` is the total over all members, also far below one message per member in the
+/// run (issue 16, item 6): 160 clients sharing 20 msg/s for 2 s publish 40 messages, not one
+/// each at the start (160: the old shared schedule sent every publisher's first message at once,
+/// and 1,000 clients at `--rate 50` made ~5,900 deliveries/s instead of 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_rate_is_the_total_below_one_message_per_member() {
+    let gw = bench_gateway().await;
+    let args = rooms::RoomsArgs {
+        common: common_args(&gw),
+        rooms: 40,
+        members: 4,
+        rate: Some(20.0),
+        size: 64,
+        duration: 2.0,
+        window: 8,
+        drain: 10.0,
+    };
+    let s = tokio::time::timeout(RUN, rooms::run(&args))
+        .await
+        .unwrap()
+        .unwrap();
+    let j = s.to_json();
+    println!("low-rate rooms: {j}");
+    assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
+    // 20 msg/s * 2 s = 40, within 20 %.
+    assert!((32..=48).contains(&s.published), "published {}: {j}", s.published);
+    assert_eq!(s.deliveries, s.published * 4, "{j}");
+    let per_sec = j["published_per_sec"].as_f64().unwrap();
+    assert!(
+        (16.0..=24.0).contains(&per_sec),
+        "published_per_sec {per_sec}: {j}"
+    );
+    gw.shutdown().await;
+}
+
 /// 50 sessions held for 0.2 s over `common`, none lost. Returns the summary as JSON.
 async fn connections_without_errors(
     common: CommonArgs,

@@ -205,6 +205,13 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     summary.elapsed_secs = (last - start).as_secs_f64();
     summary.latency_ms = latencies.percentiles();
     summary.extra.insert("sent".into(), json!(sent));
+    // Acknowledged messages per second of the schedule: with `--rate`, the total asked for.
+    let secs = plan.duration.as_secs_f64();
+    let per_sec = if secs > 0.0 { published as f64 / secs } else { 0.0 };
+    summary.extra.insert(
+        "published_per_sec".into(),
+        json!((per_sec * 100.0).round() / 100.0),
+    );
     summary.extra.insert("clients".into(), json!(n));
     summary.extra.insert("connect_secs".into(), json!(connect_secs));
     summary.extra.insert("size".into(), json!(plan.size));
