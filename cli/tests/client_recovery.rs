@@ -1,9 +1,12 @@
 //! The native client recovers by itself: it paces itself under the gateway's command rate
 //! (never closed for its own sends or re-sends), rides out a gateway crash and restart
 //! without losing or duplicating a message, stops with a typed error when the gateway's
-//! certificate no longer matches its pin, and uploads (resumably) and attaches files.
+//! certificate no longer matches its pin, uploads (resumably) and attaches files, and,
+//! cut off abruptly, takes its own stale session (and nick) over at once with its resume
+//! token.
 //!
-//! Timing is reported (printed), never asserted.
+//! Timing is reported (printed), never asserted (except as a premise: the resume test
+//! checks the client came back before the stale session could have expired by itself).
 
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
@@ -481,5 +484,192 @@ async fn refused_credentials_are_terminal_even_with_a_patient_retry() {
         }
         other => panic!("{other:?}"),
     }
+    gw.shutdown().await;
+}
+
+// ------------------------------------------------------------------ resume token
+
+/// A UDP relay in front of the gateway, one upstream socket per client address (as a
+/// NAT would). [`CutRelay::cut`] drops every packet the gateway sends on the flows seen so
+/// far: the client hears nothing more and declares the connection dead, with no close
+/// either way, while the gateway (still hearing the client's keep-alives until then, then
+/// silence) keeps the session as a client that vanished leaves it. Connections from new
+/// addresses (each native connection binds its own socket) go through.
+struct CutRelay {
+    addr: std::net::SocketAddr,
+    flows: std::sync::Arc<parking_lot::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutRelay {
+    async fn start(to: std::net::SocketAddr) -> CutRelay {
+        use std::collections::HashMap;
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        use tokio::net::UdpSocket;
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let flows: Arc<parking_lot::Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let all = flows.clone();
+        let task = tokio::spawn(async move {
+            let mut by_client: HashMap<std::net::SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let mut buf = [0u8; 2048];
+            let mut downstream = tokio::task::JoinSet::new();
+            loop {
+                let Ok((n, from)) = front.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let up = match by_client.get(&from) {
+                    Some(up) => up.clone(),
+                    None => {
+                        let up = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                        up.connect(to).await.unwrap();
+                        let dead = Arc::new(AtomicBool::new(false));
+                        all.lock().push(dead.clone());
+                        let (up2, dead2, front2) = (up.clone(), dead.clone(), front.clone());
+                        downstream.spawn(async move {
+                            let mut buf = [0u8; 2048];
+                            while let Ok(n) = up2.recv(&mut buf).await {
+                                if !dead2.load(Ordering::Relaxed) {
+                                    let _ = front2.send_to(&buf[..n], from).await;
+                                }
+                            }
+                        });
+                        by_client.insert(from, up.clone());
+                        up
+                    }
+                };
+                let _ = up.send(&buf[..n]).await;
+            }
+        });
+        CutRelay { addr, flows, task }
+    }
+
+    /// Every connection through the relay so far hears nothing more from the gateway.
+    fn cut(&self) {
+        for dead in self.flows.lock().iter() {
+            dead.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for CutRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The sum of a Prometheus series' samples (every label set) whose line starts with
+/// `prefix` (e.g. `garou_sessions{` or `garou_errors_total{code="SessionReplaced"`).
+async fn metric(gw: &Gateway, prefix: &str) -> f64 {
+    let body = String::from_utf8(http_get(gw, "/metrics").await).unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cut_off_abruptly_takes_its_stale_session_over_at_once_with_its_resume_token() {
+    // The gateway would keep a vanished client's session (and nick) for ten minutes.
+    let gw = gateway(|c| c.idle_timeout_secs = 600).await;
+    let relay = CutRelay::start(gw.quic_addr).await;
+    let mut o = garou_client::ClientOptions::with_nick(relay.addr.to_string(), "phoenix")
+        .trust(Trust::CertHash(gw.cert_sha256));
+    // Dead after 3 s of silence. QUIC applies the smaller idle timeout on both sides, so
+    // the gateway gives the stale session up by itself no sooner than 3 s after the last
+    // keep-alive of the client, which sends them until it gives up: 6 s after the cut.
+    o.keep_alive = Duration::from_millis(500);
+    o.idle_timeout = Duration::from_secs(3);
+    o.backoff_min = Duration::from_millis(100);
+    o.backoff_max = Duration::from_millis(400);
+    let (c, mut events) = timeout(WAIT, connect(o)).await.unwrap().unwrap();
+    let me = c.user();
+    c.join("lobby").await.unwrap();
+    let (bob, mut b_events) = client(&gw, "bob").await;
+    bob.join("lobby").await.unwrap();
+    c.send("lobby", "before the cut").await.unwrap();
+    assert_eq!(metric(&gw, "garou_sessions").await, 2.0);
+
+    // Phoenix's network half fails: nothing comes back from the gateway, no close.
+    relay.cut();
+    let cut = Instant::now();
+    // Written into the dead connection: re-sent (same id) by the next session.
+    let during = tokio::spawn({
+        let c = c.clone();
+        async move { c.send("lobby", "during the cut").await }
+    });
+    // Without the token the nick is refused while the stale session lingers.
+    match connect(options(&gw, "phoenix")).await {
+        Err(e) => assert_eq!(e.code(), Some(garou_protocol::ErrorCode::NickUnavailable), "{e}"),
+        Ok((other, _)) => panic!("a second phoenix got in: {}", other.nick()),
+    }
+
+    // The client notices the dead path, reconnects with the token of its Welcome and
+    // takes its own stale session over: its first attempt gets its nick and user back.
+    let mut attempts = Vec::new();
+    let mut noticed = None;
+    let (user, nick) = loop {
+        let ev = timeout(WAIT, events.next())
+            .await
+            .expect("reconnected in time")
+            .expect("events go on");
+        match ev {
+            garou_client::ClientEvent::Disconnected { reason } => {
+                assert!(!reason.contains("stopped for good"), "{reason}");
+                noticed.get_or_insert(cut.elapsed());
+            }
+            garou_client::ClientEvent::Reconnecting { attempt, .. } => attempts.push(attempt),
+            garou_client::ClientEvent::Reconnected { user, nick, .. } => break (user, nick),
+            _ => {}
+        }
+    };
+    let back = cut.elapsed();
+    println!(
+        "cut noticed after {:?}, back as {nick} after {back:?} (attempts {attempts:?})",
+        noticed.expect("a Disconnected before the Reconnected"),
+    );
+    assert!(
+        back < Duration::from_secs(6),
+        "the premise: back while the stale session still held the nick ({back:?})"
+    );
+    assert_eq!(nick, "phoenix", "the same nick");
+    assert_eq!(user, me, "the same user");
+    assert_eq!(attempts, [1], "the first attempt took the stale session over");
+    assert_eq!(c.nick(), "phoenix");
+    // The stale session was closed (with SessionReplaced, which the cut path never
+    // delivers), not left to linger: the gateway holds bob's session and phoenix's new
+    // one only, not three.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let sessions = metric(&gw, "garou_sessions").await;
+        if sessions == 2.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sessions} sessions, the stale one lingers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its rooms and its unacked send came along: bob sees each message once, from
+    // phoenix, and phoenix once among the members, online.
+    timeout(WAIT, during)
+        .await
+        .expect("the send made during the cut is acked")
+        .unwrap()
+        .expect("acked");
+    c.send("lobby", "after the cut").await.unwrap();
+    wait_message(&mut b_events, "after the cut").await;
+    assert_eq!(
+        all_texts(&bob, "lobby").await,
+        ["before the cut", "during the cut", "after the cut"]
+    );
+    let users = timeout(WAIT, bob.list_users("lobby")).await.unwrap().unwrap();
+    let phoenixes: Vec<_> = users.iter().filter(|u| u.nick == "phoenix").collect();
+    assert_eq!(phoenixes.len(), 1, "{users:?}");
+    assert!(phoenixes[0].online, "{users:?}");
+    c.close().await;
+    bob.close().await;
     gw.shutdown().await;
 }

@@ -430,3 +430,190 @@ fn the_newest_line_stays_visible_when_older_ones_wrap_or_overflow() {
         "the oldest lines scrolled out"
     );
 }
+
+/// Stored messages `from..to` of bob, "old N".
+fn old_page(room: &str, from: u64, to: u64) -> AppEvent {
+    AppEvent::History(History {
+        room: room.into(),
+        epoch: 1,
+        messages: (from..to)
+            .map(|o| stored(o, "bob", &format!("old {o}")))
+            .collect(),
+    })
+}
+
+/// The row of the first line holding `needle`, if shown.
+fn row_of(screen: &[String], needle: &str) -> Option<usize> {
+    screen.iter().position(|r| r.contains(needle))
+}
+
+#[test]
+fn page_up_scrolls_back_and_past_the_top_loads_older_history_until_the_start() {
+    const W: u16 = 80;
+    const H: u16 = 14;
+    let mut app = App::new("me");
+    app.update(ready());
+    app.page = garou_cli::tui::view::message_rows(H);
+    assert_eq!(app.page, 8);
+    app.update(joined(
+        "big",
+        200,
+        vec![member(ME, "me", true), member(2, "bob", true)],
+    ));
+    // A full page of history (the TUI asks for 50): there may be more before it.
+    app.update(old_page("big", 150, 200));
+    app.update(live("big", 200, 2, "bob", "freshest"));
+    let screen = render(&app, W, H);
+    assert!(screen_has(&screen, "freshest"), "{}", screen.join("\n"));
+    assert!(!screen_has(&screen, "old 190"));
+
+    // PageUp: a page back; the title says how much is below.
+    assert!(app.update(key(KeyCode::PageUp)).is_empty());
+    let screen = render(&app, W, H);
+    let text = screen.join("\n");
+    assert!(!screen_has(&screen, "freshest"), "{text}");
+    assert!(screen_has(&screen, "old 192"), "{text}");
+    assert!(screen_has(&screen, "8 newer below"), "{text}");
+    // Shift-↓ and Ctrl-B move by a line and a page as well; PageDown back to the newest.
+    app.update(AppEvent::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::SHIFT)));
+    assert_eq!(app.current_room().scroll, 7);
+    app.update(ctrl('b'));
+    assert_eq!(app.current_room().scroll, 15);
+    app.update(key(KeyCode::PageDown));
+    app.update(key(KeyCode::PageDown));
+    assert_eq!(app.current_room().scroll, 0);
+    assert!(screen_has(&render(&app, W, H), "freshest"));
+
+    // Paging back to the oldest line asks (once) for the page before it.
+    let mut asked = Vec::new();
+    for _ in 0..10 {
+        asked.extend(app.update(key(KeyCode::PageUp)));
+    }
+    assert_eq!(
+        asked,
+        vec![Effect::History {
+            room: "big".into(),
+            before: 150
+        }]
+    );
+    let screen = render(&app, W, H);
+    let text = screen.join("\n");
+    assert_eq!(row_of(&screen, "loading older messages"), Some(1), "{text}");
+    assert!(screen_has(&screen, "now talking in #big"), "{text}");
+    assert!(screen_has(&screen, "old 150"), "{text}");
+
+    // The older page goes above; the lines read stay on screen (no jump to the top
+    // of the new page, nor to the newest).
+    app.update(old_page("big", 100, 150));
+    let after = render(&app, W, H);
+    let text = after.join("\n");
+    for o in 150..=155 {
+        assert!(screen_has(&after, &format!("old {o}")), "{text}");
+    }
+    assert!(!screen_has(&after, "loading older"), "{text}");
+    // A live line meanwhile does not move the view either.
+    app.update(live("big", 201, 2, "bob", "newer still"));
+    let now = render(&app, W, H);
+    assert_eq!(now[1..9], after[1..9], "{}", now.join("\n"));
+    assert!(screen_has(&now, "45 newer below"), "{}", now.join("\n"));
+    app.update(key(KeyCode::PageUp));
+    let screen = render(&app, W, H);
+    assert!(screen_has(&screen, "old 146"), "{}", screen.join("\n"));
+
+    // Home: as far back as loaded, asking for more; a short page is the room's start.
+    assert_eq!(
+        app.update(key(KeyCode::Home)),
+        vec![Effect::History {
+            room: "big".into(),
+            before: 100
+        }]
+    );
+    app.update(old_page("big", 50, 100));
+    assert_eq!(
+        app.update(key(KeyCode::Home)),
+        vec![Effect::History {
+            room: "big".into(),
+            before: 50
+        }]
+    );
+    app.update(old_page("big", 1, 50));
+    assert!(
+        app.update(key(KeyCode::Home)).is_empty(),
+        "nothing older to ask for"
+    );
+    let screen = render(&app, W, H);
+    let text = screen.join("\n");
+    println!("{text}");
+    assert_eq!(row_of(&screen, "— start of #big —"), Some(1), "{text}");
+    assert!(screen_has(&screen, "08:05 <bob> old 1"), "{text}");
+    assert!(!screen_has(&screen, "freshest"), "{text}");
+    // End: back to the newest, following new lines again.
+    app.update(key(KeyCode::End));
+    app.update(live("big", 202, 2, "bob", "the latest"));
+    let screen = render(&app, W, H);
+    let text = screen.join("\n");
+    assert!(screen_has(&screen, "the latest"), "{text}");
+    assert!(!screen_has(&screen, "newer below"), "{text}");
+    let lines = &app.current_room().lines;
+    let offsets: Vec<u64> = lines.iter().filter_map(|l| l.offset).collect();
+    assert_eq!(
+        offsets,
+        (1..=202).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+}
+
+#[test]
+fn the_status_pane_and_a_short_room_never_ask_for_older_history() {
+    let mut app = chatting(); // #general's history page was short: its start
+    assert!(app.update(key(KeyCode::PageUp)).is_empty());
+    assert!(screen_has(&render(&app, 100, 20), "— start of #general —"));
+    app.switch_to(0);
+    assert!(app.update(key(KeyCode::Home)).is_empty());
+}
+
+#[test]
+fn direct_rooms_are_labelled_with_the_other_persons_nick() {
+    let mut app = chatting();
+    // Bob writes to us first: his message names the room.
+    app.update(live("dm:1:2", 0, 2, "bob", "psst"));
+    // We write to zoe: the ack names the room.
+    app.update(AppEvent::DirectSent {
+        room: "dm:1:5".into(),
+        to: "zoe".into(),
+    });
+    // A direct room joined (or rejoined) is named by its other member.
+    app.update(AppEvent::Joined(JoinInfo {
+        room: RoomInfo {
+            name: "dm:1:3".into(),
+            kind: RoomKind::Direct,
+            members: 2,
+            title: String::new(),
+        },
+        role: Role::Member,
+        offset: 0,
+        members: vec![member(ME, "me", true), member(3, "carol", false)],
+        epoch: 1,
+        resumed: false,
+        unread: 0,
+    }));
+    let screen = render(&app, 100, 20);
+    let text = screen.join("\n");
+    println!("{text}");
+    for needle in ["@bob (1)", "@zoe", "@carol", "now talking in @carol"] {
+        assert!(screen_has(&screen, needle), "{needle:?} not on screen:\n{text}");
+    }
+    assert!(!screen_has(&screen, "dm:"), "no raw direct room name:\n{text}");
+    assert_eq!(app.label("dm:1:2"), "@bob");
+    // Shown, its pane is titled by the nick too, and our own lines do not rename it.
+    let i = app.rooms.iter().position(|r| r.name == "dm:1:2").unwrap();
+    app.switch_to(i);
+    app.update(live("dm:1:2", 1, ME, "me", "yes?"));
+    let screen = render(&app, 100, 20);
+    let text = screen.join("\n");
+    assert!(screen_has(&screen, "┌@bob"), "{text}");
+    assert!(screen_has(&screen, "<me> yes?"), "{text}");
+    assert!(!screen_has(&screen, "dm:"), "{text}");
+    // Before anything names the peer, the raw name is all there is.
+    assert_eq!(App::new("me").label("dm:7:8"), "@dm:7:8");
+}

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use garou_client::protocol::{Event, MemberInfo, Message, Offset, RoomInfo, StoredMessage};
+use garou_client::protocol::{Event, MemberInfo, Message, Offset, RoomInfo, RoomKind, StoredMessage};
 use garou_client::{ClientEvent, History, JoinInfo};
 
 use crate::chat::{clean, plural, room_label};
@@ -89,6 +89,18 @@ pub struct Room {
     pub members: BTreeMap<u64, Member>,
     /// Messages that arrived while another room was shown.
     pub unread: usize,
+    /// For a direct room: the other party's nick, once known (the room is shown as
+    /// `@nick` rather than its server name, e.g. `dm:1:2`).
+    pub peer: Option<String>,
+    /// The server said it is a direct room (names with `:` are direct rooms too).
+    pub direct: bool,
+    /// Lines scrolled back from the newest (0: the newest line is at the bottom and new
+    /// ones follow). Kept when lines arrive, so what is read stays in place.
+    pub scroll: usize,
+    /// An older history page is loading (asked for by scrolling past the top).
+    pub loading_older: bool,
+    /// The oldest line shown is the room's first message: there is nothing older to load.
+    pub at_start: bool,
 }
 
 impl Room {
@@ -101,9 +113,41 @@ impl Room {
 
     fn push(&mut self, line: ChatLine) {
         self.lines.push(line);
+        if self.scroll > 0 {
+            // Scrolled back: the lines read stay where they are.
+            self.scroll += 1;
+        }
         if self.lines.len() > MAX_LINES {
             let extra = self.lines.len() - MAX_LINES;
             self.lines.drain(..extra);
+            self.scroll = self.scroll.min(self.lines.len().saturating_sub(1));
+            self.at_start = false;
+        }
+    }
+
+    /// Whether this is a direct room (`:` is reserved for their names by the gateway).
+    pub fn is_direct(&self) -> bool {
+        self.direct || self.peer.is_some() || self.name.contains(':')
+    }
+
+    /// The oldest message offset shown.
+    fn oldest_offset(&self) -> Option<Offset> {
+        self.lines.iter().find_map(|l| l.offset)
+    }
+
+    /// Learn a direct room's peer from someone other than `me` in it.
+    fn learn_peer(&mut self, user: u64, nick: &str, me: u64) {
+        if user != me && self.is_direct() {
+            self.peer = Some(clean(nick));
+        }
+    }
+
+    /// A direct room's peer from its member list (the member who is not `me`).
+    fn peer_from_members(&mut self, me: u64) {
+        if self.is_direct() {
+            if let Some(m) = self.members.iter().find(|(u, _)| **u != me).map(|(_, m)| m) {
+                self.peer = Some(m.nick.clone());
+            }
         }
     }
 
@@ -159,6 +203,20 @@ pub enum AppEvent {
     Left(String),
     /// `/nick` succeeded.
     NickChanged(String),
+    /// A direct message to `to` was acked: it went to direct room `room`.
+    DirectSent {
+        /// The direct room.
+        room: String,
+        /// The nick it was sent to.
+        to: String,
+    },
+    /// Loading a room's history failed.
+    HistoryFailed {
+        /// The room.
+        room: String,
+        /// Why.
+        error: String,
+    },
     /// A note for a room's pane (or [`STATUS`]).
     Notice {
         /// Where to show it.
@@ -189,7 +247,8 @@ pub enum Effect {
     },
     /// Join a room, then load its history (answer: [`AppEvent::Joined`], [`AppEvent::History`]).
     Join(String),
-    /// Load recent history of a room before `before` (after a gap).
+    /// Load the page of a room's history before `before` (after a gap, or scrolling back
+    /// past the oldest line shown); answer: [`AppEvent::History`].
     History {
         /// The room.
         room: String,
@@ -239,6 +298,9 @@ pub struct App {
     draft: String,
     /// Set once the user quit.
     pub quit: bool,
+    /// Rows of the message pane (the I/O loop sets it from the terminal size): how far
+    /// PageUp/PageDown scroll.
+    pub page: usize,
 }
 
 impl App {
@@ -255,12 +317,24 @@ impl App {
             history_pos: None,
             draft: String::new(),
             quit: false,
+            page: 10,
         }
     }
 
     /// The room shown.
     pub fn current_room(&self) -> &Room {
         &self.rooms[self.current]
+    }
+
+    /// How a room is shown: `#name`, `@peer` for a direct room (its server name until the
+    /// peer is known), or the status pane's name.
+    pub fn label(&self, name: &str) -> String {
+        match self.room_index(name).map(|i| &self.rooms[i]) {
+            _ if name == STATUS => STATUS.to_owned(),
+            Some(Room { peer: Some(peer), .. }) => format!("@{peer}"),
+            _ if name.contains(':') => format!("@{}", clean(name)),
+            _ => room_label(name),
+        }
     }
 
     /// The current chat room's name (not the status pane).
@@ -316,40 +390,53 @@ impl App {
             AppEvent::Rooms(rooms) => {
                 self.note_here(format!("{}:", plural(rooms.len(), "room")));
                 for r in rooms {
-                    self.note_here(format!(
-                        "  {} ({})",
-                        room_label(&r.name),
-                        plural(r.members as usize, "member")
-                    ));
+                    let label = self.label(&r.name);
+                    self.note_here(format!("  {label} ({})", plural(r.members as usize, "member")));
                 }
             }
             AppEvent::Users { room, users } => {
                 let i = self.room_index(&room);
-                self.note_here(format!(
-                    "{} in {}:",
-                    plural(users.len(), "member"),
-                    room_label(&room)
-                ));
+                let label = self.label(&room);
+                self.note_here(format!("{} in {label}:", plural(users.len(), "member")));
                 for u in &users {
                     let away = if u.online { "" } else { ", offline" };
                     self.note_here(format!("  {} ({}{away})", clean(&u.nick), u.role.as_str()));
                 }
                 if let Some(i) = i {
                     self.rooms[i].members = users.into_iter().map(member).collect();
+                    self.rooms[i].peer_from_members(self.user);
                 }
             }
             AppEvent::Left(room) => {
+                let label = self.label(&room);
                 if let Some(i) = self.room_index(&room) {
                     self.rooms.remove(i);
                     if self.current >= i {
                         self.current = self.current.saturating_sub(1).min(self.rooms.len() - 1);
                     }
                 }
-                self.note_here(format!("left {}", room_label(&room)));
+                self.note_here(format!("left {label}"));
             }
             AppEvent::NickChanged(nick) => {
                 self.nick = nick.clone();
                 self.note_here(format!("you are now {}", clean(&nick)));
+            }
+            AppEvent::DirectSent { room, to } => {
+                let r = self.room_mut(&room);
+                r.direct = true;
+                r.peer = Some(clean(&to));
+                let label = self.label(&room);
+                self.note(
+                    Some(&room),
+                    ChatLine::notice(format!("(direct message to {label})")),
+                );
+            }
+            AppEvent::HistoryFailed { room, error } => {
+                if let Some(i) = self.room_index(&room) {
+                    self.rooms[i].loading_older = false;
+                }
+                let line = ChatLine::error(format!("cannot load history: {}", clean(&error)));
+                self.note(Some(&room), line);
             }
             AppEvent::Notice { room, text, error } => {
                 let line = if error {
@@ -384,12 +471,51 @@ impl App {
             KeyCode::Backspace => {
                 self.input.pop();
             }
+            KeyCode::PageUp => return self.scroll_back(self.page.max(1)),
+            KeyCode::PageDown => self.scroll_forward(self.page.max(1)),
+            KeyCode::Up if key.modifiers.contains(KeyModifiers::SHIFT) => return self.scroll_back(1),
+            KeyCode::Down if key.modifiers.contains(KeyModifiers::SHIFT) => self.scroll_forward(1),
+            KeyCode::Char('b') if ctrl => return self.scroll_back(self.page.max(1)),
+            KeyCode::Char('f') if ctrl => self.scroll_forward(self.page.max(1)),
+            KeyCode::Home => return self.scroll_back(usize::MAX / 2),
+            KeyCode::End => self.rooms[self.current].scroll = 0,
             KeyCode::Up => self.history_up(),
             KeyCode::Down => self.history_down(),
             KeyCode::Enter => return self.submit(),
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Scroll the current room `n` lines back. Reaching its oldest line asks for the
+    /// page of history before it (once at a time, until the room's start).
+    fn scroll_back(&mut self, n: usize) -> Vec<Effect> {
+        let page = self.page.max(1);
+        let i = self.current;
+        let room = &mut self.rooms[i];
+        // The furthest back: the oldest line at the top of the pane.
+        let max = room.lines.len().saturating_sub(page);
+        let wanted = room.scroll.saturating_add(n);
+        room.scroll = wanted.min(max);
+        if i == 0 || wanted < max || room.at_start || room.loading_older {
+            return Vec::new();
+        }
+        match room.oldest_offset() {
+            Some(before) => {
+                room.loading_older = true;
+                vec![Effect::History {
+                    room: room.name.clone(),
+                    before,
+                }]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Scroll the current room `n` lines towards the newest.
+    fn scroll_forward(&mut self, n: usize) {
+        let room = &mut self.rooms[self.current];
+        room.scroll = room.scroll.saturating_sub(n);
     }
 
     fn history_up(&mut self) {
@@ -471,7 +597,7 @@ impl App {
                 for l in HELP.lines() {
                     self.note_here(l.trim_start_matches("* "));
                 }
-                self.note_here("keys: Tab / Ctrl-N next room, Shift-Tab / Ctrl-P previous, ↑/↓ input history, Ctrl-C quit");
+                self.note_here("keys: Tab / Ctrl-N next room, Shift-Tab / Ctrl-P previous, ↑/↓ input history, PageUp/PageDown (Ctrl-B/Ctrl-F) scroll a page, Shift-↑/↓ a line, Home oldest (loads older history), End newest, Ctrl-C quit");
                 vec![]
             }
             Input::Bad(usage) => {
@@ -493,21 +619,33 @@ impl App {
 
     fn joined(&mut self, info: JoinInfo) {
         let name = info.room.name.clone();
+        let me = self.user;
         let room = self.room_mut(&name);
         room.members = info.members.into_iter().map(member).collect();
+        room.direct |= info.room.kind == RoomKind::Direct;
+        room.peer_from_members(me);
         let n = room.members.len().max(info.room.members as usize);
-        room.push(ChatLine::notice(format!(
-            "now talking in {} ({})",
-            room_label(&name),
+        let label = self.label(&name);
+        self.room_mut(&name).push(ChatLine::notice(format!(
+            "now talking in {label} ({})",
             plural(n, "member")
         )));
         let i = self.room_index(&name).unwrap_or(0);
         self.switch_to(i);
     }
 
-    /// A history page: messages not shown yet go before the live ones.
+    /// A history page: messages not shown yet go before the live ones. A page shorter
+    /// than asked for reaches the room's start.
     fn history(&mut self, page: History) {
+        let me = self.user;
         let room = self.room_mut(&page.room);
+        room.loading_older = false;
+        if page.messages.len() < super::HISTORY_LINES as usize {
+            room.at_start = true;
+        }
+        for m in &page.messages {
+            room.learn_peer(m.author, &m.nick, me);
+        }
         let older: Vec<ChatLine> = page
             .messages
             .iter()
@@ -568,14 +706,18 @@ impl App {
             Event::Welcome(m) => self.note(Some(STATUS), ChatLine::notice(clean(&m))),
             Event::Rejoined { room, result } => match result {
                 Ok(info) => {
+                    let me = self.user;
                     let r = self.room_mut(&room);
                     r.members = info.members.into_iter().map(member).collect();
+                    r.direct |= info.room.kind == RoomKind::Direct;
+                    r.peer_from_members(me);
+                    let label = self.label(&room);
+                    let r = self.room_mut(&room);
                     if info.resumed {
-                        r.push(ChatLine::notice(format!("rejoined {}", room_label(&room))));
+                        r.push(ChatLine::notice(format!("rejoined {label}")));
                     } else {
                         r.push(ChatLine::notice(format!(
-                            "rejoined {}: missed messages could not be replayed, recent history follows",
-                            room_label(&room)
+                            "rejoined {label}: missed messages could not be replayed, recent history follows"
                         )));
                         return vec![Effect::History {
                             room,
@@ -584,7 +726,7 @@ impl App {
                     }
                 }
                 Err(f) => {
-                    let line = ChatLine::error(format!("could not rejoin {}: {f}", room_label(&room)));
+                    let line = ChatLine::error(format!("could not rejoin {}: {f}", self.label(&room)));
                     self.note(Some(&room), line);
                 }
             },
@@ -621,10 +763,14 @@ impl App {
                     return;
                 }
                 let line = ChatLine::message(m.offset, m.ts_ms, &m.nick, &m.text, m.attachment.as_deref());
+                let me = self.user;
+                self.room_mut(&m.room).learn_peer(m.author, &m.nick, me);
                 (m.room, line, m.author != self.user)
             }
             Message::MemberJoined(j) => {
+                let me = self.user;
                 let r = self.room_mut(&j.room);
+                r.learn_peer(j.user, &j.nick, me);
                 r.members.insert(
                     j.user,
                     Member {

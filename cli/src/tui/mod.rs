@@ -74,6 +74,8 @@ pub async fn run(args: TuiArgs) -> anyhow::Result<()> {
     let mut events_open = true;
     let result: anyhow::Result<()> = async {
         loop {
+            // PageUp/PageDown move by the message pane's height.
+            app.page = view::message_rows(terminal.size()?.height);
             terminal.draw(|f| view::view(&app, &theme, f))?;
             let event = tokio::select! {
                 key = keys.next() => match key {
@@ -133,7 +135,7 @@ async fn carry_out(client: &Client, tx: &mpsc::UnboundedSender<AppEvent>, effect
             let pending = client.direct(to.as_str(), text).submit().await;
             tokio::spawn(async move {
                 match pending.await {
-                    Ok(sent) => notice(&tx, Some(sent.room), format!("(direct message to @{to})"), false),
+                    Ok(sent) => drop(tx.send(AppEvent::DirectSent { room: sent.room, to })),
                     Err(e) => notice(&tx, None, format!("message to @{to} not delivered: {e}"), true),
                 }
             });
@@ -219,6 +221,9 @@ async fn load_history(client: &Client, tx: &mpsc::UnboundedSender<AppEvent>, roo
         .await
     {
         Ok(page) => drop(tx.send(AppEvent::History(page))),
-        Err(e) => notice(tx, Some(room), format!("cannot load history: {e}"), true),
+        Err(e) => drop(tx.send(AppEvent::HistoryFailed {
+            room,
+            error: e.to_string(),
+        })),
     }
 }

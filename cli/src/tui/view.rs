@@ -1,5 +1,6 @@
 //! Drawing an [`App`]: rooms on the left (with unread counts), the current room's lines in
-//! the middle, its members on the right (online first), the input line and a status bar
+//! the middle (scrolled back by PageUp, older history loaded past the top; direct
+//! rooms titled `@nick`), its members on the right (online first), the input line and a status bar
 //! with the connection state below.
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -10,7 +11,6 @@ use ratatui::Frame;
 
 use super::app::{App, ChatLine, Connection, STATUS};
 use super::theme::Theme;
-use crate::chat::room_label;
 
 /// `HH:MM` (UTC) of a server timestamp.
 pub fn clock(ts_ms: u64) -> String {
@@ -18,21 +18,22 @@ pub fn clock(ts_ms: u64) -> String {
     format!("{:02}:{:02}", secs / 3600, (secs / 60) % 60)
 }
 
-fn label(name: &str) -> String {
-    if name == STATUS {
-        STATUS.to_owned()
-    } else if name.contains(':') {
-        format!("@{name}")
-    } else {
-        room_label(name)
-    }
+/// Rows of the message pane on a terminal `height` rows tall (what [`view`] lays out).
+pub fn message_rows(height: u16) -> usize {
+    height.saturating_sub(INPUT_ROWS + STATUS_ROWS + 2) as usize
 }
+
+const INPUT_ROWS: u16 = 3;
+const STATUS_ROWS: u16 = 1;
 
 /// Draw the whole screen.
 pub fn view(app: &App, theme: &Theme, frame: &mut Frame) {
-    let [main, input, status] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(3), Constraint::Length(1)])
-            .areas(frame.area());
+    let [main, input, status] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(INPUT_ROWS),
+        Constraint::Length(STATUS_ROWS),
+    ])
+    .areas(frame.area());
     let [rooms, messages, members] = Layout::horizontal([
         Constraint::Length(20),
         Constraint::Min(20),
@@ -63,7 +64,7 @@ fn draw_rooms(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             if i == app.current {
                 style = style.fg(theme.accent).add_modifier(Modifier::BOLD);
             }
-            let mut spans = vec![Span::styled(label(&r.name), style)];
+            let mut spans = vec![Span::styled(app.label(&r.name), style)];
             if r.unread > 0 {
                 spans.push(Span::styled(
                     format!(" ({})", r.unread),
@@ -103,25 +104,46 @@ fn chat_line<'a>(app: &App, theme: &Theme, l: &'a ChatLine) -> Line<'a> {
 
 fn draw_messages(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let room = app.current_room();
-    let title = label(&room.name);
-    // The last lines that fit, counting the rows a long line wraps onto, scrolled so the
-    // newest is at the bottom (word wrapping can take a row more than this estimate).
+    let mut title = app.label(&room.name);
+    if room.scroll > 0 {
+        title.push_str(&format!(" · {} newer below (End: newest)", room.scroll));
+    }
+    // Above the oldest line: whether older ones are loading, or none exist.
+    let top = if room.loading_older {
+        Some("loading older messages…".to_owned())
+    } else if room.at_start && room.name != STATUS {
+        Some(format!("start of {}", app.label(&room.name)))
+    } else {
+        None
+    };
+    let mut all: Vec<Line> = Vec::with_capacity(room.lines.len() + 1);
+    if let Some(top) = top {
+        all.push(Line::styled(
+            format!("— {top} —"),
+            Style::default().fg(theme.notice),
+        ));
+    }
+    all.extend(room.lines.iter().map(|l| chat_line(app, theme, l)));
+    // The lines that fit ending `room.scroll` lines before the newest, counting the rows
+    // a long line wraps onto, so that line is at the bottom (word wrapping can take a row
+    // more than this estimate). Scrolled back as far as it goes, the oldest is at the top.
     let rows = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2).max(1) as usize;
+    let end = all.len().saturating_sub(room.scroll);
     let mut used = 0;
-    let mut start = room.lines.len();
+    let mut start = end;
     while start > 0 && used < rows {
         start -= 1;
-        used += chat_line(app, theme, &room.lines[start])
-            .width()
-            .div_ceil(width)
-            .max(1);
+        used += all[start].width().div_ceil(width).max(1);
     }
-    let lines: Vec<Line> = room.lines[start..]
-        .iter()
-        .map(|l| chat_line(app, theme, l))
-        .collect();
-    let scroll = used.saturating_sub(rows) as u16;
+    // Scrolled back as far as the app lets (see `App::page`): the oldest at the top.
+    let furthest = room.scroll >= room.lines.len().saturating_sub(rows);
+    let (lines, scroll) = if room.scroll > 0 && (start == 0 || furthest) {
+        (all, 0)
+    } else {
+        let lines: Vec<Line> = all.drain(start..end).collect();
+        (lines, used.saturating_sub(rows) as u16)
+    };
     frame.render_widget(
         Paragraph::new(lines)
             .block(block(&title, theme))
@@ -195,7 +217,7 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let line = Line::from(vec![
         Span::styled(format!(" {} ", status_text(app)), Style::default().fg(colour)),
         Span::styled(
-            " · Tab: next room · ↑/↓: history · /help · Ctrl-C: quit",
+            " · Tab: next room · ↑/↓: history · PgUp/PgDn: scroll · /help · Ctrl-C: quit",
             Style::default().fg(theme.notice),
         ),
     ]);
