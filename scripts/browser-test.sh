@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Browser end-to-end tests: the chat page (web/) and the wasm client in headless Chromium
-# against a real gateway, with native `garou chat` clients and the example front-end app.
-# Installs what it needs once (apt chromium + chromium-driver, npm ci in tests/browser),
+# (and the chat page in headless Firefox ESR: firefox.test.mjs) against a real gateway, with
+# native `garou chat` clients and the example front-end app.
+# Installs what it needs once (apt chromium + chromium-driver + firefox-esr in one apt run,
+# npm ci in tests/browser),
 # builds the gateway (which embeds web/ and wasm-client/pkg/), then runs `node --test`.
 # Extra arguments go to `node --test` (e.g. a test file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_rust
-apt_need chromium chromium-driver
+apt_need chromium chromium-driver firefox-esr
 command -v npm >/dev/null 2>&1 || apt_need nodejs npm
 
 # npm ci only when node_modules is missing or package-lock.json changed since the last one.

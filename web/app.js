@@ -15,7 +15,7 @@
 
 import { $, h, friendly, showError, toast } from "./js/util.js";
 import { state } from "./js/state.js";
-import { connect, close, loadClient, onConnection, retryNow } from "./js/connection.js";
+import { connect, loadClient, onConnection, retryNow } from "./js/connection.js";
 import { onEvent, hooks } from "./js/events.js";
 import { actions, invalidate, jumpToEnd, renderMe, wireLog } from "./js/render.js";
 import { joinRoom, leaveRoom, loadOlder, onRejoined, onSelect, openDirect, refreshBrowse, selectRoom } from "./js/rooms.js";
@@ -188,7 +188,6 @@ function wire() {
       .catch(showError);
   });
 
-  window.addEventListener("pagehide", close);
   // Refresh the list of rooms to browse now and then.
   setInterval(() => document.visibilityState === "visible" && refreshBrowse(), 5000);
   window.addEventListener("focus", refreshBrowse);

@@ -2,7 +2,8 @@
 // is SIGKILLed and started again on the same ports and data (a new self-signed
 // certificate, as by default). Without a click both pages reconnect (fetching the new
 // certificate hash), rejoin, catch up, send what was written while away, and show every
-// message exactly once, in order — once over WebTransport and once forced onto WebSocket.
+// message exactly once, in order (a reload afterwards shows the same log from history) —
+// once over WebTransport and once forced onto WebSocket.
 //
 // Run: scripts/browser-test.sh page-reconnect.test.mjs
 // BROWSER_TEST_SCREENSHOTS=DIR keeps screenshots taken during and after the reconnect.
@@ -104,6 +105,10 @@ for (const transport of ["webtransport", "websocket"]) {
     );
     assert.equal((await pa.getByTestId("transport").textContent()).trim(), transport);
     await shot(pa, `reconnect-${transport}-after`);
+    // Reloaded after the recovery, the page shows the same log again, from history.
+    await pa.reload();
+    await eventually(async () => assert.equal(await pa.getByTestId("room").textContent(), room), WAIT, `${a}'s page to rejoin after a reload`);
+    await expectLog(pa, order, `${a} after a reload`);
     assert.equal(await nat.quit(), 0);
   }, 120_000);
 }

@@ -8,15 +8,21 @@ import { sendMessage } from "./rooms.js";
 
 const TYPING_SEND_MS = 1000; // at most one typing datagram per second
 const params = new URLSearchParams(location.search);
-// Prefix of the gateway's HTTP API: same origin unless ?gateway= points elsewhere.
-const API = params.get("gateway") ? params.get("gateway").replace(/\/+$/, "") : "";
+/**
+ * Prefix of the gateway's HTTP API: the gateway the client is connected to now (it may have
+ * moved to another node of a cluster), else ?gateway=, else the page's own origin.
+ */
+const api = () => {
+  const base = (state.client?.url || params.get("gateway") || "").replace(/\/+$/, "");
+  return base === location.origin ? "" : base;
+};
 
 // ---------------------------------------------------------------- attachments' URLs
 
 /** A download URL of an upload, with this session's ticket (which changes per connection). */
 export function attachmentUrl(id) {
   const ticket = state.client ? state.client.ticket : "";
-  return `${API}/api/uploads/${encodeURIComponent(id)}?ticket=${encodeURIComponent(ticket)}`;
+  return `${api()}/api/uploads/${encodeURIComponent(id)}?ticket=${encodeURIComponent(ticket)}`;
 }
 
 // Images rendered before the session's ticket arrived (it comes with the welcome).
@@ -97,7 +103,7 @@ const UPLOAD_ERRORS = {
 function postFile(file, onProgress, signal) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    const url = `${API}/api/uploads?ticket=${encodeURIComponent(state.client.ticket)}&name=${encodeURIComponent(file.name || "image")}`;
+    const url = `${api()}/api/uploads?ticket=${encodeURIComponent(state.client.ticket)}&name=${encodeURIComponent(file.name || "image")}`;
     xhr.open("POST", url);
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
     xhr.upload.addEventListener("progress", (e) => e.lengthComputable && onProgress(e.loaded / e.total));

@@ -15,6 +15,15 @@ import { state } from "./state.js";
 const params = new URLSearchParams(location.search);
 /** The gateway's HTTP origin: the page's own unless ?gateway= points elsewhere. */
 export const GATEWAY = params.get("gateway") || location.origin;
+/**
+ * More gateways to fall back on, e.g. the other nodes of a cluster:
+ * ?gateways=http://b:8081,http://c:8082. Every reconnect attempt takes the next address in
+ * turn (the wasm client's `urls`), so the page moves to a live node by itself.
+ */
+const FALLBACKS = (params.get("gateways") || "")
+  .split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 
 /** Reconnect pacing for a page someone is looking at: first retry after 0.25-0.5 s, at most 2.5-5 s apart. */
 const RECONNECT = { backoffInitialMs: 500, backoffMaxMs: 5000 };
@@ -56,12 +65,17 @@ export async function connect(opts) {
   setStatus("connecting");
   let client;
   try {
-    client = await GarouClient.connect({ url: GATEWAY, ...RECONNECT, ...opts });
+    client = await GarouClient.connect({ url: GATEWAY, urls: [GATEWAY, ...FALLBACKS], ...RECONNECT, ...opts });
   } catch (e) {
     setStatus("idle");
     throw e;
   }
   state.client = client;
+  // Closed when the page goes away — after the client's own pagehide listener (added
+  // during connect, so it runs first) left the resume token in sessionStorage: a closed
+  // client leaves none, and a reloaded page would be refused its own nick while the old
+  // session lingers (a close that never reaches the gateway, e.g. the network is gone).
+  window.addEventListener("pagehide", close);
   identify(client, client.transport);
   client.on((ev) => {
     try {
