@@ -229,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
                     "garou: cluster node {} (chat page at http://{http}/)",
                     node.status.node
                 );
-                server::signal().await;
+                server::signal_ignoring_hup().await;
                 tracing::info!("signal received");
                 node.shutdown().await;
                 return Ok(());

@@ -430,6 +430,29 @@ pub async fn signal_or_reload(gateway: &Gateway) {
     }
 }
 
+/// Resolve when SIGINT or SIGTERM arrives; a SIGHUP meanwhile is logged and otherwise
+/// ignored (a cluster node reads its certificate when it starts: after a renewal, restart
+/// the nodes one at a time). Without this, SIGHUP's default action would end the process.
+pub async fn signal_ignoring_hup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal as on, SignalKind};
+        let mut hup = on(SignalKind::hangup()).expect("SIGHUP handler");
+        let stop = signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = hup.recv() => warn!(
+                    "SIGHUP ignored: a cluster node loads its certificate at start; restart nodes one at a time to renew it"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    signal().await
+}
+
 /// Resolve when SIGINT or SIGTERM arrives.
 pub async fn signal() {
     #[cfg(unix)]

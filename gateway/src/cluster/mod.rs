@@ -21,8 +21,8 @@
 //!
 //! What this does not do yet: spread the rooms over several hubs (the hub is one process:
 //! relays take the connection and crypto load off it, not the room work), carry a
-//! relayed room's fan-out once per node instead of once per session, or serve the HTTP
-//! API (history, uploads, admin) on relays (they answer 503 naming the hub).
+//! relayed room's fan-out once per node instead of once per session. Relays pass the HTTP
+//! API (history, uploads, admin) through to the hub ([`crate::http::relay`]).
 
 pub mod edge;
 pub mod frame;
@@ -179,9 +179,19 @@ impl Status {
             Some("store (PostgreSQL) unavailable")
         } else if self.role() == Role::Starting {
             Some("no hub yet")
+        } else if self.role() == Role::Relay && !self.hub_heard() {
+            // The lease row can name a hub that died a moment ago (until its lease runs
+            // out); its silence on the bus tells sooner.
+            Some("hub not heard from")
         } else {
             None
         }
+    }
+
+    /// Whether the hub this node relays to sent a heartbeat within three beats.
+    fn hub_heard(&self) -> bool {
+        let hub = self.hub.lock().clone();
+        self.nodes.get(&hub).is_some_and(|(_, ago)| ago < 3 * nodes::BEAT)
     }
 
     /// The cluster's series for `/metrics`, in the text format.
