@@ -57,6 +57,7 @@ NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
 PG_SERVER = os.environ.get("PG_SERVER", "postgres://postgres@127.0.0.1:5432")
 BENCH_DB = os.environ.get("BENCH_DB", "garou_bench")
 PORT_BASE = int(os.environ.get("PORT_BASE", 27300))
+OUT = os.environ.get("OUT", "cluster-latest")  # bench/results/OUT.{md,json}
 GAROU = C.GAROU
 ONE = {"TOKIO_WORKER_THREADS": "1"}
 
@@ -265,7 +266,7 @@ def main():
         f"clients, each receiving every message, the publishers theirs included), {FANOUT_RATE} msg/s in total. "
         f"**rooms**: {ROOMS} rooms × {MEMBERS} members, every member publishing, {ROOMS_RATE} msg/s in total. "
         f"{SIZE}-byte messages, {DURATION:g} s of publishing, QUIC. Gateways pinned to CPU {C.SERVER_CORE} with one "
-        f"worker thread each (the cluster's two nodes share it), the load to CPU {C.LOAD_CORE}; in the cluster, "
+        f"worker thread each (the cluster's two nodes share that), the load to CPU {C.LOAD_CORE}; in the cluster, "
         f"client i is on node i mod 2 (node 0 the hub, node 1 the relay).",
         "",
         table(results),
@@ -277,8 +278,8 @@ def main():
     print(text)
     out = C.BENCH / "results"
     out.mkdir(exist_ok=True)
-    (out / "cluster-latest.md").write_text(text)
-    (out / "cluster-latest.json").write_text(json.dumps(
+    (out / f"{OUT}.md").write_text(text)
+    (out / f"{OUT}.json").write_text(json.dumps(
         {"when": stamp, "machine": dict(mach, loadavg_at_end=loadavg_end),
          "shape": {"rounds": ROUNDS, "duration_s": DURATION, "size": SIZE, "subscribers": SUBSCRIBERS,
                    "publishers": PUBLISHERS, "fanout_rate": FANOUT_RATE, "rooms": ROOMS, "members": MEMBERS,
