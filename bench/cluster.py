@@ -265,8 +265,8 @@ def main():
         f"**fanout**: 1 room, {PUBLISHERS} publishers + {SUBSCRIBERS} subscribers ({SUBSCRIBERS + PUBLISHERS} "
         f"clients, each receiving every message, the publishers theirs included), {FANOUT_RATE} msg/s in total. "
         f"**rooms**: {ROOMS} rooms × {MEMBERS} members, every member publishing, {ROOMS_RATE} msg/s in total. "
-        f"{SIZE}-byte messages, {DURATION:g} s of publishing, QUIC. Gateways pinned to CPU {C.SERVER_CORE} with one "
-        f"worker thread each (the cluster's two nodes share that), the load to CPU {C.LOAD_CORE}; in the cluster, "
+        f"{SIZE}-byte messages, {DURATION:g} s of publishing, QUIC. Gateways on CPU {C.SERVER_CORE} with one "
+        f"worker thread each (the cluster's two nodes included), the load on CPU {C.LOAD_CORE}; in the cluster, "
         f"client i is on node i mod 2 (node 0 the hub, node 1 the relay).",
         "",
         table(results),
