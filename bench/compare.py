@@ -118,16 +118,18 @@ def port_bound(port, udp):
 
 
 class Sampler(threading.Thread):
-    """Samples the server's CPU ticks every 100 ms until stopped."""
+    """Samples the server's CPU ticks every 100 ms until stopped; given several pids (the nodes
+    of a cluster), their sum."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
-        self.pid, self.samples, self.done = pid, [], threading.Event()
+        self.pids = list(pid) if isinstance(pid, (list, tuple)) else [pid]
+        self.samples, self.done = [], threading.Event()
 
     def run(self):
         while not self.done.is_set():
             try:
-                self.samples.append((time.time(), cpu_ticks(self.pid)))
+                self.samples.append((time.time(), sum(cpu_ticks(p) for p in self.pids)))
             except OSError:
                 return
             self.done.wait(0.1)
@@ -200,9 +202,10 @@ def first_lines(text, n=3):
 
 
 def run_load(server, cmd, env=None):
-    """One bounded load run with the server's CPU sampled; returns the client's JSON plus CPU."""
+    """One bounded load run with the server's CPU sampled (`server.pids`, if it has them, are
+    summed: the nodes of a cluster); returns the client's JSON plus CPU."""
     argv, full_env = load_cmd(cmd, env)
-    sampler = Sampler(server.pid)
+    sampler = Sampler(getattr(server, "pids", None) or server.pid)
     sampler.start()
     t_start = time.time()
     p = subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

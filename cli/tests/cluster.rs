@@ -456,3 +456,64 @@ async fn three_nodes_survive_a_killed_hub_and_a_killed_relay_without_losing_an_a
     drop(nodes);
     cluster.db.drop().await;
 }
+
+/// A counter or gauge's value in a `/metrics` text (`name` with its labels, as rendered).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `garou bench fanout` with `--server hub,relay`: clients alternate over the two nodes
+/// (publishers on both), every acked message reaches every member exactly once, the summary
+/// counts the clients of each server and splits latency by path, and both nodes' `/metrics`
+/// saw the sessions (the hub runs every session; the relay carried its half to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_spreads_clients_over_two_nodes() {
+    use garou_cli::bench::{fanout, CommonArgs};
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let hub = cluster.node("h");
+    hub.wait_role("hub").await;
+    let relay = cluster.node("r");
+    relay.wait_role("relay").await;
+
+    const CLIENTS: usize = 10;
+    let args = fanout::FanoutArgs {
+        common: CommonArgs::pinned_many(&[hub.quic.clone(), relay.quic.clone()], &cluster.sha256),
+        clients: CLIENTS,
+        room: None,
+        publishers: 2,
+        rate: 40.0,
+        size: 64,
+        duration: 1.5,
+        window: 16,
+        drain: 10.0,
+    };
+    let s = timeout(Duration::from_secs(60), fanout::run(&args))
+        .await
+        .expect("the run ends")
+        .expect("the run");
+    let j = s.to_json();
+    println!("two-node fanout: {j}");
+    assert!(s.published >= 40, "{j}");
+    assert_eq!((s.lost, s.duplicated, s.errors), (0, 0, 0), "{j}");
+    assert_eq!(s.deliveries, s.published * CLIENTS as u64, "{j}");
+    assert_eq!(j["clients_per_server"], serde_json::json!([5, 5]), "{j}");
+    assert_eq!(j["servers"], serde_json::json!([hub.quic, relay.quic]), "{j}");
+    // Publisher 0 is on the hub and publisher 1 on the relay: all four paths were taken.
+    for path in ["0->0", "0->1", "1->0", "1->1"] {
+        let n = j["latency_by_path"][path]["deliveries"].as_u64().unwrap_or(0);
+        assert!(n > 0, "no delivery on path {path}: {j}");
+    }
+
+    let hub_metrics = http_get(&hub.http, "/metrics").await.expect("hub /metrics");
+    let relay_metrics = http_get(&relay.http, "/metrics").await.expect("relay /metrics");
+    let handshakes = metric(&hub_metrics, "garou_handshakes_total{result=\"ok\"}");
+    let relayed = metric(&relay_metrics, "garou_relay_connections_opened_total");
+    println!("hub handshakes ok: {handshakes:?}; relay connections relayed: {relayed:?}");
+    assert!(handshakes.unwrap_or(0.0) >= CLIENTS as f64, "{hub_metrics}");
+    assert!(relayed.unwrap_or(0.0) >= (CLIENTS / 2) as f64, "{relay_metrics}");
+    drop((hub, relay));
+    cluster.db.drop().await;
+}

@@ -22,14 +22,24 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// A connected client and its events.
 pub type Connected = (BenchClient, BenchEvents);
 
-/// Where and how bench clients connect.
-pub struct Target {
-    pub server: String,
+/// One gateway the clients are spread over.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// `--server` as given: QUIC `HOST:PORT`, or the HTTP `HOST:PORT` / `ws://` URL.
+    pub addr: String,
     /// `ws://HOST:PORT/ws` for the WebSocket transport.
     ws_url: String,
+}
+
+/// Where and how bench clients connect.
+pub struct Target {
+    /// The gateways, in `--server` order (one for a single gateway).
+    pub servers: Vec<Server>,
     trust: Trust,
     endpoints: Vec<quinn::Endpoint>,
     next: AtomicUsize,
+    /// Round-robin over `servers` for [`Target::connect`].
+    next_server: AtomicUsize,
     pub concurrency: usize,
     /// Random per run: tags nicks, rooms and payloads so runs against one gateway (or
     /// several bench processes) never mix.
@@ -38,25 +48,39 @@ pub struct Target {
 }
 
 impl Target {
-    /// Resolve the server and bind the shared endpoints.
+    /// Resolve the servers and bind the shared endpoints.
     pub async fn new(c: &CommonArgs) -> anyhow::Result<Target> {
-        let (host, ws_url) = match c.transport {
-            Transport::Quic => (c.server.clone(), String::new()),
-            Transport::Websocket => ws_target(&c.server)?,
-        };
+        anyhow::ensure!(!c.server.is_empty(), "--server names no gateway");
         let trust = match (&c.cert_hash, c.insecure) {
             (Some(h), _) => Trust::cert_hash_hex(h)?,
             (None, true) => Trust::Insecure,
             (None, false) => Trust::System,
         };
-        let addr = tokio::net::lookup_host(&host)
-            .await?
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{host} resolves to nothing"))?;
-        let bind: SocketAddr = if addr.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
+        let mut servers = Vec::new();
+        let mut ipv4 = None;
+        for addr in &c.server {
+            let (host, ws_url) = match c.transport {
+                Transport::Quic => (addr.clone(), String::new()),
+                Transport::Websocket => ws_target(addr)?,
+            };
+            let resolved = tokio::net::lookup_host(&host)
+                .await?
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{host} resolves to nothing"))?;
+            // The shared endpoints are bound once, for one address family.
+            anyhow::ensure!(
+                *ipv4.get_or_insert(resolved.is_ipv4()) == resolved.is_ipv4(),
+                "--server mixes IPv4 and IPv6 addresses"
+            );
+            servers.push(Server {
+                addr: addr.clone(),
+                ws_url,
+            });
+        }
+        let bind: SocketAddr = if ipv4 == Some(false) {
             (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
         };
         let endpoints = match c.transport {
             Transport::Quic => (0..c.endpoints.max(1))
@@ -65,15 +89,20 @@ impl Target {
             Transport::Websocket => Vec::new(),
         };
         Ok(Target {
-            server: c.server.clone(),
-            ws_url,
+            servers,
             trust,
             endpoints,
             next: AtomicUsize::new(0),
+            next_server: AtomicUsize::new(0),
             concurrency: c.connect_concurrency.max(1),
             run_id: rand::random(),
             transport: c.transport,
         })
+    }
+
+    /// The server client `i` of a run connects to (round-robin).
+    pub fn server_of(&self, i: usize) -> usize {
+        i % self.servers.len()
     }
 
     /// A name unique to this run.
@@ -81,13 +110,21 @@ impl Target {
         format!("{prefix}{:08x}-{i}", self.run_id)
     }
 
-    /// Connect one client (no reconnect: a lost connection is an error of the run).
+    /// Connect one client to the next server in turn (no reconnect: a lost connection is
+    /// an error of the run).
     pub async fn connect(&self, nick: String) -> Result<Connected, String> {
+        let server = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
+        self.connect_to(server, nick).await
+    }
+
+    /// Connect one client to `servers[server]`.
+    pub async fn connect_to(&self, server: usize, nick: String) -> Result<Connected, String> {
+        let server = &self.servers[server];
         if self.transport == Transport::Websocket {
-            let (c, ev) = WsClient::connect(&self.ws_url, nick).await?;
+            let (c, ev) = WsClient::connect(&server.ws_url, nick).await?;
             return Ok((BenchClient::Ws(c), BenchEvents::Ws(ev)));
         }
-        let mut opts = ClientOptions::with_nick(self.server.clone(), nick).trust(self.trust.clone());
+        let mut opts = ClientOptions::with_nick(server.addr.clone(), nick).trust(self.trust.clone());
         opts.reconnect = false;
         opts.connect_timeout = CONNECT_WAIT;
         opts.request_timeout = REQUEST_WAIT;
@@ -104,11 +141,12 @@ impl Target {
         }
     }
 
-    /// Connect `nicks` with bounded concurrency, in order; failures are `None`.
+    /// Connect `nicks` with bounded concurrency, in order, nick `i` to server
+    /// [`Target::server_of`]`(i)`; failures are `None`.
     pub async fn connect_all(&self, nicks: Vec<String>) -> Vec<Option<Connected>> {
-        futures::stream::iter(nicks)
-            .map(|n| async move {
-                match self.connect(n).await {
+        futures::stream::iter(nicks.into_iter().enumerate())
+            .map(|(i, n)| async move {
+                match self.connect_to(self.server_of(i), n).await {
                     Ok(c) => Some(c),
                     Err(e) => {
                         tracing::warn!("bench connect failed: {e}");

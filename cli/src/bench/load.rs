@@ -55,6 +55,8 @@ struct Final {
 struct MemberReport {
     seen: Seen,
     latencies: Latencies,
+    /// With several servers: latencies by path, index `publisher's server * N + member's server`.
+    by_path: Vec<Latencies>,
     last: Option<Instant>,
     lost: u64,
     disconnected: bool,
@@ -90,6 +92,11 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     let connect_secs = t0.elapsed().as_secs_f64();
     let mut errors = clients.iter().filter(|c| c.is_none()).count() as u64;
     anyhow::ensure!(clients.iter().any(Option::is_some), "no client could connect");
+    let servers = target.servers.len();
+    let mut per_server = vec![0u64; servers];
+    for (i, c) in clients.iter().enumerate() {
+        per_server[target.server_of(i)] += u64::from(c.is_some());
+    }
     let (handles, events): (Vec<Option<BenchClient>>, Vec<Option<BenchEvents>>) = clients
         .into_iter()
         .map(|c| match c {
@@ -121,22 +128,9 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
         .await;
     errors += joined.iter().filter(|j| !j.2).count() as u64;
 
-    let (final_tx, final_rx) = watch::channel::<Option<Arc<Final>>>(None);
-    let run_id = target.run_id;
-    let mut members = tokio::task::JoinSet::new();
-    for &(g, m, ok) in &joined {
-        if let (true, Some(ev)) = (ok, events[m].take()) {
-            members.spawn(member(run_id, g, ev, final_rx.clone()));
-        }
-    }
     let is_member = |m: usize| joined.iter().any(|&(_, j, ok)| j == m && ok);
-
-    // Publish.
-    let start = Instant::now();
-    let window_start = unix_ms();
-    let end = start + plan.duration;
-    let mut publishers = tokio::task::JoinSet::new();
-    let ready: Vec<(usize, BenchClient, String)> = plan
+    // Publishers (their position here is the id in their payloads) and their clients.
+    let ready: Vec<(usize, usize, BenchClient, String)> = plan
         .groups
         .iter()
         .enumerate()
@@ -144,12 +138,32 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
             let handles = &handles;
             grp.publishers.iter().filter_map(move |&p| {
                 let h = handles[p].clone().filter(|_| is_member(p))?;
-                Some((g, h, grp.room.clone()))
+                Some((g, p, h, grp.room.clone()))
             })
         })
         .collect();
+    let paths = Arc::new(Paths {
+        servers,
+        of_publisher: ready.iter().map(|r| target.server_of(r.1)).collect(),
+    });
+
+    let (final_tx, final_rx) = watch::channel::<Option<Arc<Final>>>(None);
+    let run_id = target.run_id;
+    let mut members = tokio::task::JoinSet::new();
+    for &(g, m, ok) in &joined {
+        if let (true, Some(ev)) = (ok, events[m].take()) {
+            let home = target.server_of(m);
+            members.spawn(member(run_id, g, ev, final_rx.clone(), paths.clone(), home));
+        }
+    }
+
+    // Publish.
+    let start = Instant::now();
+    let window_start = unix_ms();
+    let end = start + plan.duration;
+    let mut publishers = tokio::task::JoinSet::new();
     let count = ready.len();
-    for (id, (g, h, room)) in ready.into_iter().enumerate() {
+    for (id, (g, _, h, room)) in ready.into_iter().enumerate() {
         let pace = Pace::new(plan.rate_per_publisher, id, count, start);
         publishers.spawn(publisher(h, run_id, g, id, room, plan.clone(), pace, end));
     }
@@ -179,6 +193,7 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
         ..Summary::default()
     };
     let mut latencies = Latencies::default();
+    let mut by_path = vec![Latencies::default(); paths.slots()];
     let mut last = start;
     let collect = async {
         while let Some(r) = members.join_next().await {
@@ -190,6 +205,9 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
                     summary.errors += u64::from(m.disconnected);
                     last = last.max(m.last.unwrap_or(start));
                     latencies.extend(m.latencies);
+                    for (all, one) in by_path.iter_mut().zip(m.by_path) {
+                        all.extend(one);
+                    }
                 }
                 Err(_) => summary.errors += 1,
             }
@@ -224,8 +242,64 @@ pub async fn run(target: &Target, scenario: &'static str, n: usize, plan: Plan) 
     summary
         .extra
         .insert("window_end_unix_ms".into(), json!(window_end));
+    if servers > 1 {
+        let names: Vec<&str> = target.servers.iter().map(|s| s.addr.as_str()).collect();
+        summary.extra.insert("servers".into(), json!(names));
+        summary
+            .extra
+            .insert("clients_per_server".into(), json!(per_server));
+        summary
+            .extra
+            .insert("latency_by_path".into(), path_report(servers, by_path));
+    }
     target.close_all(handles.into_iter().flatten().collect()).await;
     Ok(summary)
+}
+
+/// Which server each publisher and member is on, to split latencies by path.
+struct Paths {
+    servers: usize,
+    /// The server of publisher `id` (the id in its payloads).
+    of_publisher: Vec<usize>,
+}
+
+impl Paths {
+    /// Paths there are (none with one server: its run reports no split).
+    fn slots(&self) -> usize {
+        if self.servers > 1 {
+            self.servers * self.servers
+        } else {
+            0
+        }
+    }
+
+    /// The index into `by_path` of a delivery from `publisher` to a member on `home`.
+    fn index(&self, publisher: usize, home: usize) -> Option<usize> {
+        let from = *self.of_publisher.get(publisher)?;
+        (self.servers > 1).then_some(from * self.servers + home)
+    }
+}
+
+/// `{"0->1": {"deliveries", "p50_ms", "p99_ms"}, ...}`: latency from publishers on server 0
+/// to members on server 1 (server numbers in `--server` order), for every path that had any.
+fn path_report(servers: usize, by_path: Vec<Latencies>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (i, l) in by_path.into_iter().enumerate() {
+        if l.is_empty() {
+            continue;
+        }
+        let n = l.len();
+        let [p50, _, p99, _] = l.percentiles();
+        out.insert(
+            format!("{}->{}", i / servers, i % servers),
+            json!({
+                "deliveries": n,
+                "p50_ms": (p50 * 1000.0).round() / 1000.0,
+                "p99_ms": (p99 * 1000.0).round() / 1000.0,
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
 }
 
 /// The stamped payload of message `seq` of publisher `id`, padded to `size` bytes.
@@ -339,10 +413,13 @@ async fn member(
     group: usize,
     mut events: BenchEvents,
     mut fin: watch::Receiver<Option<Arc<Final>>>,
+    paths: Arc<Paths>,
+    home: usize,
 ) -> MemberReport {
     let mut r = MemberReport {
         seen: Seen::default(),
         latencies: Latencies::default(),
+        by_path: vec![Latencies::default(); paths.slots()],
         last: None,
         lost: 0,
         disconnected: false,
@@ -373,7 +450,11 @@ async fn member(
             Some(Incoming::Message(text)) => {
                 if let Some((p, seq, ns)) = parse(run, &text) {
                     if r.seen.record(p, seq) {
-                        r.latencies.push_ns(now_ns().saturating_sub(ns));
+                        let ns = now_ns().saturating_sub(ns);
+                        r.latencies.push_ns(ns);
+                        if let Some(i) = paths.index(p, home) {
+                            r.by_path[i].push_ns(ns);
+                        }
                         r.last = Some(Instant::now());
                     }
                 }

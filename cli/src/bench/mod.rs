@@ -68,9 +68,11 @@ impl Transport {
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Gateway address: QUIC `HOST:PORT`, or with `--transport websocket` the HTTP
-    /// `HOST:PORT` (or a `ws://` URL).
-    #[arg(long, default_value = "127.0.0.1:4433")]
-    pub server: String,
+    /// `HOST:PORT` (or a `ws://` URL). Several (`--server a,b` or the flag repeated), e.g. the
+    /// nodes of a cluster: client `i` connects to server `i mod N`, so publishers and
+    /// subscribers are spread over all of them.
+    #[arg(long, default_value = "127.0.0.1:4433", value_delimiter = ',', num_args = 1)]
+    pub server: Vec<String>,
     /// Accept any certificate (the dev gateway's is self-signed).
     #[arg(long)]
     pub insecure: bool,
@@ -95,7 +97,7 @@ impl CommonArgs {
     /// Defaults pointing at `server`, pinned to `cert_hash` (for tests).
     pub fn pinned(server: impl Into<String>, cert_hash: &[u8; 32]) -> CommonArgs {
         CommonArgs {
-            server: server.into(),
+            server: vec![server.into()],
             insecure: false,
             cert_hash: Some(hex::encode(cert_hash)),
             transport: Transport::Quic,
@@ -105,10 +107,18 @@ impl CommonArgs {
         }
     }
 
+    /// Defaults spreading clients over `servers` (QUIC), pinned to `cert_hash` (for tests).
+    pub fn pinned_many(servers: &[String], cert_hash: &[u8; 32]) -> CommonArgs {
+        CommonArgs {
+            server: servers.to_vec(),
+            ..CommonArgs::pinned(String::new(), cert_hash)
+        }
+    }
+
     /// Defaults for the WebSocket transport at the gateway's HTTP address (for tests).
     pub fn websocket(http: impl Into<String>) -> CommonArgs {
         CommonArgs {
-            server: http.into(),
+            server: vec![http.into()],
             insecure: false,
             cert_hash: None,
             transport: Transport::Websocket,
