@@ -25,19 +25,11 @@ use tokio::time::{timeout, Instant};
 
 /// Every text of `room`'s history, oldest first, read through the client.
 async fn all_texts(client: &garou_client::Client, room: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut after = Some(0); // oldest first
-    loop {
-        let page = timeout(WAIT, client.history(room, None, after, 1000))
-            .await
-            .expect("history in time")
-            .expect("history");
-        let Some(last) = page.messages.last() else {
-            return out;
-        };
-        after = Some(last.offset);
-        out.extend(page.messages.iter().map(|m| m.text.clone()));
-    }
+    common::whole_history(client, room)
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

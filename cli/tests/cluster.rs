@@ -14,33 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::cluster::{free_port, nats};
 use common::pg::TestDb;
 use common::{room_event, WAIT};
 use garou_client::{connect, Client, ClientEvent, ClientOptions, Events, Trust};
 use garou_protocol::Event;
 use garou_protocol::Message;
 use tokio::time::{timeout, Instant};
-
-fn nats() -> Option<String> {
-    match std::env::var("GAROU_TEST_NATS") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipping the cluster: GAROU_TEST_NATS unset");
-            None
-        }
-    }
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// One node's process and its fixed addresses (kept across restarts).
 struct NodeProc {
@@ -230,24 +210,14 @@ async fn read_all(mut events: Events) -> Seen {
 /// Every message of `room`'s history: offset -> text.
 async fn history(client: &Client, room: &str) -> BTreeMap<u64, String> {
     let mut out = BTreeMap::new();
-    let mut after = Some(0);
-    loop {
-        let page = timeout(WAIT, client.history(room, None, after, 1000))
-            .await
-            .expect("history in time")
-            .expect("history");
-        let Some(last) = page.messages.last() else {
-            return out;
-        };
-        after = Some(last.offset);
-        for m in &page.messages {
-            assert!(
-                out.insert(m.offset, m.text.clone()).is_none(),
-                "offset {} twice in history",
-                m.offset
-            );
-        }
+    for m in common::whole_history(client, room).await {
+        assert!(
+            out.insert(m.offset, m.text.clone()).is_none(),
+            "offset {} twice in history",
+            m.offset
+        );
     }
+    out
 }
 
 /// Connect, retrying while the cluster settles (no hub yet, a node restarting).

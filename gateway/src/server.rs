@@ -407,33 +407,25 @@ async fn dispatch(
 /// Resolve when SIGINT or SIGTERM arrives; on each SIGHUP meanwhile, reload the TLS
 /// certificate (`kill -HUP <pid>` after a renewal).
 pub async fn signal_or_reload(gateway: &Gateway) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal as on, SignalKind};
-        let mut hup = on(SignalKind::hangup()).expect("SIGHUP handler");
-        let stop = signal();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = hup.recv() => {
-                    info!("SIGHUP: reloading the TLS certificate");
-                    let _ = gateway.reload_tls();
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = gateway;
-        signal().await
-    }
+    until_stop(|| {
+        info!("SIGHUP: reloading the TLS certificate");
+        let _ = gateway.reload_tls();
+    })
+    .await
 }
 
 /// Resolve when SIGINT or SIGTERM arrives; a SIGHUP meanwhile is logged and otherwise
 /// ignored (a cluster node reads its certificate when it starts: after a renewal, restart
 /// the nodes one at a time). Without this, SIGHUP's default action would end the process.
 pub async fn signal_ignoring_hup() {
+    until_stop(|| {
+        warn!("SIGHUP ignored: a cluster node loads its certificate at start; restart nodes one at a time to renew it")
+    })
+    .await
+}
+
+/// Resolve when SIGINT or SIGTERM arrives, calling `on_hup` for each SIGHUP meanwhile.
+async fn until_stop(mut on_hup: impl FnMut()) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal as on, SignalKind};
@@ -443,14 +435,15 @@ pub async fn signal_ignoring_hup() {
         loop {
             tokio::select! {
                 _ = &mut stop => return,
-                _ = hup.recv() => warn!(
-                    "SIGHUP ignored: a cluster node loads its certificate at start; restart nodes one at a time to renew it"
-                ),
+                _ = hup.recv() => on_hup(),
             }
         }
     }
     #[cfg(not(unix))]
-    signal().await
+    {
+        let _ = &mut on_hup;
+        signal().await
+    }
 }
 
 /// Resolve when SIGINT or SIGTERM arrives.

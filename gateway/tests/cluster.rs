@@ -8,34 +8,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::cluster::{free_port, nats};
 use common::pg::{PrivateNats, PrivatePg, TestDb};
 use common::{room_event, wait_for, WAIT};
 use garou_client::{connect, Client, ClientOptions, Events, Trust};
 use garou_gateway::cluster::{Node, Role};
 use garou_gateway::config::ServerConfig;
 use garou_protocol::{ErrorCode, Message};
-
-/// The NATS server tests use, or `None` after printing why the test is skipped.
-fn nats() -> Option<String> {
-    match std::env::var("GAROU_TEST_NATS") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipping the cluster: GAROU_TEST_NATS unset");
-            None
-        }
-    }
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// What the nodes of one test share: database, NATS, subject prefix, certificate.
 struct Cluster {

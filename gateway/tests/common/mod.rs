@@ -2,6 +2,7 @@
 //! native clients over QUIC. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod driven;
 pub mod lines;
 pub mod pg;
@@ -131,4 +132,21 @@ pub async fn ready(addr: SocketAddr) -> (u16, String) {
     let raw = String::from_utf8(raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+/// Every message of `room`'s history through `client`, oldest first (pages of 1,000).
+pub async fn whole_history(client: &Client, room: &str) -> Vec<garou_client::StoredMessage> {
+    let mut out = Vec::new();
+    let mut after = Some(0); // oldest first
+    loop {
+        let page = tokio::time::timeout(WAIT, client.history(room, None, after, 1000))
+            .await
+            .expect("history in time")
+            .expect("history");
+        let Some(last) = page.messages.last() else {
+            return out;
+        };
+        after = Some(last.offset);
+        out.extend(page.messages);
+    }
 }
