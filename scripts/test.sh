@@ -21,10 +21,10 @@ start=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - start )) s)"; }
 mkdir -p target
 
-# Floors: a little below the counts of the last green run (609 Rust tests with PostgreSQL and NATS, 18 browser tests).
+# Floors: a little below the counts of the last green run (609 Rust tests with PostgreSQL and NATS, 23 browser tests).
 # Raise them when tests are added; never lower them to make a run pass.
 MIN_RUST_TESTS=600
-MIN_BROWSER_TESTS=17
+MIN_BROWSER_TESTS=22
 # Fail unless at least $3 $2 passed (the count is $1).
 at_least() {
   if [ "$1" -lt "$3" ]; then

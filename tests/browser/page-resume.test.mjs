@@ -77,6 +77,7 @@ async function cutProxy(gw) {
     up.on("error", () => res.destroy());
     req.pipe(up);
   });
+  const sockets = new Set(); // both ends of every piped WebSocket, destroyed by close()
   server.on("upgrade", (req, sock, head) => {
     const conn = { cut: false };
     live.add(conn);
@@ -93,6 +94,10 @@ async function cutProxy(gw) {
     up.on("close", () => conn.cut || sock.destroy());
     sock.on("error", () => {});
     up.on("error", () => {});
+    for (const s of [sock, up]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    }
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   return {
@@ -101,6 +106,9 @@ async function cutProxy(gw) {
       for (const c of live) c.cut = true;
     },
     async close() {
+      // Upgraded sockets are not the server's HTTP connections any more: closeAllConnections
+      // leaves them, and server.close would wait for them (the cut ones) for ever.
+      for (const s of sockets) s.destroy();
       server.closeAllConnections?.();
       await new Promise((r) => server.close(r));
       for (const f of flows.values()) f.up.close();

@@ -60,7 +60,13 @@ export function fixture({ config = FAST_CONFIG, allowErrors = [] } = {}) {
   });
   after(async () => {
     if (process.env.BROWSER_TEST_VERBOSE) ctx.diag.dump("everything (BROWSER_TEST_VERBOSE)");
-    for (const c of ctx.cleanups.reverse()) await c().catch(() => {});
+    // Each cleanup is bounded: one that never settles must not hold the run (and CI) open.
+    for (const c of ctx.cleanups.reverse()) {
+      let timer;
+      const late = new Promise((r) => (timer = setTimeout(() => r(console.error("# a cleanup took over 10 s; going on")), 10_000)));
+      await Promise.race([c().catch(() => {}), late]);
+      clearTimeout(timer);
+    }
     await ctx.browser?.close().catch(() => {});
     await ctx.gw?.stop();
     rmSync(dir, { recursive: true, force: true });
