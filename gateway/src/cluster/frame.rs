@@ -7,6 +7,10 @@
 //! odd, server-opened ones even. NATS core delivers in order from one publisher but may
 //! drop (a slow subscriber): the sequence number makes a drop visible, and a connection
 //! that lost a frame is closed (the client resumes from its offsets on a new one).
+//!
+//! One NATS message carries a [`Batch`] of frames (each behind its length, a `u32`), of
+//! any connections towards the same node, so a fan-out to many relayed members costs one
+//! NATS message, not one per member.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -46,6 +50,55 @@ pub enum FrameError {
     Kind(u8),
     #[error("bus frame text is not UTF-8")]
     Text,
+}
+
+/// Frames gathered into one NATS payload: each behind its length (`u32`, big-endian).
+#[derive(Debug, Default)]
+pub struct Batch {
+    buf: BytesMut,
+}
+
+impl Batch {
+    /// Add one encoded frame.
+    pub fn push(&mut self, frame: &[u8]) {
+        self.buf.put_u32(frame.len() as u32);
+        self.buf.put_slice(frame);
+    }
+
+    /// Bytes gathered so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing was gathered.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The payload, leaving the batch empty.
+    pub fn take(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+
+    /// The frames of a payload, in order; an error ends the payload (what follows an
+    /// unreadable frame cannot be framed).
+    pub fn frames(mut payload: Bytes) -> impl Iterator<Item = Result<Frame, FrameError>> {
+        std::iter::from_fn(move || {
+            if payload.is_empty() {
+                return None;
+            }
+            if payload.len() < 4 {
+                payload.clear();
+                return Some(Err(FrameError::Short));
+            }
+            let n = payload.get_u32() as usize;
+            if payload.len() < n {
+                payload.clear();
+                return Some(Err(FrameError::Short));
+            }
+            Some(Frame::decode(payload.split_to(n)))
+        })
+    }
 }
 
 const HEADER: usize = 1 + 8 + 4 + 4;
@@ -197,6 +250,30 @@ mod tests {
         assert_eq!(Frame::decode(bad.into()), Err(FrameError::Kind(9)));
         let open = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 200]);
         assert_eq!(Frame::decode(open), Err(FrameError::Short));
+    }
+
+    #[test]
+    fn a_batch_carries_frames_in_order_and_a_torn_one_is_an_error() {
+        let frames: Vec<Frame> = (0..3)
+            .map(|seq| Frame {
+                conn: 5 + seq as u64,
+                seq,
+                stream: 0,
+                op: Op::Data(Bytes::from(vec![seq as u8; 10 * seq as usize])),
+            })
+            .collect();
+        let mut batch = Batch::default();
+        for f in &frames {
+            batch.push(&f.encode());
+        }
+        let payload = batch.take();
+        assert!(batch.is_empty());
+        let back: Vec<Frame> = Batch::frames(payload.clone()).map(Result::unwrap).collect();
+        assert_eq!(back, frames);
+        let torn = payload.slice(..payload.len() - 1);
+        let read: Vec<_> = Batch::frames(torn).collect();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[2], Err(FrameError::Short));
     }
 
     #[test]

@@ -466,6 +466,7 @@ impl Run {
             subjects: self.subjects.clone(),
             shutdown: gw.shutdown_token(),
             status: self.status.clone(),
+            buses: Default::default(),
         });
         remote::serve(side, gen, remotes.clone()).await?;
         let timeout = Duration::from_millis(self.cfg.cluster.relay_timeout_ms);

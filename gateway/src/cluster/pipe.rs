@@ -1,4 +1,5 @@
-//! What both ends of a relayed connection share: the numbered outbox and stream forwarding.
+//! What both ends of a relayed connection share: the bus towards one node, numbered
+//! outboxes on it, and stream forwarding.
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -6,51 +7,103 @@ use tokio::sync::mpsc;
 use super::frame::{Frame, Op, Sequence};
 use crate::transport::RecvStream;
 
-/// Frames queued towards the bus per connection before a stream reader waits.
-const OUTBOX: usize = 256;
-/// Largest piece of a stream carried in one bus frame (NATS's default payload cap is 1 MiB).
+/// Frames queued towards one node before the connections writing to it wait.
+const QUEUE: usize = 4096;
+/// A NATS message carries frames up to this many bytes (NATS's default cap is 1 MiB).
+const BATCH: usize = 256 * 1024;
+/// Largest piece of a stream carried in one bus frame.
 pub const MAX_PIECE: usize = 64 * 1024;
 
-/// One connection's frames towards the bus, numbered and published in order by one task.
+/// Every frame towards one node (one NATS subject), from all the connections relayed to
+/// it, published by one task: what is queued when it publishes goes in one NATS message
+/// (see [`super::frame::Batch`]). Nothing waits for a batch to fill: a lone frame leaves at
+/// once, frames that arrive while a publish is under way leave together in the next one.
+/// A fan-out to many relayed members of a room thus costs one NATS message per node
+/// rather than one per member.
 #[derive(Clone)]
-pub struct Outbox {
-    tx: mpsc::Sender<(u32, Op)>,
+pub struct Bus {
+    tx: mpsc::Sender<Bytes>,
 }
 
-impl Outbox {
-    /// Publish connection `conn`'s frames on `subject`.
-    pub fn start(nats: async_nats::Client, subject: String, conn: u64) -> Outbox {
-        let (tx, mut rx) = mpsc::channel::<(u32, Op)>(OUTBOX);
+impl Bus {
+    /// Publish on `subject` until every sender is gone or NATS is closed.
+    pub fn start(nats: async_nats::Client, subject: String) -> Bus {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
         tokio::spawn(async move {
-            let mut seq = Sequence::default();
-            while let Some((stream, op)) = rx.recv().await {
-                let last = matches!(op, Op::Close { .. });
-                let frame = Frame {
-                    conn,
-                    seq: seq.take(),
-                    stream,
-                    op,
-                };
-                if let Err(e) = nats.publish(subject.clone(), frame.encode()).await {
-                    tracing::debug!(error = %e, "bus publish failed; connection dropped");
-                    return;
+            let mut batch = super::frame::Batch::default();
+            while let Some(first) = rx.recv().await {
+                batch.push(&first);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(frame) => batch.push(&frame),
+                        Err(_) => break,
+                    }
                 }
-                if last {
+                if let Err(e) = nats.publish(subject.clone(), batch.take()).await {
+                    tracing::debug!(error = %e, %subject, "bus publish failed; its connections end");
                     return;
                 }
             }
         });
-        Outbox { tx }
+        Bus { tx }
+    }
+}
+
+/// One connection's frames towards the bus, numbered in the order they are queued.
+#[derive(Clone)]
+pub struct Outbox {
+    conn: u64,
+    bus: mpsc::Sender<Bytes>,
+    /// The next number, and whether Close was sent (nothing goes after it).
+    state: std::sync::Arc<tokio::sync::Mutex<(Sequence, bool)>>,
+}
+
+impl Outbox {
+    /// Connection `conn`'s frames, on `bus`.
+    pub fn new(bus: &Bus, conn: u64) -> Outbox {
+        Outbox {
+            conn,
+            bus: bus.tx.clone(),
+            state: Default::default(),
+        }
+    }
+
+    fn encode(&self, state: &mut (Sequence, bool), stream: u32, op: Op) -> Bytes {
+        state.1 |= matches!(op, Op::Close { .. });
+        let frame = Frame {
+            conn: self.conn,
+            seq: state.0.take(),
+            stream,
+            op,
+        };
+        frame.encode()
     }
 
     /// Queue a frame, waiting for room: `false` once the connection is gone.
     pub async fn send(&self, stream: u32, op: Op) -> bool {
-        self.tx.send((stream, op)).await.is_ok()
+        let mut state = self.state.lock().await;
+        if state.1 {
+            return false;
+        }
+        // Room first, then the number: a frame that is numbered is sent.
+        let Ok(permit) = self.bus.reserve().await else {
+            return false;
+        };
+        permit.send(self.encode(&mut state, stream, op));
+        true
     }
 
     /// Queue a datagram if there is room (datagrams are dropped rather than waited for).
     pub fn datagram(&self, data: Bytes) {
-        let _ = self.tx.try_send((0, Op::Datagram(data)));
+        let Ok(mut state) = self.state.try_lock() else {
+            return;
+        };
+        if state.1 {
+            return;
+        }
+        if let Ok(permit) = self.bus.try_reserve() {
+            permit.send(self.encode(&mut state, 0, Op::Datagram(data)));
+        }
     }
 }
 

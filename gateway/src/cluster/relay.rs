@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Frame, Op, Sequence};
-use super::pipe::{forward, Outbox};
+use super::frame::{Batch, Frame, Op, Sequence};
+use super::pipe::{forward, Bus, Outbox};
 use crate::transport::{Connection, SendStream};
 
 /// Frames from the hub queued per connection before the client counts as not reading.
@@ -41,8 +41,8 @@ pub struct RelayStats {
 
 /// The relay of one term: connections go to the hub of generation `gen`.
 pub struct Relay {
-    nats: async_nats::Client,
-    up: String,
+    /// Towards the hub.
+    up: Bus,
     conns: Mutex<HashMap<u64, mpsc::Sender<Frame>>>,
     /// Node name of the hub.
     pub hub: String,
@@ -62,8 +62,7 @@ impl Relay {
     ) -> anyhow::Result<Arc<Relay>> {
         let mut down = nats.subscribe(subjects.relay()).await?;
         let relay = Arc::new(Relay {
-            up: subjects.hub(gen),
-            nats,
+            up: Bus::start(nats, subjects.hub(gen)),
             conns: Mutex::new(HashMap::new()),
             hub: hub.to_owned(),
             stats: RelayStats::default(),
@@ -74,20 +73,22 @@ impl Relay {
         tokio::spawn(async move {
             while let Some(msg) = down.next().await {
                 let Some(relay) = weak.upgrade() else { return };
-                let frame = match Frame::decode(msg.payload) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "undecodable bus frame from the hub");
-                        continue;
+                for frame in Batch::frames(msg.payload) {
+                    let frame = match frame {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable bus frame from the hub");
+                            break;
+                        }
+                    };
+                    relay.stats.frames_down.fetch_add(1, Ordering::Relaxed);
+                    let id = frame.conn;
+                    let mut conns = relay.conns.lock();
+                    let refused = conns.get(&id).is_some_and(|tx| tx.try_send(frame).is_err());
+                    if refused {
+                        // Not reading (or gone): dropping its queue ends its relay.
+                        conns.remove(&id);
                     }
-                };
-                relay.stats.frames_down.fetch_add(1, Ordering::Relaxed);
-                let id = frame.conn;
-                let mut conns = relay.conns.lock();
-                let refused = conns.get(&id).is_some_and(|tx| tx.try_send(frame).is_err());
-                if refused {
-                    // Not reading (or gone): dropping its queue ends its relay.
-                    conns.remove(&id);
                 }
             }
         });
@@ -111,7 +112,7 @@ impl Relay {
         self.conns.lock().insert(id, down_tx);
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(conn);
-        let out = Outbox::start(self.nats.clone(), self.up.clone(), id);
+        let out = Outbox::new(&self.up, id);
         let ended = self.run(&conn, id, out.clone(), down, &shutdown).await;
         self.conns.lock().remove(&id);
         if let Some((code, reason)) = ended {

@@ -21,8 +21,8 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Frame, Op, Sequence};
-use super::pipe::{forward, Outbox};
+use super::frame::{Batch, Frame, Op, Sequence};
+use super::pipe::{forward, Bus, Outbox};
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::limits::Limits;
@@ -115,6 +115,19 @@ pub struct HubSide {
     pub subjects: super::Subjects,
     pub shutdown: CancellationToken,
     pub status: Arc<super::Status>,
+    /// Towards each relay node, by name (made on first use).
+    pub buses: Mutex<HashMap<String, Bus>>,
+}
+
+impl HubSide {
+    /// The bus towards relay `node`.
+    fn bus(&self, node: &str) -> Bus {
+        self.buses
+            .lock()
+            .entry(node.to_owned())
+            .or_insert_with(|| Bus::start(self.nats.clone(), self.subjects.relay_of(node)))
+            .clone()
+    }
 }
 
 /// Serve the connections relays carry to term `gen`, until `shutdown`.
@@ -136,48 +149,54 @@ pub async fn serve(side: Arc<HubSide>, gen: u64, remotes: Arc<Remotes>) -> anyho
             let Some(node) = msg.subject.rsplit('.').next().map(str::to_owned) else {
                 continue;
             };
-            let frame = match Frame::decode(msg.payload) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(error = %e, %node, "undecodable bus frame from a relay");
-                    continue;
-                }
-            };
-            let key = (node, frame.conn);
-            if let Op::Open { transport, remote } = &frame.op {
-                open(&side, &remotes, key, transport, remote);
-                continue;
-            }
-            let last = matches!(frame.op, Op::Close { .. });
-            let known = {
-                let mut conns = remotes.conns.lock();
-                match conns.get(&key).map(|tx| tx.try_send(frame).is_ok()) {
-                    Some(true) => true,
-                    Some(false) => {
-                        conns.remove(&key);
-                        true
+            for frame in Batch::frames(msg.payload) {
+                match frame {
+                    Ok(frame) => from_relay(&side, &remotes, &node, frame),
+                    Err(e) => {
+                        tracing::warn!(error = %e, %node, "undecodable bus frame from a relay");
+                        break;
                     }
-                    None => false,
                 }
-            };
-            if !known && !last {
-                // A connection this hub does not know (it ended here, or came from an
-                // earlier term): tell the relay to close it, so its client reconnects.
-                let out = Outbox::start(side.nats.clone(), side.subjects.relay_of(&key.0), key.1);
-                tokio::spawn(async move {
-                    let code = ErrorCode::Unavailable.as_u16();
-                    let reason = "this session is gone: reconnect".to_owned();
-                    out.send(0, Op::Close { code, reason }).await;
-                });
             }
         }
     });
     Ok(())
 }
 
+/// One frame from relay `node`: a new connection, or one for a connection's session.
+fn from_relay(side: &Arc<HubSide>, remotes: &Arc<Remotes>, node: &str, frame: Frame) {
+    let key = (node.to_owned(), frame.conn);
+    if let Op::Open { transport, remote } = &frame.op {
+        open(side, remotes, key, transport, remote);
+        return;
+    }
+    let last = matches!(frame.op, Op::Close { .. });
+    let known = {
+        let mut conns = remotes.conns.lock();
+        match conns.get(&key).map(|tx| tx.try_send(frame).is_ok()) {
+            Some(true) => true,
+            Some(false) => {
+                conns.remove(&key);
+                true
+            }
+            None => false,
+        }
+    };
+    if !known && !last {
+        // A connection this hub does not know (it ended here, or came from an
+        // earlier term): tell the relay to close it, so its client reconnects.
+        let out = Outbox::new(&side.bus(&key.0), key.1);
+        tokio::spawn(async move {
+            let code = ErrorCode::Unavailable.as_u16();
+            let reason = "this session is gone: reconnect".to_owned();
+            out.send(0, Op::Close { code, reason }).await;
+        });
+    }
+}
+
 /// A relay opened a connection: admit it and start its session.
 fn open(side: &Arc<HubSide>, remotes: &Arc<Remotes>, key: (String, u64), transport: &str, remote: &str) {
-    let out = Outbox::start(side.nats.clone(), side.subjects.relay_of(&key.0), key.1);
+    let out = Outbox::new(&side.bus(&key.0), key.1);
     let remote: SocketAddr = remote.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
     let permit = match side.limits.admit(remote.ip()) {
         Ok(p) => p,
