@@ -64,6 +64,7 @@ for (const transport of ["webtransport", "websocket"]) {
     await shot(pa, `reconnect-${transport}-during`);
 
     await ctx.restart();
+    const restarted = Date.now();
     assert.notEqual(ctx.gw.sha256, sha, "the restarted gateway has a new certificate");
     // The native client (pinned to the old certificate) comes back as a new process and
     // writes at once, most likely before the pages are back.
@@ -90,6 +91,11 @@ for (const transport of ["webtransport", "websocket"]) {
     const order = (await shownMessages(pa)).map((m) => m.text);
     await expectLog(pb, order, `${b} to show the same log as ${a}`, 20_000);
     assert.equal(await pa.getByTestId("pending-message").count(), 0);
+    const away = texts.length - texts.indexOf(`${a} while down`);
+    console.log(
+      `${transport}: both pages show all ${order.length} messages once, in one order ` +
+        `(${away} written while they were away) ${Date.now() - restarted} ms after the gateway restarted`,
+    );
 
     // And live chat goes on both ways.
     await say(pb, `${b} after`);

@@ -156,7 +156,7 @@ for (const transport of ["webtransport", "websocket"]) {
     await eventually(async () => assert.equal(await page.getByTestId("conn").getAttribute("data-state"), "up"), WAIT, "the page to be up");
     const back = Date.now() - t0;
     ctx.diag.add("test", `${transport}: back as ${nick} ${back} ms after the reload`);
-    console.log(`# ${transport}: reloaded page back as ${nick} in ${back} ms`);
+    console.log(`${transport}: reloaded page back as ${nick} in ${back} ms`);
     assert.equal(await page.getByTestId("login-error").isVisible(), false);
     // The gateway took the stale session over (and closed it with SessionReplaced).
     const log = ctx.diag.lines.slice(mark).filter((l) => l.includes("gateway:"));
