@@ -234,3 +234,86 @@ async fn postgres_going_away_refuses_publishes_and_the_gateway_recovers_by_itsel
     assert_eq!(texts, ["before", "held", "after"]);
     gw.shutdown().await;
 }
+
+/// Every commit of a fenced store checks its term's lease, on both of its paths: a batch of
+/// appends (one statement) and any other batch (a transaction). While term `gen` holds the
+/// lease its commits land; a store fenced with a term that does not hold it commits nothing
+/// and says `Fenced`.
+#[tokio::test]
+async fn a_fenced_store_commits_only_while_its_term_holds_the_lease() {
+    use garou_gateway::cluster::lease::Lease;
+    use garou_gateway::store::postgres::PostgresStore;
+    use garou_gateway::store::{Changes, Messages, Op, StoreError};
+    use garou_protocol::RoomKind;
+
+    let Some(db) = TestDb::create().await else { return };
+    let lease = Lease::connect(&db.url, "a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let gen = lease
+        .try_acquire("")
+        .await
+        .unwrap()
+        .expect("nobody holds a new database's lease");
+    let holder = PostgresStore::open(&db.url).await.unwrap().fenced(gen);
+    let deposed = PostgresStore::open(&db.url).await.unwrap().fenced(gen + 1);
+    let append = |offset: u64| {
+        vec![
+            Op::Message {
+                id: offset,
+                room: "r".into(),
+                offset,
+                author: 1,
+                nick: "a".into(),
+                ts_ms: offset,
+                text: format!("m{offset}"),
+                client_id: offset,
+                attachment: None,
+            },
+            Op::Event {
+                room: "r".into(),
+                offset,
+                ts_ms: offset,
+                frame: bytes::Bytes::from(vec![offset as u8]),
+            },
+        ]
+    };
+    let room = Op::Room {
+        name: "r".into(),
+        kind: RoomKind::Group,
+        epoch: 1,
+    };
+    holder
+        .apply(&[room])
+        .await
+        .expect("the holder commits a transaction");
+    holder
+        .apply(&append(1))
+        .await
+        .expect("the holder commits appends");
+    let title = Op::RoomTitle {
+        room: "r".into(),
+        title: "t".into(),
+    };
+    for (what, ops) in [("appends", append(2)), ("a transaction", vec![title])] {
+        match deposed.apply(&ops).await {
+            Err(StoreError::Fenced(_)) => {}
+            other => panic!("a deposed term committed {what}: {other:?}"),
+        }
+    }
+    let events = holder.events("r", 0, 10).await.unwrap();
+    assert_eq!(
+        events,
+        vec![bytes::Bytes::from(vec![1u8])],
+        "only the holder's event is stored"
+    );
+    let messages = holder.messages("r", None, None, 10).await.unwrap();
+    assert_eq!(messages.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![1]);
+    let rooms = garou_gateway::store::Rooms::rooms(&holder).await.unwrap();
+    assert_eq!(
+        rooms[0].last_offset, 1,
+        "the appends moved the room's last offset"
+    );
+    assert_eq!(rooms[0].title, "", "the deposed term's title change did not land");
+    db.drop().await;
+}

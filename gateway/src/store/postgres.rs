@@ -21,6 +21,8 @@ use super::*;
 const POOL: u32 = 8;
 /// How long a caller waits for a connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection idle longer than this is pinged before it is used.
+const IDLE_PING: Duration = Duration::from_secs(1);
 /// Rows per multi-row INSERT (9 columns each: far below the 65535 bind parameters).
 const APPEND_ROWS: usize = 128;
 
@@ -39,6 +41,17 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(POOL)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // Ping a connection before use only when it sat idle for a while (it may have
+            // been cut meanwhile): a ping before every query was a round trip per commit.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -159,6 +172,127 @@ async fn append(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[Op]) -> Result<
     }
     Ok(())
 }
+
+/// A batch of appends only (what chat traffic commits) as ONE statement: the rows travel as
+/// arrays, the three writes are data-modifying CTEs, and the lease check (when fenced) is a
+/// CTE the writes depend on, so a deposed hub writes nothing and learns it from the result.
+/// A single statement is its own transaction: one round trip instead of six (BEGIN, the
+/// lease check, two INSERTs, the offset update, COMMIT). The text is fixed, so it is
+/// prepared once per connection whatever the batch size.
+async fn append_only(pool: &PgPool, fence: Option<i64>, ops: &[Op]) -> Result<()> {
+    let mut m = MessageColumns::default();
+    let (mut e_room, mut e_offset, mut e_ts, mut e_frame) = (vec![], vec![], vec![], vec![]);
+    let mut last: Vec<(&str, i64)> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Message {
+                id,
+                room,
+                offset,
+                author,
+                nick,
+                ts_ms,
+                text,
+                client_id,
+                attachment,
+            } => {
+                m.id.push(i(*id));
+                m.room.push(room.as_str());
+                m.offset.push(i(*offset));
+                m.author.push(i(*author));
+                m.nick.push(nick.as_str());
+                m.ts.push(i(*ts_ms));
+                m.text.push(text.as_bytes());
+                m.client_id.push(i(*client_id));
+                m.attachment.push(attachment.as_deref());
+            }
+            Op::Event {
+                room,
+                offset,
+                ts_ms,
+                frame,
+            } => {
+                e_room.push(room.as_str());
+                e_offset.push(i(*offset));
+                e_ts.push(i(*ts_ms));
+                e_frame.push(frame.as_ref());
+                match last.iter_mut().find(|(r, _)| *r == room.as_str()) {
+                    Some((_, o)) => *o = (*o).max(i(*offset)),
+                    None => last.push((room.as_str(), i(*offset))),
+                }
+            }
+            _ => unreachable!("append_only is given appends only"),
+        }
+    }
+    let (l_room, l_offset): (Vec<&str>, Vec<i64>) = last.into_iter().unzip();
+    let held: bool = sqlx::query_scalar(if fence.is_some() { APPEND_FENCED } else { APPEND })
+        .bind(fence.unwrap_or(0))
+        .bind(m.id)
+        .bind(m.room)
+        .bind(m.offset)
+        .bind(m.author)
+        .bind(m.nick)
+        .bind(m.ts)
+        .bind(m.text)
+        .bind(m.client_id)
+        .bind(m.attachment)
+        .bind(e_room)
+        .bind(e_offset)
+        .bind(e_ts)
+        .bind(e_frame)
+        .bind(l_room)
+        .bind(l_offset)
+        .fetch_one(pool)
+        .await?;
+    match (held, fence) {
+        (false, Some(gen)) => Err(StoreError::Fenced(format!(
+            "hub term {gen} no longer holds the lease"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Message rows as columns, for `unnest`.
+#[derive(Default)]
+struct MessageColumns<'a> {
+    id: Vec<i64>,
+    room: Vec<&'a str>,
+    offset: Vec<i64>,
+    author: Vec<i64>,
+    nick: Vec<&'a str>,
+    ts: Vec<i64>,
+    text: Vec<&'a [u8]>,
+    client_id: Vec<i64>,
+    attachment: Vec<Option<&'a str>>,
+}
+
+/// [`append_only`]'s statement. `$1` is the fencing generation (unused here); `lease` holds
+/// one row while the batch may be written.
+macro_rules! append_sql {
+    ($lease:literal) => {
+        concat!(
+            "WITH lease AS (",
+            $lease,
+            "), m AS (INSERT INTO messages \
+               (id, room, room_offset, author, nick, ts_ms, text, client_id, attachment) \
+             SELECT * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], \
+               $6::text[], $7::bigint[], $8::bytea[], $9::bigint[], $10::text[]) \
+             WHERE EXISTS (SELECT 1 FROM lease)), \
+             e AS (INSERT INTO events (room, room_offset, ts_ms, frame) \
+             SELECT * FROM unnest($11::text[], $12::bigint[], $13::bigint[], $14::bytea[]) \
+             WHERE EXISTS (SELECT 1 FROM lease)), \
+             r AS (UPDATE rooms SET last_offset = GREATEST(rooms.last_offset, x.o) \
+             FROM unnest($15::text[], $16::bigint[]) AS x(name, o) \
+             WHERE rooms.name = x.name AND EXISTS (SELECT 1 FROM lease)) \
+             SELECT EXISTS (SELECT 1 FROM lease)"
+        )
+    };
+}
+/// Unfenced (a single gateway): nothing to check.
+const APPEND: &str = append_sql!("SELECT $1::bigint");
+/// Fenced: the lease row, share-locked as in [`PostgresStore::apply`]'s transaction, so a
+/// takeover waits for this commit.
+const APPEND_FENCED: &str = append_sql!("SELECT 1 FROM garou_hub WHERE id = 1 AND gen = $1 FOR SHARE");
 
 /// Every row of `room`: reactions, messages, events, receipts, memberships, sanctions, the
 /// room. Uploads stay (their files too) but can no longer be downloaded: that needs membership.
@@ -283,6 +417,9 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
 #[async_trait::async_trait]
 impl Changes for PostgresStore {
     async fn apply(&self, ops: &[Op]) -> Result<()> {
+        if ops.iter().all(is_append) {
+            return append_only(&self.pool, self.fence, ops).await;
+        }
         let mut tx = self.pool.begin().await?;
         if let Some(gen) = self.fence {
             let held = sqlx::query("SELECT 1 FROM garou_hub WHERE id = 1 AND gen = $1 FOR SHARE")

@@ -44,6 +44,9 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A file on this machine cannot hang up: no ping (a round trip to the
+            // connection's thread) before every query.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
@@ -51,21 +54,26 @@ impl SqliteStore {
     }
 }
 
+/// The batch's SQL: one string of statements with their values, run in one call.
+type Batch<'a> = sqlx::QueryBuilder<'a, sqlx::Sqlite>;
+
 /// Every row of `room`: reactions, messages, events, receipts, memberships, the room.
 /// Uploads stay (their files too) but can no longer be downloaded: that needs membership.
-async fn delete_room(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, room: &str) -> Result<()> {
-    for q in [
-        "DELETE FROM reactions WHERE message IN (SELECT id FROM messages WHERE room = ?)",
-        "DELETE FROM messages WHERE room = ?",
-        "DELETE FROM events WHERE room = ?",
-        "DELETE FROM receipts WHERE room = ?",
-        "DELETE FROM memberships WHERE room = ?",
-        "DELETE FROM sanctions WHERE room = ?",
-        "DELETE FROM rooms WHERE name = ?",
+fn delete_room<'a>(q: &mut Batch<'a>, room: &'a str) {
+    for (stmt, end) in [
+        (
+            "DELETE FROM reactions WHERE message IN (SELECT id FROM messages WHERE room = ",
+            ");",
+        ),
+        ("DELETE FROM messages WHERE room = ", ";"),
+        ("DELETE FROM events WHERE room = ", ";"),
+        ("DELETE FROM receipts WHERE room = ", ";"),
+        ("DELETE FROM memberships WHERE room = ", ";"),
+        ("DELETE FROM sanctions WHERE room = ", ";"),
+        ("DELETE FROM rooms WHERE name = ", ";"),
     ] {
-        sqlx::query(q).bind(room).execute(&mut **tx).await?;
+        q.push(stmt).push_bind(room).push(end);
     }
-    Ok(())
 }
 
 /// Rows per multi-row INSERT (9 columns each: far below SQLite's bound-variable limit).
@@ -77,16 +85,13 @@ fn is_append(op: &Op) -> bool {
 }
 
 /// A run of consecutive Message / Event ops as multi-row INSERTs, plus one `last_offset`
-/// update per room: three statements per batch instead of three per message. Every sqlx
-/// statement is a round trip to the connection's SQLite thread (two context switches), and
-/// that thread was a third of the server's CPU under a flat-out fan-out. Messages and events
-/// live in different tables, so only the order within each table matters, and it is kept.
-async fn append(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, ops: &[Op]) -> Result<()> {
+/// update for every room they touch: three statements per batch instead of three per
+/// message. Messages and events live in different tables, so only the order within each
+/// table matters, and it is kept.
+fn append<'a>(q: &mut Batch<'a>, ops: &'a [Op]) {
     let messages: Vec<&Op> = ops.iter().filter(|op| matches!(op, Op::Message { .. })).collect();
     for chunk in messages.chunks(APPEND_ROWS) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO messages (id, room, offset, author, nick, ts_ms, text, client_id, attachment) ",
-        );
+        q.push("INSERT INTO messages (id, room, offset, author, nick, ts_ms, text, client_id, attachment) ");
         q.push_values(chunk, |mut row, op| {
             if let Op::Message {
                 id,
@@ -111,13 +116,12 @@ async fn append(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, ops: &[Op]) -> Res
                     .push_bind(attachment.as_deref());
             }
         });
-        q.build().execute(&mut **tx).await?;
+        q.push(";");
     }
     let events: Vec<&Op> = ops.iter().filter(|op| matches!(op, Op::Event { .. })).collect();
-    let mut last: Vec<(&str, Offset)> = Vec::new();
+    let mut last: Vec<(&'a str, Offset)> = Vec::new();
     for chunk in events.chunks(APPEND_ROWS) {
-        let mut q =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO events (room, offset, ts_ms, frame) ");
+        q.push("INSERT INTO events (room, offset, ts_ms, frame) ");
         q.push_values(chunk, |mut row, op| {
             if let Op::Event {
                 room,
@@ -136,16 +140,146 @@ async fn append(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, ops: &[Op]) -> Res
                 }
             }
         });
-        q.build().execute(&mut **tx).await?;
+        q.push(";");
     }
     for (room, offset) in last {
-        sqlx::query("UPDATE rooms SET last_offset = MAX(last_offset, ?) WHERE name = ?")
-            .bind(i(offset))
-            .bind(room)
-            .execute(&mut **tx)
-            .await?;
+        q.push("UPDATE rooms SET last_offset = MAX(last_offset, ")
+            .push_bind(i(offset))
+            .push(") WHERE name = ")
+            .push_bind(room)
+            .push(";");
     }
-    Ok(())
+}
+
+/// One op other than an append.
+fn push_op<'a>(q: &mut Batch<'a>, op: &'a Op) {
+    match op {
+        Op::User { id, nick } => {
+            q.push("INSERT INTO users (id, nick) VALUES (")
+                .push_bind(i(*id))
+                .push(", ")
+                .push_bind(nick.as_str())
+                .push(") ON CONFLICT(id) DO UPDATE SET nick = excluded.nick;");
+        }
+        Op::Subject { subject, user } => {
+            q.push("INSERT OR REPLACE INTO subjects (subject, user) VALUES (")
+                .push_bind(subject.as_str())
+                .push(", ")
+                .push_bind(i(*user))
+                .push(");");
+        }
+        Op::RoomTitle { room, title } => {
+            q.push("UPDATE rooms SET title = ")
+                .push_bind(title.as_str())
+                .push(" WHERE name = ")
+                .push_bind(room.as_str())
+                .push(";");
+        }
+        Op::Sanction {
+            room,
+            user,
+            kind,
+            until_ms,
+        } => {
+            let k = match kind {
+                SanctionKind::Ban => 0i64,
+                SanctionKind::Mute => 1,
+            };
+            match until_ms {
+                Some(until) => q
+                    .push("INSERT OR REPLACE INTO sanctions (room, user, kind, until_ms) VALUES (")
+                    .push_bind(room.as_str())
+                    .push(", ")
+                    .push_bind(i(*user))
+                    .push(", ")
+                    .push_bind(k)
+                    .push(", ")
+                    .push_bind(i(*until))
+                    .push(");"),
+                None => q
+                    .push("DELETE FROM sanctions WHERE room = ")
+                    .push_bind(room.as_str())
+                    .push(" AND user = ")
+                    .push_bind(i(*user))
+                    .push(" AND kind = ")
+                    .push_bind(k)
+                    .push(";"),
+            };
+        }
+        Op::Room { name, kind, epoch } => {
+            q.push("INSERT OR IGNORE INTO rooms (name, kind, epoch) VALUES (")
+                .push_bind(name.as_str())
+                .push(", ")
+                .push_bind(kind_to_i64(*kind))
+                .push(", ")
+                .push_bind(i(*epoch))
+                .push(");");
+        }
+        Op::Member { room, user, role } => {
+            q.push("INSERT INTO memberships (room, user, role) VALUES (")
+                .push_bind(room.as_str())
+                .push(", ")
+                .push_bind(i(*user))
+                .push(", ")
+                .push_bind(role_to_i64(*role))
+                .push(") ON CONFLICT(room, user) DO UPDATE SET role = excluded.role;");
+        }
+        Op::RemoveMember { room, user } => {
+            q.push("DELETE FROM memberships WHERE room = ")
+                .push_bind(room.as_str())
+                .push(" AND user = ")
+                .push_bind(i(*user))
+                .push(";");
+        }
+        Op::Event { .. } | Op::Message { .. } => append(q, std::slice::from_ref(op)),
+        Op::Edit { id, text } => {
+            q.push("UPDATE messages SET text = ")
+                .push_bind(text.as_str())
+                .push(", edited = 1 WHERE id = ")
+                .push_bind(i(*id))
+                .push(";");
+        }
+        Op::Delete { id } => {
+            q.push("UPDATE messages SET deleted = 1, text = '' WHERE id = ")
+                .push_bind(i(*id))
+                .push(";");
+        }
+        Op::React { id, user, emoji, add } => {
+            q.push(if *add {
+                "INSERT OR IGNORE INTO reactions (message, user, emoji) VALUES ("
+            } else {
+                "DELETE FROM reactions WHERE (message, user, emoji) = ("
+            })
+            .push_bind(i(*id))
+            .push(", ")
+            .push_bind(i(*user))
+            .push(", ")
+            .push_bind(emoji.as_str())
+            .push(");");
+        }
+        Op::Receipt {
+            room,
+            user,
+            offset,
+            read,
+        } => {
+            // Placeholders are positional across the batch's statements, so no `?3` reuse:
+            // the conflict clause reads the new values from `excluded`.
+            q.push("INSERT INTO receipts (room, user, delivered, read) VALUES (")
+                .push_bind(room.as_str())
+                .push(", ")
+                .push_bind(i(*user))
+                .push(", ")
+                .push_bind(i(*offset))
+                .push(", ")
+                .push_bind(if *read { i(*offset) } else { 0 })
+                .push(
+                    ") ON CONFLICT(room, user) DO UPDATE SET \
+                     read = MAX(read, excluded.read), delivered = MAX(delivered, excluded.delivered);",
+                );
+        }
+        Op::DeleteRoom { room } => delete_room(q, room),
+    }
 }
 
 fn i(v: u64) -> i64 {
@@ -154,143 +288,33 @@ fn i(v: u64) -> i64 {
 
 #[async_trait::async_trait]
 impl Changes for SqliteStore {
+    /// The whole batch (BEGIN, every statement, COMMIT) is one string run in one call: one
+    /// round trip to the connection's SQLite thread per commit instead of one per statement
+    /// (each is two context switches; with acquire's ping, BEGIN, the appends, the offset
+    /// update and COMMIT, a one-message commit used to take six).
     async fn apply(&self, ops: &[Op]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut q = Batch::new("BEGIN IMMEDIATE;");
         // Consecutive appends form one group; every other op is a group of its own.
         for group in ops.chunk_by(|a, b| is_append(a) && is_append(b)) {
-            let op = &group[0];
-            if is_append(op) {
-                append(&mut tx, group).await?;
-                continue;
-            }
-            match op {
-                Op::User { id, nick } => {
-                    sqlx::query("INSERT INTO users (id, nick) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET nick = excluded.nick")
-                        .bind(i(*id))
-                        .bind(nick)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::Subject { subject, user } => {
-                    sqlx::query("INSERT OR REPLACE INTO subjects (subject, user) VALUES (?, ?)")
-                        .bind(subject)
-                        .bind(i(*user))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::RoomTitle { room, title } => {
-                    sqlx::query("UPDATE rooms SET title = ? WHERE name = ?")
-                        .bind(title)
-                        .bind(room)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::Sanction {
-                    room,
-                    user,
-                    kind,
-                    until_ms,
-                } => {
-                    let k = match kind {
-                        SanctionKind::Ban => 0i64,
-                        SanctionKind::Mute => 1,
-                    };
-                    match until_ms {
-                        Some(until) => sqlx::query(
-                            "INSERT OR REPLACE INTO sanctions (room, user, kind, until_ms) VALUES (?, ?, ?, ?)",
-                        )
-                        .bind(room)
-                        .bind(i(*user))
-                        .bind(k)
-                        .bind(i(*until))
-                        .execute(&mut *tx)
-                        .await?,
-                        None => sqlx::query("DELETE FROM sanctions WHERE room = ? AND user = ? AND kind = ?")
-                            .bind(room)
-                            .bind(i(*user))
-                            .bind(k)
-                            .execute(&mut *tx)
-                            .await?,
-                    };
-                }
-                Op::Room { name, kind, epoch } => {
-                    sqlx::query("INSERT OR IGNORE INTO rooms (name, kind, epoch) VALUES (?, ?, ?)")
-                        .bind(name)
-                        .bind(kind_to_i64(*kind))
-                        .bind(i(*epoch))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::Member { room, user, role } => {
-                    sqlx::query(
-                        "INSERT INTO memberships (room, user, role) VALUES (?, ?, ?) \
-                         ON CONFLICT(room, user) DO UPDATE SET role = excluded.role",
-                    )
-                    .bind(room)
-                    .bind(i(*user))
-                    .bind(role_to_i64(*role))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Op::RemoveMember { room, user } => {
-                    sqlx::query("DELETE FROM memberships WHERE room = ? AND user = ?")
-                        .bind(room)
-                        .bind(i(*user))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // Appends went to `append` above, as groups.
-                Op::Event { .. } | Op::Message { .. } => {}
-                Op::Edit { id, text } => {
-                    sqlx::query("UPDATE messages SET text = ?, edited = 1 WHERE id = ?")
-                        .bind(text)
-                        .bind(i(*id))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::Delete { id } => {
-                    sqlx::query("UPDATE messages SET deleted = 1, text = '' WHERE id = ?")
-                        .bind(i(*id))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::React { id, user, emoji, add } => {
-                    let q = if *add {
-                        "INSERT OR IGNORE INTO reactions (message, user, emoji) VALUES (?, ?, ?)"
-                    } else {
-                        "DELETE FROM reactions WHERE message = ? AND user = ? AND emoji = ?"
-                    };
-                    sqlx::query(q)
-                        .bind(i(*id))
-                        .bind(i(*user))
-                        .bind(emoji)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::Receipt {
-                    room,
-                    user,
-                    offset,
-                    read,
-                } => {
-                    let q = if *read {
-                        "INSERT INTO receipts (room, user, delivered, read) VALUES (?1, ?2, ?3, ?3) \
-                         ON CONFLICT(room, user) DO UPDATE SET read = MAX(read, ?3), delivered = MAX(delivered, ?3)"
-                    } else {
-                        "INSERT INTO receipts (room, user, delivered) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT(room, user) DO UPDATE SET delivered = MAX(delivered, ?3)"
-                    };
-                    sqlx::query(q)
-                        .bind(room)
-                        .bind(i(*user))
-                        .bind(i(*offset))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Op::DeleteRoom { room } => delete_room(&mut tx, room).await?,
+            if is_append(&group[0]) {
+                append(&mut q, group);
+            } else {
+                push_op(&mut q, &group[0]);
             }
         }
-        tx.commit().await?;
+        q.push("COMMIT;");
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = q.build().execute(&mut *conn).await {
+            // A statement that failed left the transaction open: roll it back here, or the
+            // connection goes back to the pool inside it. (When BEGIN itself failed there is
+            // nothing to roll back and SQLite says so: that error means nothing.)
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                // Either no transaction was open or the connection is broken; it is not
+                // worth telling which: a fresh connection replaces it.
+                conn.close_on_drop();
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 }
@@ -572,10 +596,10 @@ impl Rooms for SqliteStore {
     }
 
     async fn delete_room(&self, room: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        delete_room(&mut tx, room).await?;
-        tx.commit().await?;
-        Ok(())
+        self.apply(&[Op::DeleteRoom {
+            room: room.to_owned(),
+        }])
+        .await
     }
 }
 
