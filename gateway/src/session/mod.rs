@@ -1,9 +1,10 @@
 //! Drives one client session over any [`Connection`]: written once for every transport.
 //!
 //! Handshake on the control stream (Hello -> HelloAck -> Auth -> AuthOk -> ShardAssignment),
-//! then concurrently: the control stream (ping/pong, idle timeout), every client uni stream
-//! (commands, acks) in its own task, datagrams (typing), and the shutdown signal. The
-//! server->client side is [`crate::conn::Conn`]: a bounded queue and writer task per lane.
+//! then concurrently, in the session's one task: the control stream (ping/pong, idle
+//! timeout), accepting client uni streams (commands, acks: each read in a task of its own),
+//! datagrams (typing), and the shutdown signal. The server->client side is
+//! [`crate::conn::Conn`]: a bounded queue and writer task per lane.
 
 pub mod rate;
 
@@ -12,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use garou_protocol::*;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -443,7 +444,7 @@ async fn serve<C: Connection>(
     cfg: &Arc<ServerConfig>,
     (limits, buffers): (&Arc<Limits>, &Arc<ConnBuffers>),
     handle: &Arc<Conn>,
-    mut control: FrameReader<C::Recv>,
+    control: FrameReader<C::Recv>,
     shutdown: &CancellationToken,
 ) -> Result<(), Fault> {
     // The session's own bucket, and the ones all sessions of its user and its IP share.
@@ -454,69 +455,55 @@ async fn serve<C: Connection>(
     let gate = Arc::new(RateGate::new(&cfg.limits, shared));
     // Stream readers report a protocol fault here; the first one ends the session.
     let faults = Arc::new(FirstFault::default());
-    let fault_tx = faults.clone();
-    let mut tasks = JoinSet::new();
-    {
-        let (conn, hub, handle, fault_tx) = (conn.clone(), hub.clone(), handle.clone(), fault_tx.clone());
-        let (cfg, limits, gate, buffers) = (cfg.clone(), limits.clone(), gate.clone(), buffers.clone());
-        tasks.spawn(
-            async move {
-                while let Ok(recv) = conn.accept_uni().await {
-                    let (hub, cfg, handle, fault_tx) =
-                        (hub.clone(), cfg.clone(), handle.clone(), fault_tx.clone());
-                    let (limits, gate, buffers) = (limits.clone(), gate.clone(), buffers.clone());
-                    tokio::spawn(
-                        async move {
-                            let reader = FrameReader::new(recv, cfg.max_frame, buffers);
-                            let rate = (&*gate, &limits.stats);
-                            if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle, rate).await {
-                                fault_tx.report(f);
-                            }
-                        }
-                        .in_current_span(),
-                    );
-                }
-            }
-            .in_current_span(),
-        );
-    }
-    if cfg.enable_datagrams {
-        let (conn, hub, handle) = (conn.clone(), hub.clone(), handle.clone());
-        let (limits, gate) = (limits.clone(), gate.clone());
-        let max = cfg.limits.max_datagram.min(cfg.max_frame);
-        tasks.spawn(
-            async move {
-                let stats = &limits.stats;
-                while let Ok(d) = conn.read_datagram().await {
-                    // Datagrams are best effort: a bad, oversized or over-rate one is
-                    // dropped and counted, never fatal.
-                    if d.len() > max {
-                        LimitStats::bump(&stats.datagrams_oversized);
-                        continue;
-                    }
-                    match Message::decode_datagram(&d, max) {
-                        Ok(Message::Typing(t)) if gate.try_take() => hub.typing(&handle, &t.room),
-                        Ok(Message::Typing(_)) => LimitStats::bump(&stats.datagrams_over_rate),
-                        _ => LimitStats::bump(&stats.datagrams_malformed),
-                    }
-                }
-            }
-            .in_current_span(),
-        );
-    }
+    // The client's uni streams and its datagrams are polled by this task (no task of their
+    // own: an idle session is one task, plus its control writer). Each accepted stream gets
+    // a reader task; a datagram is handled right here.
+    let accepts = futures::stream::unfold(conn.clone(), |c| async move {
+        c.accept_uni().await.ok().map(|recv| (recv, c))
+    })
+    .fuse();
+    let datagrams = futures::stream::unfold(conn.clone(), |c| async move {
+        c.read_datagram().await.ok().map(|d| (d, c))
+    })
+    .fuse();
+    tokio::pin!(accepts, datagrams);
+    let (mut accepting, mut receiving) = (true, cfg.enable_datagrams);
+    let max_datagram = cfg.limits.max_datagram.min(cfg.max_frame);
+    // The control stream's messages as a stream too: like the two above, its future lives
+    // across the loop's turns, so a datagram arriving never cancels a read or an admission
+    // half done. No control message (ping) for `idle` ends the session.
+    let (g, h, st) = (&*gate, &**handle, &limits.stats);
+    let control = futures::stream::unfold(control, move |mut c| async move {
+        let msg = next_admitted(&mut c, g, h, st).await;
+        Some((msg, c))
+    });
+    tokio::pin!(control);
     let idle = cfg.idle_timeout();
-    let result = loop {
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    loop {
         tokio::select! {
-            msg = tokio::time::timeout(idle, next_admitted(&mut control, &gate, handle, &limits.stats)) => match msg {
-                Err(_) => break Err(Fault::Protocol(ErrorCode::OutOfState, "idle timeout: no ping".into())),
-                Ok(Err(f)) => break Err(f),
-                Ok(Ok(None)) => break Ok(()),
-                Ok(Ok(Some(Message::Ping(p)))) => handle.control(&Pong { nonce: p.nonce }.into()),
-                Ok(Ok(Some(Message::Pong(_)))) => {}
-                Ok(Ok(Some(m))) => break Err(Fault::Protocol(
-                    ErrorCode::OutOfState,
-                    format!("{:?} is not allowed on the control stream", m.frame_type()),
-                )),
+            () = &mut idle_timer => break Err(Fault::Protocol(ErrorCode::OutOfState, "idle timeout: no ping".into())),
+            msg = control.next() => {
+                idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                match msg {
+                    Some(Err(f)) => break Err(f),
+                    None | Some(Ok(None)) => break Ok(()),
+                    Some(Ok(Some(Message::Ping(p)))) => handle.control(&Pong { nonce: p.nonce }.into()),
+                    Some(Ok(Some(Message::Pong(_)))) => {}
+                    Some(Ok(Some(m))) => break Err(Fault::Protocol(
+                        ErrorCode::OutOfState,
+                        format!("{:?} is not allowed on the control stream", m.frame_type()),
+                    )),
+                }
+            },
+            recv = accepts.next(), if accepting => match recv {
+                Some(recv) => spawn_reader(recv, hub, cfg, (limits, buffers), handle, (&gate, &faults)),
+                None => accepting = false,
+            },
+            d = datagrams.next(), if receiving => match d {
+                Some(d) => datagram(&d, max_datagram, hub, handle, (&gate, &limits.stats)),
+                None => receiving = false,
             },
             f = faults.wait() => break Err(f),
             _ = conn.closed() => break Ok(()),
@@ -531,9 +518,43 @@ async fn serve<C: Connection>(
                 break Ok(());
             }
         }
-    };
-    tasks.abort_all();
-    result
+    }
+}
+
+/// A reader task for a uni stream the client opened; its first fault ends the session.
+fn spawn_reader<R: RecvStream>(
+    recv: R,
+    hub: &Arc<Hub>,
+    cfg: &Arc<ServerConfig>,
+    (limits, buffers): (&Arc<Limits>, &Arc<ConnBuffers>),
+    handle: &Arc<Conn>,
+    (gate, faults): (&Arc<RateGate>, &Arc<FirstFault>),
+) {
+    let (hub, cfg, handle, faults) = (hub.clone(), cfg.clone(), handle.clone(), faults.clone());
+    let (limits, gate) = (limits.clone(), gate.clone());
+    let reader = FrameReader::new(recv, cfg.max_frame, buffers.clone());
+    tokio::spawn(
+        async move {
+            let rate = (&*gate, &limits.stats);
+            if let Err(f) = read_client_stream(reader, &hub, &cfg, &handle, rate).await {
+                faults.report(f);
+            }
+        }
+        .in_current_span(),
+    );
+}
+
+/// One datagram from the client. Datagrams are best effort: a bad, oversized or over-rate
+/// one is dropped and counted, never fatal.
+fn datagram(d: &Bytes, max: usize, hub: &Hub, handle: &Conn, (gate, stats): (&RateGate, &LimitStats)) {
+    if d.len() > max {
+        return LimitStats::bump(&stats.datagrams_oversized);
+    }
+    match Message::decode_datagram(d, max) {
+        Ok(Message::Typing(t)) if gate.try_take() => hub.typing(handle, &t.room),
+        Ok(Message::Typing(_)) => LimitStats::bump(&stats.datagrams_over_rate),
+        _ => LimitStats::bump(&stats.datagrams_malformed),
+    }
 }
 
 /// The first protocol fault any of a session's stream readers hit (later ones are moot:
