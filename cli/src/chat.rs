@@ -31,8 +31,8 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use garou_client::protocol::{Message, Offset};
 use garou_client::{
-    connect, Client, ClientError, ClientEvent, ClientOptions, ConnectRetry, Event, History, RoomKind, Sent,
-    Trust,
+    connect, Client, ClientError, ClientEvent, ClientOptions, ConnectRetry, Event, History, RateLimit,
+    RoomKind, Sent, Trust,
 };
 use tokio::sync::mpsc;
 
@@ -77,6 +77,11 @@ pub struct ChatArgs {
     /// TLS server name, when it differs from the address's host.
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,
+    /// Frames per second this client sends at most (bursts of 5/3 of it); 0 = unpaced, for
+    /// a gateway whose command limits are lifted. Default: 90, under the gateway's default
+    /// per-session limit.
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
 }
 
 impl ChatArgs {
@@ -106,6 +111,17 @@ impl ChatArgs {
         // A gateway that is restarting when the chat starts is waited for, as one that
         // restarts later is (terminal errors still fail at once).
         opts.connect_retry = ConnectRetry::patient();
+        match self.rate {
+            None => {}
+            Some(0.0) => opts.rate = None,
+            Some(r) if r.is_finite() && r > 0.0 => {
+                opts.rate = Some(RateLimit {
+                    per_sec: r,
+                    burst: (r * 5.0 / 3.0).ceil().min(f64::from(u32::MAX)) as u32,
+                })
+            }
+            Some(r) => anyhow::bail!("--rate {r}: give frames per second, 0 for unpaced"),
+        }
         Ok(opts)
     }
 }
@@ -1060,10 +1076,34 @@ mod tests {
             cert_hash: None,
             insecure: true,
             server_name: None,
+            rate: None,
         };
         let o = args.options().unwrap();
         assert_eq!(o.servers, vec!["a:1".to_owned(), "b:2".to_owned()]);
         assert_eq!(o.trust, Trust::Insecure);
+        assert_eq!(o.rate, Some(RateLimit::default()));
+        let unpaced = ChatArgs {
+            rate: Some(0.0),
+            ..args.clone()
+        };
+        assert_eq!(unpaced.options().unwrap().rate, None);
+        let paced = ChatArgs {
+            rate: Some(30.0),
+            ..args.clone()
+        };
+        assert_eq!(
+            paced.options().unwrap().rate,
+            Some(RateLimit {
+                per_sec: 30.0,
+                burst: 50
+            })
+        );
+        assert!(ChatArgs {
+            rate: Some(-1.0),
+            ..args.clone()
+        }
+        .options()
+        .is_err());
         let bad = ChatArgs {
             cert_hash: Some("xyz".into()),
             insecure: false,

@@ -24,7 +24,9 @@ const browser = await launchBrowser();
 const room = "busy";
 let natv;
 try {
-  natv = new NativeChat(gw, "flood", room, diag);
+  // Unpaced: the gateway's command limits are lifted (FAST_CONFIG), and the default client
+  // pacing (90 frames/s) would spread the burst over a minute.
+  natv = new NativeChat(gw, "flood", room, diag, ["--rate", "0"]);
   await natv.waitForLine(`* joined #${room}`, 10_000).catch(() => {});
   const q = new URLSearchParams({ nick: "watcher", room, transport });
   const page = await openPage(browser, `${gw.http}/?${q}`, "watcher", diag);

@@ -124,10 +124,11 @@ export async function startGateway(diag, { quic = "127.0.0.1:0", http = "127.0.0
 
 /** `garou chat` over raw QUIC, stdin piped; its stdout lines are kept. */
 export class NativeChat {
-  constructor(gw, nick, room, diag) {
+  // `extra`: more `garou chat` flags (e.g. ["--rate", "0"]).
+  constructor(gw, nick, room, diag, extra = []) {
     this.nick = nick;
     this.lines = [];
-    this.child = spawn(GAROU, ["chat", "--server", gw.quicAddr, "--cert-hash", gw.sha256, "--nick", nick, "--room", room], {
+    this.child = spawn(GAROU, ["chat", "--server", gw.quicAddr, "--cert-hash", gw.sha256, "--nick", nick, "--room", room, ...extra], {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1" },
       stdio: ["pipe", "pipe", "pipe"],
