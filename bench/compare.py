@@ -74,6 +74,16 @@ MOQ_LOAD = os.environ.get(
 )
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
+# A/B variants of the Garou server: GAROU_VARIANTS="old=/tmp/garou-old;ack1=:GAROU_X=1,GAROU_Y=2"
+# adds the peers garou-quic[old] and garou-quic[ack1] (name=server binary, empty for GAROU_BIN, then
+# optionally ':' and environment settings). Only the server differs: every load client is GAROU_BIN's.
+# Put them in PEERS, e.g. PEERS=garou-quic,garou-quic[old] SHAPES=paced,rooms.
+VARIANTS = {}
+for _v in filter(None, os.environ.get("GAROU_VARIANTS", "").split(";")):
+    _name, _, _rest = _v.partition("=")
+    _bin, _, _env = _rest.partition(":")
+    VARIANTS[f"garou-quic[{_name}]"] = (_bin or None, dict(kv.split("=", 1) for kv in filter(None, _env.split(","))))
+
 ALL_PEERS = ["garou-quic", "garou-quic-sync-normal", "garou-websocket", "socketio", "socketio-tls", "moq-relay",
              "nats", "ws"]
 # Below Linux's ephemeral range (32768-60999 by default): the load clients open thousands of
@@ -349,7 +359,9 @@ def peer_spec(name, tmp, rnd=0):
             return f"no garou binary at {GAROU}"
         q, h = PORT_BASE, PORT_BASE + 1
         data = tmp / f"{name}-data-{rnd}"  # a fresh store per run
-        srv = [GAROU, "serve", "--quic", f"127.0.0.1:{q}", "--http", f"127.0.0.1:{h}", "--data", str(data)]
+        server_bin, server_env = VARIANTS.get(name, (None, {}))
+        srv = [server_bin or GAROU, "serve", "--quic", f"127.0.0.1:{q}", "--http", f"127.0.0.1:{h}", "--data",
+               str(data)]
         transport = "websocket" if name == "garou-websocket" else "quic"
         target = f"127.0.0.1:{h}" if transport == "websocket" else f"127.0.0.1:{q}"
         # garou bench counts the publisher as a room member (it gets its own message back, as in a
@@ -366,7 +378,7 @@ def peer_spec(name, tmp, rnd=0):
             idle[-1:-1] = ["--transport", "websocket"]
         # The load comes from one address and publishes flat out: lift the per-IP connection
         # rate and the per-client command rate (abuse limits; the peers have none).
-        env = dict(one, RUST_LOG="warn", **GAROU_BENCH_LIMITS)
+        env = dict(one, RUST_LOG="warn", **GAROU_BENCH_LIMITS, **server_env)
         spec = {"server": srv, "port": q, "udp": True, "env": env, "fanout": fan, "idle_self": idle,
                 "rooms": rooms, "load_env": one}
         if name == "garou-quic-sync-normal":
@@ -660,8 +672,9 @@ def main():
     print(text)
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
-    (out / "latest.md").write_text(text)
-    (out / "latest.json").write_text(json.dumps(
+    name = os.environ.get("OUT", "latest")  # an A/B run keeps the latest table
+    (out / f"{name}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps(
         {"when": stamp, "machine": dict(mach, loadavg_at_end=loadavg_end),
          "shape": {"clients": CLIENTS, "size": SIZE, "duration_s": DURATION, "paced_rate": PACED_RATE,
                    "idle_connections": IDLE_CONN, "steady_window_s": STEADY_S, "rounds": ROUNDS,
