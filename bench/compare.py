@@ -218,6 +218,7 @@ def run_load(server, cmd, env=None):
     sampler = Sampler(getattr(server, "pids", None) or server.pid)
     sampler.start()
     t_start = time.time()
+    steal_start = steal_ms()
     p = subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     LIVE.append(p)
@@ -231,6 +232,7 @@ def run_load(server, cmd, env=None):
     finally:
         LIVE.remove(p)
     t_end = time.time()
+    steal_end = steal_ms()
     time.sleep(0.15)
     sampler.done.set()
     sampler.join()
@@ -254,7 +256,20 @@ def run_load(server, cmd, env=None):
     res["cpu_s_per_100k"] = rate / dps * 1e5 if rate is not None and dps > 0 else None
     res["server_cpu_s_whole_run"] = whole * (t_end - t_start) if whole is not None else None
     res["wall_s"] = t_end - t_start
+    # CPU time the hypervisor gave to someone else during the run, per CPU: the paced p99
+    # tail follows it (bench/README.md, issue 16).
+    res["steal_ms"] = [b - a for a, b in zip(steal_start, steal_end)]
     return res
+
+
+def steal_ms():
+    """Steal time of each CPU so far (ms), from /proc/stat ([] where unavailable)."""
+    try:
+        with open("/proc/stat") as f:
+            rows = [line.split() for line in f if line.startswith("cpu") and not line.startswith("cpu ")]
+        return [int(r[8]) * 1000 // TICK for r in rows]
+    except (OSError, IndexError, ValueError):
+        return []
 
 
 def run_idle(server, cmd, env=None):
