@@ -160,6 +160,20 @@ pub(crate) fn kind_from_i64(k: i64) -> RoomKind {
     }
 }
 
+pub(crate) fn sanction_to_i64(k: SanctionKind) -> i64 {
+    match k {
+        SanctionKind::Ban => 0,
+        SanctionKind::Mute => 1,
+    }
+}
+
+pub(crate) fn sanction_from_i64(k: i64) -> SanctionKind {
+    match k {
+        0 => SanctionKind::Ban,
+        _ => SanctionKind::Mute,
+    }
+}
+
 pub(crate) fn role_to_i64(r: Role) -> i64 {
     r as i64
 }

@@ -23,8 +23,6 @@ const POOL: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A pooled connection idle longer than this is pinged before it is used.
 const IDLE_PING: Duration = Duration::from_secs(1);
-/// Rows per multi-row INSERT (9 columns each: far below the 65535 bind parameters).
-const APPEND_ROWS: usize = 128;
 
 /// PostgreSQL behind [`Store`].
 pub struct PostgresStore {
@@ -104,82 +102,15 @@ fn is_append(op: &Op) -> bool {
     matches!(op, Op::Message { .. } | Op::Event { .. })
 }
 
-/// A run of consecutive Message / Event ops as multi-row INSERTs, plus one `last_offset`
-/// update per room (see the SQLite store's `append`, which this mirrors).
-async fn append(tx: &mut sqlx::Transaction<'_, Postgres>, ops: &[Op]) -> Result<()> {
-    let messages: Vec<&Op> = ops.iter().filter(|op| matches!(op, Op::Message { .. })).collect();
-    for chunk in messages.chunks(APPEND_ROWS) {
-        let mut q = sqlx::QueryBuilder::<Postgres>::new(
-            "INSERT INTO messages (id, room, room_offset, author, nick, ts_ms, text, client_id, attachment) ",
-        );
-        q.push_values(chunk, |mut row, op| {
-            if let Op::Message {
-                id,
-                room,
-                offset,
-                author,
-                nick,
-                ts_ms,
-                text,
-                client_id,
-                attachment,
-            } = op
-            {
-                row.push_bind(i(*id))
-                    .push_bind(room.as_str())
-                    .push_bind(i(*offset))
-                    .push_bind(i(*author))
-                    .push_bind(nick.as_str())
-                    .push_bind(i(*ts_ms))
-                    .push_bind(text.as_bytes())
-                    .push_bind(i(*client_id))
-                    .push_bind(attachment.as_deref());
-            }
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    let events: Vec<&Op> = ops.iter().filter(|op| matches!(op, Op::Event { .. })).collect();
-    let mut last: Vec<(&str, Offset)> = Vec::new();
-    for chunk in events.chunks(APPEND_ROWS) {
-        let mut q =
-            sqlx::QueryBuilder::<Postgres>::new("INSERT INTO events (room, room_offset, ts_ms, frame) ");
-        q.push_values(chunk, |mut row, op| {
-            if let Op::Event {
-                room,
-                offset,
-                ts_ms,
-                frame,
-            } = op
-            {
-                row.push_bind(room.as_str())
-                    .push_bind(i(*offset))
-                    .push_bind(i(*ts_ms))
-                    .push_bind(frame.as_ref());
-                match last.iter_mut().find(|(r, _)| *r == room.as_str()) {
-                    Some((_, o)) => *o = (*o).max(*offset),
-                    None => last.push((room.as_str(), *offset)),
-                }
-            }
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    for (room, offset) in last {
-        sqlx::query("UPDATE rooms SET last_offset = GREATEST(last_offset, $1) WHERE name = $2")
-            .bind(i(offset))
-            .bind(room)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-/// A batch of appends only (what chat traffic commits) as ONE statement: the rows travel as
-/// arrays, the three writes are data-modifying CTEs, and the lease check (when fenced) is a
-/// CTE the writes depend on, so a deposed hub writes nothing and learns it from the result.
-/// A single statement is its own transaction: one round trip instead of six (BEGIN, the
-/// lease check, two INSERTs, the offset update, COMMIT). The text is fixed, so it is
-/// prepared once per connection whatever the batch size.
-async fn append_only(pool: &PgPool, fence: Option<i64>, ops: &[Op]) -> Result<()> {
+/// Message and Event ops (what chat traffic commits) as ONE statement: the rows travel as
+/// arrays, the three writes (messages, events, each room's `last_offset`) are data-modifying
+/// CTEs, and the lease check (when `fence` is given) is a CTE the writes depend on, so a
+/// deposed hub writes nothing and learns it from the result. On the pool, a batch of appends
+/// only is its own transaction: one round trip instead of six (BEGIN, the lease check, two
+/// INSERTs, the offset update, COMMIT); inside a mixed batch's transaction (which checked
+/// the lease already) it is one statement of it. The text is fixed, so it is prepared once
+/// per connection whatever the batch size.
+async fn append<'e>(ex: impl sqlx::PgExecutor<'e>, fence: Option<i64>, ops: &[Op]) -> Result<()> {
     let mut m = MessageColumns::default();
     let (mut e_room, mut e_offset, mut e_ts, mut e_frame) = (vec![], vec![], vec![], vec![]);
     let mut last: Vec<(&str, i64)> = Vec::new();
@@ -221,7 +152,7 @@ async fn append_only(pool: &PgPool, fence: Option<i64>, ops: &[Op]) -> Result<()
                     None => last.push((room.as_str(), i(*offset))),
                 }
             }
-            _ => unreachable!("append_only is given appends only"),
+            _ => unreachable!("append is given appends only"),
         }
     }
     let (l_room, l_offset): (Vec<&str>, Vec<i64>) = last.into_iter().unzip();
@@ -242,7 +173,7 @@ async fn append_only(pool: &PgPool, fence: Option<i64>, ops: &[Op]) -> Result<()
         .bind(e_frame)
         .bind(l_room)
         .bind(l_offset)
-        .fetch_one(pool)
+        .fetch_one(ex)
         .await?;
     match (held, fence) {
         (false, Some(gen)) => Err(StoreError::Fenced(format!(
@@ -266,7 +197,7 @@ struct MessageColumns<'a> {
     attachment: Vec<Option<&'a str>>,
 }
 
-/// [`append_only`]'s statement. `$1` is the fencing generation (unused here); `lease` holds
+/// [`append`]'s statement. `$1` is the fencing generation (unused here); `lease` holds
 /// one row while the batch may be written.
 macro_rules! append_sql {
     ($lease:literal) => {
@@ -340,10 +271,7 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
             kind,
             until_ms,
         } => {
-            let k = match kind {
-                SanctionKind::Ban => 0i64,
-                SanctionKind::Mute => 1,
-            };
+            let k = sanction_to_i64(*kind);
             match until_ms {
                 Some(until) => sqlx::query(
                     "INSERT INTO sanctions (room, user_id, kind, until_ms) VALUES ($1, $2, $3, $4) \
@@ -377,7 +305,7 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
                 .bind(room)
                 .bind(i(*user))
         }
-        Op::Event { .. } | Op::Message { .. } => return append(tx, std::slice::from_ref(op)).await,
+        Op::Event { .. } | Op::Message { .. } => return append(&mut **tx, None, std::slice::from_ref(op)).await,
         Op::Edit { id, text } => sqlx::query("UPDATE messages SET text = $1, edited = TRUE WHERE id = $2")
             .bind(text.as_bytes())
             .bind(i(*id)),
@@ -418,7 +346,7 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, Postgres>, op: &Op) -> Result<
 impl Changes for PostgresStore {
     async fn apply(&self, ops: &[Op]) -> Result<()> {
         if ops.iter().all(is_append) {
-            return append_only(&self.pool, self.fence, ops).await;
+            return append(&self.pool, self.fence, ops).await;
         }
         let mut tx = self.pool.begin().await?;
         if let Some(gen) = self.fence {
@@ -435,7 +363,7 @@ impl Changes for PostgresStore {
         // Consecutive appends form one group; every other op is a group of its own.
         for group in ops.chunk_by(|a, b| is_append(a) && is_append(b)) {
             if is_append(&group[0]) {
-                append(&mut tx, group).await?;
+                append(&mut *tx, None, group).await?;
             } else {
                 apply_one(&mut tx, &group[0]).await?;
             }
@@ -682,11 +610,7 @@ impl Rooms for PostgresStore {
             .await?
         {
             if let Some(&n) = index.get(&row.get::<String, _>(0)) {
-                let kind = if row.get::<i64, _>(2) == 0 {
-                    SanctionKind::Ban
-                } else {
-                    SanctionKind::Mute
-                };
+                let kind = sanction_from_i64(row.get(2));
                 rooms[n].sanctions.push((u(row.get(1)), kind, u(row.get(3))));
             }
         }

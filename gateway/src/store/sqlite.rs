@@ -181,10 +181,7 @@ fn push_op<'a>(q: &mut Batch<'a>, op: &'a Op) {
             kind,
             until_ms,
         } => {
-            let k = match kind {
-                SanctionKind::Ban => 0i64,
-                SanctionKind::Mute => 1,
-            };
+            let k = sanction_to_i64(*kind);
             match until_ms {
                 Some(until) => q
                     .push("INSERT OR REPLACE INTO sanctions (room, user, kind, until_ms) VALUES (")
@@ -563,11 +560,7 @@ impl Rooms for SqliteStore {
         for row in sanctions {
             let room: String = row.get(0);
             if let Some(r) = rooms.iter_mut().find(|r| r.name == room) {
-                let kind = if row.get::<i64, _>(2) == 0 {
-                    SanctionKind::Ban
-                } else {
-                    SanctionKind::Mute
-                };
+                let kind = sanction_from_i64(row.get(2));
                 r.sanctions
                     .push((row.get::<i64, _>(1) as u64, kind, row.get::<i64, _>(3) as u64));
             }
