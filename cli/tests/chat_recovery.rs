@@ -205,14 +205,12 @@ fn a_gateway_back_with_another_certificate_fails_the_queued_lines_and_the_exit_c
     errors.wait_for("error: stopped for good");
     writeln!(input, "after the stop").unwrap();
     errors.wait_for("the client stopped");
-    assert!(
-        errors
-            .seen
-            .iter()
-            .any(|l| l.contains("error: message to #general not delivered: untrusted server certificate")),
-        "the queued line fails with the certificate error:\n{}",
-        errors.seen.join("\n")
-    );
+    // The queued line's failure and the refusal of the line typed after the stop come from
+    // two branches of the chat's loop: either may be printed first.
+    let queued_failed = "error: message to #general not delivered: untrusted server certificate";
+    if !errors.seen.iter().any(|l| l.contains(queued_failed)) {
+        errors.wait_for(queued_failed);
+    }
     drop(input);
     let status = wait_exit(&mut chat.0, Duration::from_secs(30));
     assert!(!status.success(), "lines were lost: the exit code says so");
